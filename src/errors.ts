@@ -1,0 +1,158 @@
+/**
+ * One error family. Every error the library raises is a `PolarEventBufferError` with a stable
+ * kebab-case `code`, a message that says what happened and what to do, and the original error as
+ * `cause` where there is one.
+ */
+
+/** Stable codes, one per error class (and a few sub-cases of TransportError). */
+export type ErrorCode =
+  | 'event-validation'
+  | 'queue-full'
+  | 'transport'
+  | 'storage'
+  | 'closed'
+  | 'no-indexeddb';
+
+export interface ValidationFailure {
+  /** Path of the failing value inside the tracked input, e.g. `["metadata", "tokens"]`. */
+  path: string[];
+  /** What is wrong and what is expected. */
+  message: string;
+}
+
+/** Base class of every error this library throws. */
+export class PolarEventBufferError extends Error {
+  readonly code: ErrorCode;
+  constructor(code: ErrorCode, message: string, options?: { cause?: unknown }) {
+    super(message, options?.cause === undefined ? undefined : { cause: options.cause });
+    this.name = 'PolarEventBufferError';
+    this.code = code;
+  }
+}
+
+/** `track()` input (or a dead letter being retried) does not pass validation. Nothing was written. */
+export class EventValidationError extends PolarEventBufferError {
+  readonly failures: ValidationFailure[];
+  constructor(failures: ValidationFailure[], options?: { cause?: unknown; index?: number }) {
+    const where = options?.index === undefined ? 'Event' : `Event at index ${options.index}`;
+    const list = failures
+      .slice(0, 5)
+      .map((f) => `${f.path.length > 0 ? f.path.join('.') : '(event)'}: ${f.message}`)
+      .join('; ');
+    const more = failures.length > 5 ? ` (and ${failures.length - 5} more)` : '';
+    super(
+      'event-validation',
+      `${where} was refused and nothing was stored: ${list}${more}. Fix the input and track it again.`,
+      options,
+    );
+    this.name = 'EventValidationError';
+    this.failures = failures;
+  }
+}
+
+/** The queue already holds `maxQueueSize` waiting events. Nothing was written. */
+export class QueueFullError extends PolarEventBufferError {
+  readonly maxQueueSize: number;
+  readonly waiting: number;
+  constructor(waiting: number, adding: number, maxQueueSize: number) {
+    super(
+      'queue-full',
+      `The queue holds ${waiting} waiting events and adding ${adding} would pass maxQueueSize (${maxQueueSize}); nothing was stored. ` +
+        'Flush (check that the transport reaches the server) or raise maxQueueSize.',
+    );
+    this.name = 'QueueFullError';
+    this.maxQueueSize = maxQueueSize;
+    this.waiting = waiting;
+  }
+}
+
+/** One entry of a 422 answer's `detail`. */
+export interface ValidationDetail {
+  type?: string;
+  msg: string;
+  loc: (string | number)[];
+  input?: unknown;
+}
+
+/** A request to the server failed: network error, timeout, or a non-2xx answer. */
+export class TransportError extends PolarEventBufferError {
+  /** HTTP status; 0 when no answer came (network error, timeout, aborted). */
+  readonly status: number;
+  /** How long the server asked us to wait, in ms (from `Retry-After`), when it said. */
+  readonly retryAfter: number | undefined;
+  /** The parsed `detail` of a 422 answer. */
+  readonly detail: ValidationDetail[] | undefined;
+  /** The server's clock (its `Date` header) when it answered. */
+  readonly serverDate: Date | undefined;
+  readonly url: string | undefined;
+  constructor(
+    message: string,
+    init: {
+      status: number;
+      retryAfter?: number | undefined;
+      detail?: ValidationDetail[] | undefined;
+      serverDate?: Date | undefined;
+      url?: string | undefined;
+      cause?: unknown;
+    },
+  ) {
+    super('transport', message, { cause: init.cause });
+    this.name = 'TransportError';
+    this.status = init.status;
+    this.retryAfter = init.retryAfter;
+    this.detail = init.detail;
+    this.serverDate = init.serverDate;
+    this.url = init.url;
+  }
+}
+
+/** IndexedDB failed (quota, a deleted database, a broken record...). */
+export class StorageError extends PolarEventBufferError {
+  readonly operation: string;
+  constructor(operation: string, message: string, options?: { cause?: unknown }) {
+    super('storage', `IndexedDB failed during ${operation}: ${message}`, options);
+    this.name = 'StorageError';
+    this.operation = operation;
+  }
+}
+
+/** The buffer was closed; create a new one to go on. */
+export class ClosedError extends PolarEventBufferError {
+  constructor(operation: string) {
+    super('closed', `Cannot ${operation}: this event buffer was closed. Create a new buffer with createEventBuffer().`);
+    this.name = 'ClosedError';
+  }
+}
+
+/** No IndexedDB in this environment and none given. */
+export class NoIndexedDBError extends PolarEventBufferError {
+  constructor() {
+    super(
+      'no-indexeddb',
+      'No IndexedDB is available here: pass one as the `indexedDB` option ' +
+        "(in Node, `import { indexedDB } from 'fake-indexeddb'`, or any IDBFactory).",
+    );
+    this.name = 'NoIndexedDBError';
+  }
+}
+
+const NAMES = new Set([
+  'PolarEventBufferError',
+  'EventValidationError',
+  'QueueFullError',
+  'TransportError',
+  'StorageError',
+  'ClosedError',
+  'NoIndexedDBError',
+]);
+
+/** True for any error of this family, also across realms (iframes, workers) where `instanceof` fails. */
+export function isPolarEventBufferError(error: unknown): error is PolarEventBufferError {
+  return (
+    error instanceof PolarEventBufferError ||
+    (typeof error === 'object' &&
+      error !== null &&
+      NAMES.has((error as { name?: unknown }).name as string) &&
+      typeof (error as { code?: unknown }).code === 'string')
+  );
+}
