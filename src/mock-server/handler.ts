@@ -1,0 +1,405 @@
+/**
+ * The mock server's HTTP handler: routing, auth, body limits, Polar's answers, the fault script,
+ * and the request log.
+ *
+ * @module
+ */
+import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http';
+import { STATUS_CODES } from 'node:http';
+import { isUuid, parseDatetime, validateIngestBody } from './rules.js';
+import type { ValidEvent, ValidationErrorItem } from './rules.js';
+import type { EventStore, ListFilters } from './state.js';
+
+/** Which requests a fault applies to. */
+export type FaultMatch = 'ingest' | 'list' | 'any';
+
+/**
+ * One step of the fault script. Faults are consumed in order: each request takes the first
+ * fault in the script whose `match` fits it, and that fault's `times` counts down by one.
+ */
+export interface Fault {
+  /** `'ingest'` = `POST /v1/events/ingest` (default), `'list'` = `GET /v1/events/`, `'any'` = every request. */
+  match?: FaultMatch;
+  /** How many matching requests this fault applies to (default 1). */
+  times?: number;
+  /** Answer with this status instead of the normal answer (503 when only `retryAfter` is given). */
+  status?: number;
+  /** `Retry-After` header: seconds, or an HTTP date string. */
+  retryAfter?: number | string;
+  /** Body to send instead of the default `{"detail": "<reason>"}`; a string is sent raw. */
+  body?: unknown;
+  /** Extra response headers (e.g. `{"Content-Type": "text/html"}`). */
+  headers?: Record<string, string>;
+  /** Destroy the socket without answering. */
+  drop?: boolean;
+  /**
+   * Wait this long first. If the client went away meanwhile, the request is abandoned
+   * unprocessed (unless `afterProcessing`, which processes before waiting).
+   */
+  delayMs?: number;
+  /**
+   * Process the request normally first (store the events), then drop the connection (`drop`),
+   * or answer with `status`/`body` instead of the real answer: the client never learns they landed.
+   */
+  afterProcessing?: boolean;
+}
+
+/** Kind of a recorded request. */
+export type RequestKind = 'ingest' | 'list' | 'get' | 'other';
+
+/** One request the mock server received. */
+export interface RecordedRequest {
+  /** Sequence number, from 0. */
+  seq: number;
+  kind: RequestKind;
+  method: string;
+  /** Path without the query string. */
+  path: string;
+  /** Query parameters; repeated ones become arrays. */
+  query: Record<string, string | string[]>;
+  headers: IncomingHttpHeaders;
+  /** Parsed JSON body, the raw string when it is not JSON, `undefined` when empty or too large. */
+  body: unknown;
+  /** Status answered, or `null` when the connection was dropped or the client went away. */
+  status: number | null;
+  /** When the request arrived (real time). */
+  at: Date;
+  /** The fault applied to it, if any. */
+  fault?: Fault;
+  /** For answered ingests: what was counted. */
+  result?: { inserted: number; duplicates: number };
+}
+
+/** Mutable settings and state shared by the handler and the server object. */
+export interface MockRuntime {
+  store: EventStore;
+  token: string | undefined;
+  maxBodyBytes: number;
+  latencyMs: number;
+  clockOffsetMs: number;
+  online: boolean;
+  faults: Fault[];
+  requests: RecordedRequest[];
+  requestSeq: number;
+  /** Called after each request is finished (answered, dropped or abandoned). */
+  onRequestDone: (r: RecordedRequest) => void;
+  /** Sleeps that `close()` can cut short. */
+  sleep: (ms: number) => Promise<void>;
+}
+
+/** The server clock in milliseconds. */
+export function serverNow(rt: MockRuntime): number {
+  return Date.now() + rt.clockOffsetMs;
+}
+
+function kindOf(method: string, path: string): RequestKind {
+  if (path === '/v1/events/ingest' || path === '/v1/events/ingest/') return method === 'POST' ? 'ingest' : 'other';
+  if (path === '/v1/events/' || path === '/v1/events') return method === 'GET' ? 'list' : 'other';
+  if (/^\/v1\/events\/[^/]+\/?$/.test(path)) return method === 'GET' ? 'get' : 'other';
+  return 'other';
+}
+
+function allowedMethods(path: string): string | null {
+  if (path === '/v1/events/ingest' || path === '/v1/events/ingest/') return 'POST';
+  if (path === '/v1/events/' || path === '/v1/events') return 'GET';
+  if (/^\/v1\/events\/[^/]+\/?$/.test(path)) return 'GET';
+  return null;
+}
+
+function takeFault(rt: MockRuntime, kind: RequestKind): Fault | undefined {
+  const i = rt.faults.findIndex((f) => {
+    const m = f.match ?? 'ingest';
+    return m === 'any' || m === kind;
+  });
+  if (i < 0) return undefined;
+  const fault = rt.faults[i]!;
+  const left = (fault.times ?? 1) - 1;
+  if (left <= 0) rt.faults.splice(i, 1);
+  else rt.faults[i] = { ...fault, times: left };
+  return fault;
+}
+
+interface Answer {
+  status: number;
+  body: unknown;
+  headers?: Record<string, string>;
+}
+
+function detail(status: number, text?: string): Answer {
+  return { status, body: { detail: text ?? STATUS_CODES[status] ?? 'Error' } };
+}
+
+function send(rt: MockRuntime, res: ServerResponse, answer: Answer): void {
+  if (res.destroyed || res.writableEnded) return;
+  const payload = typeof answer.body === 'string' ? answer.body : JSON.stringify(answer.body ?? null);
+  const headers: Record<string, string> = {
+    Date: new Date(serverNow(rt)).toUTCString(),
+    'Content-Type': 'application/json',
+    'Content-Length': String(Buffer.byteLength(payload)),
+  };
+  for (const [k, v] of Object.entries(answer.headers ?? {})) {
+    const existing = Object.keys(headers).find((h) => h.toLowerCase() === k.toLowerCase());
+    if (existing) delete headers[existing];
+    headers[k] = v;
+  }
+  res.writeHead(answer.status, headers);
+  res.end(payload);
+}
+
+function readBody(req: IncomingMessage, max: number): Promise<{ raw: string; tooLarge: boolean } | null> {
+  return new Promise((resolve) => {
+    const declared = Number(req.headers['content-length']);
+    let tooLarge = Number.isFinite(declared) && declared > max;
+    const chunks: Buffer[] = [];
+    let size = 0;
+    req.on('data', (chunk: Buffer) => {
+      size += chunk.length;
+      if (size > max) tooLarge = true;
+      if (!tooLarge) chunks.push(chunk);
+    });
+    req.on('end', () => resolve({ raw: tooLarge ? '' : Buffer.concat(chunks).toString('utf8'), tooLarge }));
+    req.on('error', () => resolve(null));
+    req.on('aborted', () => resolve(null));
+  });
+}
+
+function parseQuery(url: URL): Record<string, string | string[]> {
+  const q: Record<string, string | string[]> = {};
+  for (const [k, v] of url.searchParams) {
+    const prev = q[k];
+    if (prev === undefined) q[k] = v;
+    else if (Array.isArray(prev)) prev.push(v);
+    else q[k] = [prev, v];
+  }
+  return q;
+}
+
+function sortErrors(errors: ValidationErrorItem[]): ValidationErrorItem[] {
+  const idx = (e: ValidationErrorItem): number => (typeof e.loc[2] === 'number' ? e.loc[2] : -1);
+  return errors
+    .map((e, i) => ({ e, i }))
+    .sort((a, b) => idx(a.e) - idx(b.e) || a.i - b.i)
+    .map((x) => x.e);
+}
+
+function ingest(rt: MockRuntime, parsed: unknown, record: RecordedRequest): Answer {
+  const nowMicros = serverNow(rt) * 1000;
+  const check = validateIngestBody(parsed, nowMicros);
+  if (!check.ok) return { status: 422, body: { detail: check.errors } };
+  const errors: ValidationErrorItem[] = [];
+  const valid: ValidEvent[] = [];
+  for (const c of check.events) {
+    if (c.ok) valid.push(c.event);
+    else errors.push(...c.errors);
+  }
+  const batch = (parsed as { events: unknown[] }).events;
+  errors.push(...rt.store.checkParents(batch, valid));
+  if (errors.length > 0) return { status: 422, body: { detail: sortErrors(errors) } };
+  const outcome = rt.store.commit(valid, nowMicros);
+  if (outcome.kind === 'server-error') return detail(500, 'Internal Server Error');
+  record.result = { inserted: outcome.inserted, duplicates: outcome.duplicates };
+  return { status: 200, body: { inserted: outcome.inserted, duplicates: outcome.duplicates } };
+}
+
+function list(rt: MockRuntime, query: Record<string, string | string[]>): Answer {
+  const errors: ValidationErrorItem[] = [];
+  const all = (k: string): string[] | undefined => {
+    const v = query[k];
+    return v === undefined ? undefined : Array.isArray(v) ? v : [v];
+  };
+  const one = (k: string): string | undefined => all(k)?.[0];
+  const positiveInt = (k: string, dflt: number): number => {
+    const v = one(k);
+    if (v === undefined) return dflt;
+    if (!/^\s*[+-]?\d+\s*$/.test(v)) {
+      errors.push({ type: 'int_parsing', loc: ['query', k], msg: 'Input should be a valid integer, unable to parse string as an integer', input: v });
+      return dflt;
+    }
+    const n = Number(v);
+    if (n <= 0) {
+      errors.push({ type: 'greater_than', loc: ['query', k], msg: 'Input should be greater than 0', input: v, ctx: { gt: 0 } });
+      return dflt;
+    }
+    return n;
+  };
+  const time = (k: string): number | undefined => {
+    const v = one(k);
+    if (v === undefined) return undefined;
+    const p = parseDatetime(v);
+    if (!p.ok) {
+      errors.push({ type: p.type, loc: ['query', k], msg: p.msg, input: v });
+      return undefined;
+    }
+    return p.micros;
+  };
+
+  const filters: ListFilters = {
+    ascending: false,
+    page: positiveInt('page', 1),
+    limit: Math.min(100, positiveInt('limit', 10)),
+  };
+  const customerIds = all('customer_id');
+  if (customerIds) {
+    customerIds.forEach((c) => {
+      if (!isUuid(c)) errors.push({ type: 'uuid_parsing', loc: ['query', 'customer_id'], msg: 'Input should be a valid UUID', input: c });
+    });
+    filters.customerIds = customerIds.map((c) => c.toLowerCase());
+  }
+  const ext = all('external_customer_id');
+  if (ext) filters.externalCustomerIds = ext;
+  const names = all('name');
+  if (names) filters.names = names;
+  const sources = all('source');
+  if (sources) filters.sources = sources;
+  const parent = one('parent_id');
+  if (parent !== undefined) filters.parentId = parent.toLowerCase();
+  const start = time('start_timestamp');
+  if (start !== undefined) filters.startMicros = start;
+  const end = time('end_timestamp');
+  if (end !== undefined) filters.endMicros = end;
+  const sorting = all('sorting');
+  if (sorting) {
+    for (const s of sorting) {
+      if (s !== 'timestamp' && s !== '-timestamp') {
+        errors.push({
+          type: 'enum',
+          loc: ['query', 'sorting'],
+          msg: "Input should be 'timestamp' or '-timestamp'",
+          input: s,
+          ctx: { expected: "'timestamp' or '-timestamp'" },
+        });
+      }
+    }
+    filters.ascending = sorting[0] === 'timestamp';
+  }
+  if (errors.length > 0) return { status: 422, body: { detail: errors } };
+  const { items, total, maxPage } = rt.store.list(filters);
+  return { status: 200, body: { items, pagination: { total_count: total, max_page: maxPage } } };
+}
+
+function route(rt: MockRuntime, req: IncomingMessage, path: string, record: RecordedRequest, raw: string, tooLarge: boolean): Answer {
+  const method = req.method ?? 'GET';
+  if (tooLarge) return detail(413, 'Request Entity Too Large');
+  const allowed = allowedMethods(path);
+  if (allowed === null) return detail(404, 'Not Found');
+  if (allowed !== method) return { ...detail(405, 'Method Not Allowed'), headers: { Allow: allowed } };
+  if (rt.token !== undefined) {
+    const auth = req.headers.authorization;
+    if (auth === undefined || !/^bearer\s+/i.test(auth)) {
+      return { ...detail(401, 'Not authenticated'), headers: { 'WWW-Authenticate': 'Bearer' } };
+    }
+    if (auth.replace(/^bearer\s+/i, '').trim() !== rt.token) {
+      return { ...detail(401, 'Invalid or expired token'), headers: { 'WWW-Authenticate': 'Bearer error="invalid_token"' } };
+    }
+  }
+  if (record.kind === 'ingest') {
+    if (raw.trim() === '') {
+      return { status: 422, body: { detail: [{ type: 'missing', loc: ['body'], msg: 'Field required', input: null }] } };
+    }
+    if (typeof record.body === 'string') {
+      let error = 'JSON decode error';
+      try {
+        JSON.parse(raw);
+      } catch (e) {
+        error = (e as Error).message;
+      }
+      return { status: 422, body: { detail: [{ type: 'json_invalid', loc: ['body'], msg: 'JSON decode error', input: {}, ctx: { error } }] } };
+    }
+    return ingest(rt, record.body, record);
+  }
+  if (record.kind === 'list') return list(rt, record.query);
+  // GET /v1/events/{id}
+  const id = path.replace(/^\/v1\/events\//, '').replace(/\/$/, '');
+  if (!isUuid(id)) {
+    return { status: 422, body: { detail: [{ type: 'uuid_parsing', loc: ['path', 'id'], msg: 'Input should be a valid UUID', input: id }] } };
+  }
+  const e = rt.store.getById(id);
+  return e ? { status: 200, body: rt.store.serialise(e) } : detail(404, 'Not Found');
+}
+
+/** Builds the request listener for a mock server. */
+export function createHandler(rt: MockRuntime): (req: IncomingMessage, res: ServerResponse) => void {
+  return (req, res) => {
+    void handle(rt, req, res).catch((error: unknown) => {
+      // A bug in the mock must not hang the client.
+      send(rt, res, detail(500, `Mock server error: ${(error as Error)?.message ?? String(error)}`));
+    });
+  };
+}
+
+async function handle(rt: MockRuntime, req: IncomingMessage, res: ServerResponse): Promise<void> {
+  if (!rt.online) {
+    req.socket.destroy();
+    return;
+  }
+  const url = new URL(req.url ?? '/', 'http://127.0.0.1');
+  const method = req.method ?? 'GET';
+  const path = url.pathname;
+  const record: RecordedRequest = {
+    seq: rt.requestSeq++,
+    kind: kindOf(method, path),
+    method,
+    path,
+    query: parseQuery(url),
+    headers: req.headers,
+    body: undefined,
+    status: null,
+    at: new Date(),
+  };
+  rt.requests.push(record);
+  const finish = (status: number | null): void => {
+    record.status = status;
+    rt.onRequestDone(record);
+  };
+  let clientGone = false;
+  res.on('close', () => {
+    if (!res.writableFinished) clientGone = true;
+  });
+
+  const body = await readBody(req, rt.maxBodyBytes);
+  if (body === null) return finish(null);
+  if (!body.tooLarge && body.raw.length > 0) {
+    try {
+      record.body = JSON.parse(body.raw);
+    } catch {
+      record.body = body.raw;
+    }
+  }
+  const abandon = (): void => {
+    req.socket.destroy();
+    finish(null);
+  };
+
+  const fault = takeFault(rt, record.kind);
+  if (fault) record.fault = fault;
+  const gone = (): boolean => clientGone || req.socket.destroyed || !rt.online;
+
+  if (fault?.afterProcessing) {
+    const real = route(rt, req, path, record, body.raw, body.tooLarge);
+    if (fault.delayMs) await rt.sleep(fault.delayMs);
+    if (rt.latencyMs) await rt.sleep(rt.latencyMs);
+    if (fault.drop || gone()) return abandon();
+    const answer = fault.status !== undefined || fault.retryAfter !== undefined ? faultAnswer(fault) : real;
+    send(rt, res, answer);
+    return finish(answer.status);
+  }
+
+  if (fault?.delayMs) await rt.sleep(fault.delayMs);
+  if (rt.latencyMs) await rt.sleep(rt.latencyMs);
+  if (gone()) return abandon();
+  if (fault?.drop) return abandon();
+  const answer =
+    fault && (fault.status !== undefined || fault.retryAfter !== undefined)
+      ? faultAnswer(fault)
+      : route(rt, req, path, record, body.raw, body.tooLarge);
+  send(rt, res, answer);
+  return finish(answer.status);
+}
+
+function faultAnswer(fault: Fault): Answer {
+  const status = fault.status ?? 503;
+  const headers: Record<string, string> = {};
+  if (fault.retryAfter !== undefined) headers['Retry-After'] = String(fault.retryAfter);
+  Object.assign(headers, fault.headers ?? {});
+  return { status, body: fault.body !== undefined ? fault.body : { detail: STATUS_CODES[status] ?? 'Error' }, headers };
+}

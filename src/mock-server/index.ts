@@ -1,0 +1,286 @@
+/**
+ * `polar-event-buffer/mock-server`: a scriptable in-process imitation of Polar's events API, for
+ * demos, the library's own tests and users' integration tests. Node only.
+ *
+ * ```ts
+ * import { startMockPolar } from 'polar-event-buffer/mock-server';
+ * const polar = await startMockPolar({ token: 'polar_oat_test' });
+ * polar.addFaults({ status: 503, retryAfter: 1 }, { drop: true, afterProcessing: true });
+ * // ... point httpTransport({ baseUrl: polar.url }) at it ...
+ * await polar.close();
+ * ```
+ *
+ * @module
+ */
+import { createServer } from 'node:http';
+import type { Socket } from 'node:net';
+import { createHandler, serverNow } from './handler.js';
+import type { Fault, MockRuntime, RecordedRequest } from './handler.js';
+import { EventStore } from './state.js';
+import type { MockCustomerInput, SeedEvent, WireCustomer, WireEvent } from './state.js';
+
+export type { Fault, FaultMatch, RecordedRequest, RequestKind } from './handler.js';
+export type { MockCustomerInput, SeedEvent, WireCustomer, WireEvent } from './state.js';
+export type { ValidationErrorItem } from './rules.js';
+
+/** The organization id stored events carry when `organizationId` is not given. */
+export const DEFAULT_ORGANIZATION_ID = '1d3a5c6e-0b7f-4a2e-9c41-5e8f7a6b9d20';
+
+/** Options of {@link startMockPolar}. */
+export interface MockPolarOptions {
+  /** Port to listen on; default 0 = an ephemeral port. The server always binds 127.0.0.1. */
+  port?: number;
+  /** When set, every request needs `Authorization: Bearer <token>`, else 401 `{"detail": ...}`. */
+  token?: string;
+  /** Organization id of stored events; default {@link DEFAULT_ORGANIZATION_ID}. */
+  organizationId?: string;
+  /** Initial fault script (see {@link Fault}). */
+  faults?: Fault[];
+  /**
+   * The server clock is `Date.now() + clockOffsetMs`: it drives the `Date` header, the
+   * "timestamp must be in the past" rule and the timestamp of events sent without one.
+   */
+  clockOffsetMs?: number;
+  /** Known customers, for `customer_id` / `external_customer_id` resolution and the `customer` field. */
+  customers?: MockCustomerInput[];
+  /** Largest accepted request body in bytes, default 1 000 000; larger bodies get 413. */
+  maxBodyBytes?: number;
+  /** Delay every answer by this many milliseconds. */
+  latencyMs?: number;
+}
+
+/** A stored event with the `external_id` it was ingested with (which Polar never returns). */
+export interface StoredEventView {
+  /** The event as `GET /v1/events/` returns it. */
+  event: WireEvent;
+  /** Its idempotency key, or `null`. */
+  externalId: string | null;
+}
+
+/** A running mock Polar server. */
+export interface MockPolarServer {
+  /** `http://127.0.0.1:<port>`, usable as `httpTransport`'s `baseUrl`. */
+  readonly url: string;
+  /** The port it listens on. */
+  readonly port: number;
+  /** Organization id of stored events. */
+  readonly organizationId: string;
+  /** Stops the server, destroying open connections and cutting pending delays short. Idempotent. */
+  close(): Promise<void>;
+
+  /** Stored events in insertion order, serialised like list items (a fresh snapshot on every read). */
+  readonly events: readonly WireEvent[];
+  /** Stored events with their external_id, in insertion order. */
+  stored(): StoredEventView[];
+  /** The external_id of each stored event, parallel to {@link MockPolarServer.events}. */
+  storedExternalIds(): (string | null)[];
+  /** How many stored events carry each external_id (always at most 1: proves there are no duplicates). */
+  countByExternalId(): Map<string, number>;
+  /**
+   * Seeds events directly, bypassing validation (e.g. with chosen timestamps, for reconcile tests).
+   * Returns them as list items.
+   */
+  addEvents(events: SeedEvent[]): WireEvent[];
+  /** Stores a SystemEvent (`source` forced to `"system"`, name like `customer.created`) that shows up in lists. */
+  addSystemEvent(event: SeedEvent): WireEvent;
+  /** Registers customers (missing fields get defaults); returns them in wire shape. */
+  addCustomers(...customers: MockCustomerInput[]): WireCustomer[];
+  /** Known customers. */
+  readonly customers: readonly WireCustomer[];
+
+  /** Every request received, in arrival order (live array; do not mutate). */
+  readonly requests: readonly RecordedRequest[];
+  /** The recorded `POST /v1/events/ingest` requests. */
+  ingestRequests(): RecordedRequest[];
+  /**
+   * Resolves with the next request (received after this call) that satisfies `predicate`, once it
+   * is finished (answered, dropped or abandoned). Rejects after `timeoutMs` (default 10 000).
+   */
+  nextRequest(predicate?: (r: RecordedRequest) => boolean, timeoutMs?: number): Promise<RecordedRequest>;
+
+  /** Appends faults to the script. */
+  addFaults(...faults: Fault[]): void;
+  /** Empties the fault script. */
+  clearFaults(): void;
+  /** The faults not consumed yet (with `times` counted down). */
+  readonly pendingFaults: readonly Fault[];
+
+  /** Sets the server clock to `Date.now() + ms`. */
+  setClockOffset(ms: number): void;
+  /** The server clock now. */
+  now(): Date;
+  /** Sets the delay applied to every answer. */
+  setLatency(ms: number): void;
+  /** Offline: every connection (new or open) is destroyed without an answer. */
+  setOnline(online: boolean): void;
+  /** Whether the server answers. */
+  readonly online: boolean;
+  /** Connections destroyed because the server was offline. */
+  readonly rejectedConnections: number;
+  /** Forgets stored events, recorded requests and faults (customers, clock, latency and online state stay). */
+  reset(): void;
+}
+
+/**
+ * Starts a mock Polar events API on 127.0.0.1.
+ *
+ * Routes: `POST /v1/events/ingest`, `GET /v1/events/` (also without the trailing slash) and
+ * `GET /v1/events/{id}`; everything else is 404 (or 405 for a wrong method). Every answer is JSON
+ * and carries a `Date` header from the server clock.
+ */
+export async function startMockPolar(options: MockPolarOptions = {}): Promise<MockPolarServer> {
+  const organizationId = options.organizationId ?? DEFAULT_ORGANIZATION_ID;
+  const timers = new Map<NodeJS.Timeout, () => void>();
+  const waiters = new Set<(r: RecordedRequest) => void>();
+  const rt: MockRuntime = {
+    store: undefined as unknown as EventStore,
+    token: options.token,
+    maxBodyBytes: options.maxBodyBytes ?? 1_000_000,
+    latencyMs: options.latencyMs ?? 0,
+    clockOffsetMs: options.clockOffsetMs ?? 0,
+    online: true,
+    faults: [...(options.faults ?? [])],
+    requests: [],
+    requestSeq: 0,
+    onRequestDone: (r) => {
+      for (const w of [...waiters]) w(r);
+    },
+    sleep: (ms) =>
+      new Promise<void>((resolve) => {
+        const t = setTimeout(() => {
+          timers.delete(t);
+          resolve();
+        }, ms);
+        timers.set(t, resolve);
+      }),
+  };
+  const store = new EventStore(organizationId, () => serverNow(rt));
+  rt.store = store;
+  for (const c of options.customers ?? []) store.addCustomer(c);
+
+  const sockets = new Set<Socket>();
+  let rejectedConnections = 0;
+  const server = createServer(createHandler(rt));
+  server.on('connection', (socket: Socket) => {
+    if (!rt.online) {
+      rejectedConnections++;
+      socket.destroy();
+      return;
+    }
+    sockets.add(socket);
+    socket.on('close', () => sockets.delete(socket));
+  });
+
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(options.port ?? 0, '127.0.0.1', () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  const address = server.address();
+  if (address === null || typeof address === 'string') throw new Error('mock-server: unexpected server address');
+  const port = address.port;
+
+  let closing: Promise<void> | undefined;
+
+  const api: MockPolarServer = {
+    url: `http://127.0.0.1:${port}`,
+    port,
+    organizationId,
+    close() {
+      closing ??= new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        for (const [t, wake] of timers) {
+          clearTimeout(t);
+          wake();
+        }
+        timers.clear();
+        for (const s of sockets) s.destroy();
+        server.closeAllConnections();
+      });
+      return closing;
+    },
+    get events() {
+      return store.records.map((r) => store.serialise(r));
+    },
+    stored() {
+      return store.records.map((r) => ({ event: store.serialise(r), externalId: r.externalId }));
+    },
+    storedExternalIds() {
+      return store.records.map((r) => r.externalId);
+    },
+    countByExternalId() {
+      return store.countByExternalId();
+    },
+    addEvents(events) {
+      return store.seed(events).map((r) => store.serialise(r));
+    },
+    addSystemEvent(event) {
+      return store.serialise(store.seed([{ ...event, source: 'system' }])[0]!);
+    },
+    addCustomers(...customers) {
+      return customers.map((c) => store.addCustomer(c));
+    },
+    get customers() {
+      return store.customers();
+    },
+    get requests() {
+      return rt.requests;
+    },
+    ingestRequests() {
+      return rt.requests.filter((r) => r.kind === 'ingest');
+    },
+    nextRequest(predicate, timeoutMs = 10_000) {
+      return new Promise<RecordedRequest>((resolve, reject) => {
+        const waiter = (r: RecordedRequest): void => {
+          if (predicate && !predicate(r)) return;
+          waiters.delete(waiter);
+          clearTimeout(timer);
+          resolve(r);
+        };
+        const timer = setTimeout(() => {
+          waiters.delete(waiter);
+          reject(new Error(`mock-server: no matching request within ${timeoutMs} ms`));
+        }, timeoutMs);
+        waiters.add(waiter);
+      });
+    },
+    addFaults(...faults) {
+      rt.faults.push(...faults);
+    },
+    clearFaults() {
+      rt.faults.length = 0;
+    },
+    get pendingFaults() {
+      return rt.faults;
+    },
+    setClockOffset(ms) {
+      rt.clockOffsetMs = ms;
+    },
+    now() {
+      return new Date(serverNow(rt));
+    },
+    setLatency(ms) {
+      rt.latencyMs = ms;
+    },
+    setOnline(online) {
+      rt.online = online;
+      if (!online) {
+        for (const s of sockets) s.destroy();
+      }
+    },
+    get online() {
+      return rt.online;
+    },
+    get rejectedConnections() {
+      return rejectedConnections;
+    },
+    reset() {
+      store.clearEvents();
+      rt.requests.length = 0;
+      rt.faults.length = 0;
+    },
+  };
+  return api;
+}

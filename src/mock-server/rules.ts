@@ -1,0 +1,403 @@
+/**
+ * Polar's server-side validation rules for `POST /v1/events/ingest`, re-implemented independently
+ * of the client's validation so that the two can check each other.
+ *
+ * The shapes of the error items follow FastAPI / pydantic v2: `{ type, loc, msg, input, ctx? }`.
+ * An `EventCreate` is the union `EventCreateCustomer | EventCreateExternalCustomer`; as in pydantic's
+ * "smart" union mode an event is valid when either member accepts it (the customer member wins
+ * when both do, which is how Polar silently keeps `customer_id` when both references come), and
+ * when neither does, the errors of both members are reported, each under
+ * `["body", "events", <index>, <member name>, <field>, ...]`.
+ *
+ * @module
+ */
+
+/** One entry of a 422 answer's `detail` array (FastAPI / pydantic v2 shape). */
+export interface ValidationErrorItem {
+  /** Machine-readable error type, e.g. `"missing"`, `"string_type"`, `"value_error"`. */
+  type: string;
+  /** Where the bad value is, e.g. `["body", "events", 3, "EventCreateExternalCustomer", "metadata", "note"]`. */
+  loc: (string | number)[];
+  /** Human-readable message. */
+  msg: string;
+  /** The offending input (for `missing`, the object the field is missing from). */
+  input: unknown;
+  /** Extra context, e.g. `{ max_length: 500 }`. */
+  ctx?: Record<string, unknown>;
+}
+
+/** An event that passed the schema, normalised; what the store works with. */
+export interface ValidEvent {
+  /** Position of the event in the batch. */
+  index: number;
+  name: string;
+  /** Microseconds since the epoch, or `null` for "server now". */
+  timestampMicros: number | null;
+  customerId: string | null;
+  externalCustomerId: string | null;
+  externalId: string | null;
+  parentId: string | null;
+  /** Normalised metadata (`_cost.amount` as a decimal string). */
+  metadata: Record<string, unknown>;
+}
+
+/** Result of validating one event against the union. */
+export type EventCheck =
+  | { index: number; ok: true; event: ValidEvent }
+  | { index: number; ok: false; errors: ValidationErrorItem[] };
+
+/** Result of validating a whole ingest body. */
+export type BodyCheck =
+  | { ok: true; events: EventCheck[] }
+  | { ok: false; errors: ValidationErrorItem[] };
+
+/** The two members of Polar's `EventCreate` union, in pydantic's order. */
+export const UNION_MEMBERS = ['EventCreateCustomer', 'EventCreateExternalCustomer'] as const;
+
+/** Longest event name Polar's database column holds; longer names make the server answer 500. */
+export const MAX_NAME_LENGTH = 128;
+/** Longest metadata string value, in characters (code points). */
+export const MAX_METADATA_STRING = 500;
+
+const UUID_RE = /^(?:urn:uuid:)?[0-9a-f]{8}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{12}$/i;
+
+/** Whether `value` is a UUID string (any version, as Python's `uuid.UUID` parses it). */
+export function isUuid(value: unknown): value is string {
+  return typeof value === 'string' && UUID_RE.test(value);
+}
+
+/** Python-style length of a string: code points, not UTF-16 units. */
+export function charLength(value: string): number {
+  let n = 0;
+  for (const _ of value) n++;
+  return n;
+}
+
+function isPlainObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+const ISO_RE =
+  /^(\d{4})-(\d{2})-(\d{2})(?:[Tt ](\d{2}):(\d{2})(?::(\d{2})(?:[.,](\d+))?)?(?:([Zz])|([+-])(\d{2}):?(\d{2})(?::?(\d{2}))?)?)?$/;
+
+/** Outcome of parsing a datetime the way pydantic does. */
+export type ParsedDatetime =
+  | { ok: true; micros: number; aware: boolean }
+  | { ok: false; type: string; msg: string };
+
+/**
+ * Parses an ISO 8601 datetime (or a unix timestamp number, seconds or milliseconds) into
+ * microseconds since the epoch, keeping sub-millisecond precision. A string without an offset is
+ * read as UTC and reported as not `aware`.
+ */
+export function parseDatetime(value: unknown): ParsedDatetime {
+  if (typeof value === 'number') {
+    if (!Number.isFinite(value)) return { ok: false, type: 'datetime_parsing', msg: 'Input should be a finite number' };
+    // pydantic: values above 2e10 are milliseconds, else seconds.
+    const ms = Math.abs(value) > 2e10 ? value : value * 1000;
+    return { ok: true, micros: Math.round(ms * 1000), aware: true };
+  }
+  if (typeof value !== 'string') {
+    return { ok: false, type: 'datetime_type', msg: 'Input should be a valid datetime' };
+  }
+  const m = ISO_RE.exec(value.trim());
+  if (!m) {
+    return {
+      ok: false,
+      type: 'datetime_from_date_parsing',
+      msg: 'Input should be a valid datetime or date, invalid character in year',
+    };
+  }
+  const [, y, mo, d, h = '00', mi = '00', s = '00', frac = '', z, sign, oh, om, os] = m;
+  const year = Number(y);
+  const month = Number(mo);
+  const day = Number(d);
+  const hour = Number(h);
+  const minute = Number(mi);
+  const second = Number(s);
+  const base = Date.UTC(year, month - 1, day, hour, minute, second);
+  const check = new Date(base);
+  if (
+    check.getUTCFullYear() !== year ||
+    check.getUTCMonth() !== month - 1 ||
+    check.getUTCDate() !== day ||
+    hour > 23 ||
+    minute > 59 ||
+    second > 59
+  ) {
+    return { ok: false, type: 'datetime_from_date_parsing', msg: 'Input should be a valid datetime, day value is outside expected range' };
+  }
+  // More than 6 fraction digits are truncated to microseconds.
+  const micros = Number((frac + '000000').slice(0, 6));
+  let offsetSeconds = 0;
+  let aware = false;
+  if (z !== undefined) {
+    aware = true;
+  } else if (sign !== undefined) {
+    aware = true;
+    const oH = Number(oh);
+    const oM = Number(om);
+    const oS = os === undefined ? 0 : Number(os);
+    if (oH > 23 || oM > 59 || oS > 59) {
+      return { ok: false, type: 'datetime_parsing', msg: 'Input should be a valid datetime, timezone offset out of range' };
+    }
+    offsetSeconds = (sign === '-' ? -1 : 1) * (oH * 3600 + oM * 60 + oS);
+  }
+  return { ok: true, micros: (base / 1000 - offsetSeconds) * 1_000_000 + micros, aware };
+}
+
+type RelError = Omit<ValidationErrorItem, 'loc'> & { rel: (string | number)[] };
+
+function missing(field: string, container: unknown): RelError {
+  return { rel: [field], type: 'missing', msg: 'Field required', input: container };
+}
+
+function err(rel: (string | number)[], type: string, msg: string, input: unknown, ctx?: Record<string, unknown>): RelError {
+  return ctx === undefined ? { rel, type, msg, input } : { rel, type, msg, input, ctx };
+}
+
+function checkOptionalString(raw: Record<string, unknown>, field: string, out: RelError[]): string | null {
+  const v = raw[field];
+  if (v === undefined || v === null) return null;
+  if (typeof v !== 'string') {
+    out.push(err([field], 'string_type', 'Input should be a valid string', v));
+    return null;
+  }
+  return v;
+}
+
+function isDecimalLike(v: unknown): boolean {
+  if (typeof v === 'number') return Number.isFinite(v);
+  if (typeof v === 'string') return /^\s*[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?\s*$/.test(v);
+  return false;
+}
+
+/** Decimal string of a number or numeric string, the way Python's `str(Decimal(...))` mostly reads. */
+export function decimalString(v: unknown): string {
+  if (typeof v === 'string') return v.trim().replace(/^\+/, '');
+  if (typeof v === 'number') {
+    if (Number.isInteger(v) && Math.abs(v) < 1e21) return BigInt(v).toString();
+    return String(v).replace('e', 'E');
+  }
+  return String(v);
+}
+
+function checkInt(value: unknown, rel: (string | number)[], out: RelError[]): boolean {
+  if (typeof value === 'number' && Number.isInteger(value)) return true;
+  if (typeof value === 'number') {
+    out.push(err(rel, 'int_from_float', 'Input should be a valid integer, got a number with a fractional part', value));
+  } else {
+    out.push(err(rel, 'int_type', 'Input should be a valid integer', value));
+  }
+  return false;
+}
+
+function checkCost(value: unknown, out: RelError[]): Record<string, unknown> | null {
+  const rel = ['metadata', '_cost'];
+  if (!isPlainObject(value)) {
+    out.push(err(rel, 'dict_type', 'Input should be a valid dictionary', value));
+    return null;
+  }
+  const before = out.length;
+  if (!('amount' in value)) out.push(err([...rel, 'amount'], 'missing', 'Field required', value));
+  else if (!isDecimalLike(value['amount'])) {
+    out.push(err([...rel, 'amount'], 'decimal_parsing', 'Input should be a valid decimal', value['amount']));
+  }
+  if (!('currency' in value)) out.push(err([...rel, 'currency'], 'missing', 'Field required', value));
+  else if (value['currency'] !== 'usd') {
+    out.push(err([...rel, 'currency'], 'literal_error', "Input should be 'usd'", value['currency'], { expected: "'usd'" }));
+  }
+  if (out.length !== before) return null;
+  return { ...value, amount: decimalString(value['amount']) };
+}
+
+function checkLlm(value: unknown, out: RelError[]): Record<string, unknown> | null {
+  const rel = ['metadata', '_llm'];
+  if (!isPlainObject(value)) {
+    out.push(err(rel, 'dict_type', 'Input should be a valid dictionary', value));
+    return null;
+  }
+  const before = out.length;
+  for (const f of ['vendor', 'model']) {
+    if (!(f in value)) out.push(err([...rel, f], 'missing', 'Field required', value));
+    else if (typeof value[f] !== 'string') out.push(err([...rel, f], 'string_type', 'Input should be a valid string', value[f]));
+  }
+  for (const f of ['prompt', 'response']) {
+    const v = value[f];
+    if (v !== undefined && v !== null && typeof v !== 'string') {
+      out.push(err([...rel, f], 'string_type', 'Input should be a valid string', v));
+    }
+  }
+  for (const f of ['input_tokens', 'output_tokens', 'total_tokens']) {
+    if (!(f in value)) out.push(err([...rel, f], 'missing', 'Field required', value));
+    else checkInt(value[f], [...rel, f], out);
+  }
+  if (value['cached_input_tokens'] !== undefined) checkInt(value['cached_input_tokens'], [...rel, 'cached_input_tokens'], out);
+  if (value['cost'] !== undefined && value['cost'] !== null && !isDecimalLike(value['cost'])) {
+    out.push(err([...rel, 'cost'], 'decimal_parsing', 'Input should be a valid decimal', value['cost']));
+  }
+  return out.length === before ? { ...value } : null;
+}
+
+function checkMetadata(raw: Record<string, unknown>, out: RelError[]): Record<string, unknown> {
+  if (!('metadata' in raw)) return {};
+  const md = raw['metadata'];
+  if (!isPlainObject(md)) {
+    out.push(err(['metadata'], 'dict_type', 'Input should be a valid dictionary', md));
+    return {};
+  }
+  const result: Record<string, unknown> = {};
+  for (const [key, value] of Object.entries(md)) {
+    if (key === '_cost') {
+      const c = checkCost(value, out);
+      if (c) result[key] = c;
+      continue;
+    }
+    if (key === '_llm') {
+      const l = checkLlm(value, out);
+      if (l) result[key] = l;
+      continue;
+    }
+    const rel = ['metadata', key];
+    if (typeof value === 'string') {
+      const len = charLength(value);
+      if (len < 1) {
+        out.push(err(rel, 'string_too_short', 'String should have at least 1 character', value, { min_length: 1 }));
+      } else if (len > MAX_METADATA_STRING) {
+        out.push(
+          err(rel, 'string_too_long', `String should have at most ${MAX_METADATA_STRING} characters`, value, {
+            max_length: MAX_METADATA_STRING,
+          }),
+        );
+      } else if (value.includes('\u0000')) {
+        out.push(err(rel, 'string_pattern_mismatch', 'String should not contain NUL characters', value));
+      } else {
+        result[key] = value;
+      }
+    } else if (typeof value === 'number') {
+      if (!Number.isFinite(value)) out.push(err(rel, 'finite_number', 'Input should be a finite number', value));
+      else result[key] = value;
+    } else if (typeof value === 'boolean') {
+      result[key] = value;
+    } else {
+      out.push(err(rel, 'metadata_value_type', 'Input should be a valid string, integer, float or boolean', value));
+    }
+  }
+  return result;
+}
+
+/**
+ * Validates one event against both union members. `nowMicros` is the server clock, for the
+ * "timestamp must be in the past" rule.
+ */
+export function validateEvent(raw: unknown, index: number, nowMicros: number): EventCheck {
+  const prefix = (member: string): (string | number)[] => ['body', 'events', index, member];
+  if (!isPlainObject(raw)) {
+    return {
+      index,
+      ok: false,
+      errors: UNION_MEMBERS.map((member) => ({
+        type: 'model_attributes_type',
+        loc: prefix(member),
+        msg: 'Input should be a valid dictionary or object to extract fields from',
+        input: raw,
+      })),
+    };
+  }
+
+  // Fields common to both members: their errors appear under each member.
+  const common: RelError[] = [];
+  let name = '';
+  if (!('name' in raw)) common.push(missing('name', raw));
+  else if (typeof raw['name'] !== 'string') common.push(err(['name'], 'string_type', 'Input should be a valid string', raw['name']));
+  else if (raw['name'].length === 0) {
+    common.push(err(['name'], 'string_too_short', 'String should have at least 1 character', raw['name'], { min_length: 1 }));
+  } else name = raw['name'];
+
+  let timestampMicros: number | null = null;
+  if ('timestamp' in raw) {
+    const parsed = parseDatetime(raw['timestamp']);
+    if (!parsed.ok) common.push(err(['timestamp'], parsed.type, parsed.msg, raw['timestamp']));
+    else if (!parsed.aware) common.push(err(['timestamp'], 'timezone_aware', 'Input should have timezone info', raw['timestamp']));
+    else if (parsed.micros > nowMicros) {
+      common.push(err(['timestamp'], 'value_error', 'Value error, Timestamp must be in the past.', raw['timestamp'], { error: {} }));
+    } else timestampMicros = parsed.micros;
+  }
+
+  const orgId = raw['organization_id'];
+  if (orgId !== undefined && orgId !== null && !isUuid(orgId)) {
+    common.push(err(['organization_id'], 'uuid_parsing', 'Input should be a valid UUID', orgId));
+  }
+  const externalId = checkOptionalString(raw, 'external_id', common);
+  const parentId = checkOptionalString(raw, 'parent_id', common);
+  const metadata = checkMetadata(raw, common);
+
+  // Member-specific references.
+  const customerErrors: RelError[] = [];
+  const cid = raw['customer_id'];
+  if (cid === undefined) customerErrors.push(missing('customer_id', raw));
+  else if (!isUuid(cid)) {
+    customerErrors.push(err(['customer_id'], typeof cid === 'string' ? 'uuid_parsing' : 'uuid_type', 'Input should be a valid UUID', cid));
+  }
+  const externalErrors: RelError[] = [];
+  const ecid = raw['external_customer_id'];
+  if (ecid === undefined) externalErrors.push(missing('external_customer_id', raw));
+  else if (typeof ecid !== 'string') externalErrors.push(err(['external_customer_id'], 'string_type', 'Input should be a valid string', ecid));
+
+  if (common.length === 0 && (customerErrors.length === 0 || externalErrors.length === 0)) {
+    const useCustomer = customerErrors.length === 0;
+    return {
+      index,
+      ok: true,
+      event: {
+        index,
+        name,
+        timestampMicros,
+        customerId: useCustomer ? (cid as string).toLowerCase() : null,
+        externalCustomerId: useCustomer ? null : (ecid as string),
+        externalId,
+        parentId,
+        metadata,
+      },
+    };
+  }
+
+  const errors: ValidationErrorItem[] = [];
+  const memberErrors: Record<(typeof UNION_MEMBERS)[number], RelError[]> = {
+    EventCreateCustomer: [...customerErrors, ...common],
+    EventCreateExternalCustomer: [...externalErrors, ...common],
+  };
+  for (const member of UNION_MEMBERS) {
+    for (const e of memberErrors[member]) {
+      const { rel, ...rest } = e;
+      errors.push({ ...rest, loc: [...prefix(member), ...rel] });
+    }
+  }
+  return { index, ok: false, errors };
+}
+
+/** Validates the body of an ingest request (already parsed JSON). */
+export function validateIngestBody(body: unknown, nowMicros: number): BodyCheck {
+  if (!isPlainObject(body)) {
+    return {
+      ok: false,
+      errors: [{ type: 'model_attributes_type', loc: ['body'], msg: 'Input should be a valid dictionary or object to extract fields from', input: body }],
+    };
+  }
+  if (!('events' in body)) {
+    return { ok: false, errors: [{ type: 'missing', loc: ['body', 'events'], msg: 'Field required', input: body }] };
+  }
+  const events = body['events'];
+  if (!Array.isArray(events)) {
+    return { ok: false, errors: [{ type: 'list_type', loc: ['body', 'events'], msg: 'Input should be a valid list', input: events }] };
+  }
+  return { ok: true, events: events.map((raw, i) => validateEvent(raw, i, nowMicros)) };
+}
+
+/** Formats microseconds since the epoch the way Python's `datetime.isoformat()` does for UTC, always with 6 fraction digits. */
+export function formatPythonTimestamp(micros: number): string {
+  const ms = Math.floor(micros / 1000);
+  const frac = String(((micros % 1_000_000) + 1_000_000) % 1_000_000).padStart(6, '0');
+  const iso = new Date(ms).toISOString(); // YYYY-MM-DDTHH:MM:SS.mmmZ
+  return `${iso.slice(0, 19)}.${frac}+00:00`;
+}
