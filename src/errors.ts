@@ -129,8 +129,8 @@ export class NoIndexedDBError extends PolarEventBufferError {
   constructor() {
     super(
       'no-indexeddb',
-      'No IndexedDB is available here: pass one as the `indexedDB` option ' +
-        "(in Node, `import { indexedDB } from 'fake-indexeddb'`, or any IDBFactory).",
+      'No IndexedDB is available here: pass an IDBFactory as the `indexedDB` option, with the IndexedDB ' +
+        "classes (IDBRequest, IDBCursor...) as globals. In Node, `import 'fake-indexeddb/auto'` provides both.",
     );
     this.name = 'NoIndexedDBError';
   }

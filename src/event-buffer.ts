@@ -1,0 +1,335 @@
+import type { Struct } from 'superstruct';
+import { ClosedError, EventValidationError, NoIndexedDBError, type PolarEventBufferError } from './errors.js';
+import { Emitter } from './emitter.js';
+import { Flusher, type FlushReport } from './flush/flusher.js';
+import { Scheduler } from './flush/scheduler.js';
+import { ServerClock } from './flush/server-clock.js';
+import { ChangeChannel } from './coordination/channel.js';
+import { withFlushLock } from './coordination/flush-lock.js';
+import { resolveOptions, type EventBufferOptions, type ResolvedOptions } from './options.js';
+import { randomId, uuidv7 } from './ids.js';
+import { Connection } from './storage/db.js';
+import {
+  appendGroups,
+  clearCustomer,
+  countByStatus,
+  listByStatus,
+  purgeDead,
+  reviveDead,
+  type AppendOutcome,
+} from './storage/queue-store.js';
+import type { EventRecord } from './storage/schema.js';
+import { BODY_OVERHEAD_BYTES, newRecord, toLocalEvent } from './storage/serialize.js';
+import { queryMerged } from './reconcile/query.js';
+import { Reconciler } from './reconcile/reconciler.js';
+import type {
+  BufferedEvent,
+  BufferEvents,
+  BufferStats,
+  ChangeEvent,
+  EventBuffer,
+  LocalEvent,
+  QueryFilter,
+  ReconcileOptions,
+  ReconcileReport,
+  TrackInputFor,
+} from './types.js';
+import { validateTrackInput } from './validation/validate.js';
+
+interface PendingWrite {
+  records: EventRecord[];
+  resolve: (records: EventRecord[]) => void;
+  reject: (error: unknown) => void;
+}
+
+/**
+ * Creates a buffer over one IndexedDB database. Every option is checked here: a wrong one throws a
+ * TypeError naming it. Nothing is opened until the first call that needs the database.
+ *
+ * @example
+ * const buffer = createEventBuffer({ transport: httpTransport({ baseUrl: '/api/usage' }) });
+ * await buffer.track({ name: 'api_call', externalCustomerId: 'user_42', metadata: { tokens: 12 } });
+ */
+export function createEventBuffer<Schemas extends Record<string, Struct<any, any>> = Record<string, never>>(
+  options: EventBufferOptions<Schemas>,
+): EventBuffer<Schemas> {
+  const resolved = resolveOptions(options);
+  if (!resolved.indexedDB) {
+    const global = (globalThis as { indexedDB?: IDBFactory }).indexedDB;
+    if (!global) throw new NoIndexedDBError();
+    resolved.indexedDB = global;
+  }
+  // idb recognises requests and cursors by `instanceof` against the global IndexedDB classes.
+  if (typeof (globalThis as { IDBRequest?: unknown }).IDBRequest !== 'function') throw new NoIndexedDBError();
+  return new PolarEventBuffer<Schemas>(resolved);
+}
+
+class PolarEventBuffer<Schemas extends Record<string, Struct<any, any>>> implements EventBuffer<Schemas> {
+  readonly #options: ResolvedOptions;
+  readonly #connection: Connection;
+  readonly #emitter = new Emitter<BufferEvents>();
+  readonly #flusher: Flusher;
+  readonly #scheduler: Scheduler;
+  readonly #reconciler: Reconciler;
+  readonly #channel: ChangeChannel;
+  readonly #serverClock = new ServerClock();
+  readonly #closing = new AbortController();
+  #closed = false;
+  #flushing: Promise<FlushReport> | undefined;
+  #writeQueue: PendingWrite[] = [];
+  #writing = false;
+
+  constructor(options: ResolvedOptions) {
+    this.#options = options;
+    this.#connection = new Connection(options.indexedDB, options.dbName);
+    const owner = randomId();
+    this.#channel = new ChangeChannel(options.dbName, (event) => this.#emitter.emit('change', { ...event, source: 'remote' }));
+    this.#flusher = new Flusher(options, this.#connection, this.#serverClock, owner, {
+      onDeadLetter: (records) => {
+        this.#emitter.emit('deadletter', { events: records.map((r) => toLocalEvent(r)) });
+        this.#changed('deadletter');
+      },
+      onError: (error) => this.#emitter.emit('error', error as PolarEventBufferError),
+      onSettled: () => this.#changed('flush'),
+    });
+    this.#reconciler = new Reconciler({
+      options,
+      connection: this.#connection,
+      signal: this.#closing.signal,
+      emitError: (error) => this.#emitter.emit('error', error),
+    });
+    this.#scheduler = new Scheduler(options, {
+      flush: (reason) => this.#autoFlush(reason),
+    });
+    this.#scheduler.start();
+  }
+
+  // ----- track ------------------------------------------------------------------------------
+
+  async track(input: TrackInputFor<Schemas>): Promise<BufferedEvent> {
+    this.#assertOpen('track');
+    const [record] = await this.#write([this.#prepare(input, undefined)]);
+    return toLocalEvent(record!);
+  }
+
+  async trackMany(inputs: TrackInputFor<Schemas>[]): Promise<BufferedEvent[]> {
+    this.#assertOpen('trackMany');
+    if (!Array.isArray(inputs)) {
+      throw new EventValidationError([{ path: [], message: `Expected an array of events, but received ${typeof inputs}` }]);
+    }
+    if (inputs.length === 0) return [];
+    const records: EventRecord[] = [];
+    const failures: { path: string[]; message: string }[] = [];
+    inputs.forEach((input, index) => {
+      try {
+        records.push(this.#prepare(input, index));
+      } catch (error) {
+        if (!(error instanceof EventValidationError)) throw error;
+        for (const f of error.failures) failures.push({ path: [String(index), ...f.path], message: f.message });
+      }
+    });
+    if (failures.length > 0) throw new EventValidationError(failures);
+    const stored = await this.#write(records);
+    return stored.map((r) => toLocalEvent(r));
+  }
+
+  /** Validates (synchronously) and builds the record; an invalid input fails alone, before any write. */
+  #prepare(input: unknown, index: number | undefined): EventRecord {
+    const o = this.#options;
+    const now = o.clock.now();
+    const valid = validateTrackInput(input, { schemas: o.schemas, defaults: o.defaults, now });
+    const record = newRecord(valid, uuidv7(now), now);
+    if (record.bytes + BODY_OVERHEAD_BYTES > o.maxBatchBytes) {
+      throw new EventValidationError(
+        [
+          {
+            path: ['metadata'],
+            message: `The event is ${record.bytes} bytes on the wire, more than maxBatchBytes (${o.maxBatchBytes}) allows in one request; make its metadata smaller or raise maxBatchBytes`,
+          },
+        ],
+        index === undefined ? {} : { index },
+      );
+    }
+    return record;
+  }
+
+  /**
+   * Write coalescing: calls that arrive while a write is being prepared or committed join the next
+   * transaction; each resolves after that transaction's `complete`.
+   */
+  #write(records: EventRecord[]): Promise<EventRecord[]> {
+    return new Promise<EventRecord[]>((resolve, reject) => {
+      this.#writeQueue.push({ records, resolve, reject });
+      if (!this.#writing) {
+        this.#writing = true;
+        queueMicrotask(() => void this.#drainWrites());
+      }
+    });
+  }
+
+  async #drainWrites(): Promise<void> {
+    while (this.#writeQueue.length > 0) {
+      const group = this.#writeQueue;
+      this.#writeQueue = [];
+      let outcomes: AppendOutcome[];
+      let waiting = 0;
+      try {
+        const db = await this.#connection.get();
+        ({ outcomes, waiting } = await appendGroups(
+          db,
+          group.map((w) => ({ records: w.records })),
+          { maxQueueSize: this.#options.maxQueueSize, durability: this.#options.durability },
+        ));
+      } catch (error) {
+        for (const w of group) w.reject(error);
+        continue;
+      }
+      outcomes.forEach((outcome, i) => (outcome.ok ? group[i]!.resolve(outcome.records) : group[i]!.reject(outcome.error)));
+      if (outcomes.some((o) => o.ok)) {
+        this.#changed('track');
+        if (waiting >= this.#options.batchSize) this.#scheduler.trigger('batch-full');
+      }
+    }
+    this.#writing = false;
+  }
+
+  // ----- flush ------------------------------------------------------------------------------
+
+  async flush(): Promise<FlushReport> {
+    this.#assertOpen('flush');
+    this.#flusher.resume();
+    return this.#runFlush({});
+  }
+
+  #autoFlush(reason: string): void {
+    if (this.#closed) return;
+    if (this.#flusher.pausedUntil > this.#options.clock.now() && reason !== 'online') return;
+    const keepalive = reason === 'hidden';
+    this.#runFlush(keepalive ? { keepalive } : {}).catch((error) => this.#emitter.emit('error', error));
+  }
+
+  /** At most one flush per database: one promise inside this page, a Web Lock across tabs. */
+  #runFlush(options: { keepalive?: boolean }): Promise<FlushReport> {
+    if (this.#flushing) return this.#flushing;
+    const run = (async () => {
+      const outcome = await withFlushLock(this.#options.indexedDB, this.#options.dbName, () =>
+        this.#flusher.run(this.#closing.signal, options),
+      );
+      if (!outcome.ran) {
+        const stats = await this.stats();
+        return { sent: 0, duplicates: 0, deadLettered: 0, remaining: stats.pending + stats.sending, requests: 0, stoppedBy: 'locked' as const };
+      }
+      this.#emitter.emit('flush', outcome.value);
+      return outcome.value;
+    })();
+    this.#flushing = run;
+    const clear = () => {
+      if (this.#flushing === run) this.#flushing = undefined;
+    };
+    run.then(clear, clear);
+    return run;
+  }
+
+  // ----- reconcile & query -----------------------------------------------------------------
+
+  async reconcile(arg?: ReconcileOptions | unknown[]): Promise<ReconcileReport> {
+    this.#assertOpen('reconcile');
+    const report = await this.#reconciler.reconcile(arg);
+    this.#emitter.emit('reconcile', report);
+    if (report.matched + report.added + report.updated + report.resent > 0) this.#changed('reconcile');
+    return report;
+  }
+
+  async query(filter: QueryFilter = {}): Promise<LocalEvent[]> {
+    this.#assertOpen('query');
+    return queryMerged(await this.#connection.get(), filter);
+  }
+
+  // ----- inspection and dead letters -------------------------------------------------------
+
+  async stats(): Promise<BufferStats> {
+    this.#assertOpen('stats');
+    const counts = await countByStatus(await this.#connection.get());
+    return {
+      pending: counts.pending,
+      sending: counts.sending,
+      sent: counts.sent,
+      confirmed: counts.confirmed,
+      dead: counts.dead,
+      mirrored: counts.mirrored,
+    };
+  }
+
+  async deadLetters(options: { limit?: number } = {}): Promise<BufferedEvent[]> {
+    this.#assertOpen('deadLetters');
+    const limit = options.limit ?? 1000;
+    if (!Number.isInteger(limit) || limit < 1) throw new TypeError('Expected `limit` to be a positive integer.');
+    const records = await listByStatus(await this.#connection.get(), 'dead', limit);
+    return records.map((r) => toLocalEvent(r));
+  }
+
+  async retryDeadLetters(externalIds?: string[]): Promise<number> {
+    this.#assertOpen('retryDeadLetters');
+    checkIds(externalIds);
+    const revived = await reviveDead(await this.#connection.get(), externalIds, { durability: this.#options.durability });
+    if (revived.length > 0) {
+      this.#changed('retry');
+      this.#scheduler.trigger('retry');
+    }
+    return revived.length;
+  }
+
+  async purgeDeadLetters(externalIds?: string[]): Promise<number> {
+    this.#assertOpen('purgeDeadLetters');
+    checkIds(externalIds);
+    const purged = await purgeDead(await this.#connection.get(), externalIds, this.#options.durability);
+    if (purged.length > 0) this.#changed('purge');
+    return purged.length;
+  }
+
+  async clear(ref?: { externalCustomerId?: string; customerId?: string }): Promise<void> {
+    this.#assertOpen('clear');
+    if (ref !== undefined && (typeof ref !== 'object' || ref === null)) {
+      throw new TypeError('Expected clear() to get nothing, or { externalCustomerId } or { customerId }.');
+    }
+    await clearCustomer(await this.#connection.get(), ref, this.#options.durability);
+    this.#changed('clear');
+  }
+
+  on<K extends keyof BufferEvents>(eventName: K, handler: (payload: BufferEvents[K]) => void): () => void {
+    if (!['flush', 'deadletter', 'reconcile', 'error', 'change'].includes(eventName)) {
+      throw new TypeError(`Unknown event "${String(eventName)}": expected flush, deadletter, reconcile, error or change.`);
+    }
+    if (typeof handler !== 'function') throw new TypeError('Expected the handler to be a function.');
+    return this.#emitter.on(eventName, handler);
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#scheduler.stop();
+    this.#channel.close();
+    // Stop backoff waits at once; a request in flight finishes and is settled.
+    this.#closing.abort(new ClosedError('flush'));
+    while (this.#writing || this.#writeQueue.length > 0) await new Promise((r) => setTimeout(r, 1));
+    await this.#flushing?.catch(() => undefined);
+    await this.#reconciler.idle();
+    await this.#connection.close();
+    this.#emitter.clear();
+  }
+
+  #changed(reason: ChangeEvent['reason']): void {
+    this.#emitter.emit('change', { reason, source: 'local' });
+    this.#channel.post({ reason });
+  }
+
+  #assertOpen(operation: string): void {
+    if (this.#closed) throw new ClosedError(operation);
+  }
+}
+
+function checkIds(ids: unknown): void {
+  if (ids !== undefined && (!Array.isArray(ids) || ids.some((id) => typeof id !== 'string'))) {
+    throw new TypeError('Expected an array of externalId strings (or nothing, for all dead letters).');
+  }
+}

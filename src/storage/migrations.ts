@@ -1,0 +1,62 @@
+import type { IDBPDatabase, IDBPTransaction, StoreNames } from 'idb';
+import {
+  BY_CUSTOMER,
+  BY_FINGERPRINT,
+  BY_NAME,
+  BY_STATUS,
+  BY_TIME,
+  EVENTS,
+  META,
+  MIRROR,
+  type BufferDBSchema,
+  type EventRecord,
+} from './schema.js';
+import { customerKeyOf, fingerprintOf } from './serialize.js';
+
+type UpgradeTx = IDBPTransaction<BufferDBSchema, StoreNames<BufferDBSchema>[], 'versionchange'>;
+
+/**
+ * Upgrades one version at a time from `oldVersion`. Never deletes a store that holds events and
+ * never drops a record: later steps add indexes and backfill the fields they index.
+ */
+export function upgrade(db: IDBPDatabase<BufferDBSchema>, oldVersion: number, newVersion: number | null, tx: UpgradeTx): void {
+  const target = newVersion ?? oldVersion;
+  for (let version = oldVersion + 1; version <= target; version++) {
+    const step = STEPS[version];
+    if (step === undefined) throw new Error(`No migration to schema version ${version}`);
+    step(db, tx);
+  }
+}
+
+const STEPS: Record<number, (db: IDBPDatabase<BufferDBSchema>, tx: UpgradeTx) => void> = {
+  // Version 1: the queue alone.
+  1(db) {
+    const events = db.createObjectStore(EVENTS, { keyPath: 'externalId' });
+    events.createIndex(BY_STATUS, ['status', 'seq']);
+    db.createObjectStore(META, { keyPath: 'key' });
+  },
+  // Version 2: matching and query indexes on events (backfilling their fields), and the mirror.
+  2(db, tx) {
+    const events = tx.objectStore(EVENTS);
+    events.createIndex(BY_CUSTOMER, ['customerKey', 'timestampMs']);
+    events.createIndex(BY_FINGERPRINT, 'fingerprint');
+    const mirror = db.createObjectStore(MIRROR, { keyPath: 'id' });
+    mirror.createIndex(BY_CUSTOMER, ['customerKey', 'timestampMs']);
+    mirror.createIndex(BY_NAME, ['name', 'timestampMs']);
+    mirror.createIndex(BY_FINGERPRINT, 'fingerprints', { multiEntry: true });
+    mirror.createIndex(BY_TIME, 'timestampMs');
+    // Version-1 records lack customerKey and fingerprint; fill them in place (no await between
+    // requests other than the cursor's own, so the upgrade transaction stays alive).
+    void (async () => {
+      let cursor = await events.openCursor();
+      while (cursor) {
+        const record = cursor.value as EventRecord;
+        if (record.customerKey === undefined || record.fingerprint === undefined) {
+          const customerKey = customerKeyOf(record);
+          await cursor.update({ ...record, customerKey, fingerprint: fingerprintOf({ ...record, customerKey }) });
+        }
+        cursor = await cursor.continue();
+      }
+    })();
+  },
+};

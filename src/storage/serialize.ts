@@ -1,0 +1,197 @@
+import type { BufferedEvent } from '../types.js';
+import type { EventRecord, MetadataRecord, MirrorRecord } from './schema.js';
+
+/**
+ * The one serialization boundary: domain objects ⇄ structured-clone-safe records (plain objects,
+ * dates as epoch ms), records ⇄ Polar's snake_case wire JSON, and the canonical content
+ * fingerprint that matches a server event to the local event that produced it.
+ */
+
+export function customerKeyOf(ref: { externalCustomerId?: string | null; customerId?: string | null }): string {
+  if (ref.externalCustomerId != null) return `ext:${ref.externalCustomerId}`;
+  if (ref.customerId != null) return `cus:${ref.customerId}`;
+  return 'none:';
+}
+
+/**
+ * Canonical form of metadata for comparison: keys sorted at every level, `null`/`undefined` fields
+ * dropped, `amount` of `_cost` (and of `_llm.cost`) as a number, because the server echoes
+ * decimals as strings ("150") and drops or nulls absent optional fields.
+ */
+export function canonicalMetadata(value: unknown, key?: string, parentKey?: string): unknown {
+  if (value === null || value === undefined) return undefined;
+  if (Array.isArray(value)) return value.map((v) => canonicalMetadata(v));
+  if (typeof value === 'object') {
+    const out: Record<string, unknown> = {};
+    for (const k of Object.keys(value as object).sort()) {
+      const v = canonicalMetadata((value as Record<string, unknown>)[k], k, key);
+      if (v !== undefined) out[k] = v;
+    }
+    return out;
+  }
+  if (key === 'amount' && (parentKey === '_cost' || parentKey === 'cost') && typeof value === 'string') {
+    const n = Number(value);
+    return Number.isFinite(n) ? n : value;
+  }
+  return value;
+}
+
+// Two independent 32-bit multiplicative hashes over the UTF-16 code units: 64 bits in all.
+function hash64(text: string): string {
+  let h1 = 0xdeadbeef;
+  let h2 = 0x41c6ce57;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    h1 = Math.imul(h1 ^ c, 2654435761);
+    h2 = Math.imul(h2 ^ c, 1597334677);
+  }
+  h1 = Math.imul(h1 ^ (h1 >>> 16), 2246822507) ^ Math.imul(h2 ^ (h2 >>> 13), 3266489909);
+  h2 = Math.imul(h2 ^ (h2 >>> 16), 2246822507) ^ Math.imul(h1 ^ (h1 >>> 13), 3266489909);
+  return (h1 >>> 0).toString(16).padStart(8, '0') + (h2 >>> 0).toString(16).padStart(8, '0');
+}
+
+/** Content fingerprint: name, customer reference, timestamp in ms and canonical metadata. */
+export function fingerprintOf(event: {
+  name: string;
+  customerKey: string;
+  timestampMs: number;
+  metadata: unknown;
+}): string {
+  return hash64(JSON.stringify([event.name, event.customerKey, event.timestampMs, canonicalMetadata(event.metadata ?? {}) ?? {}]));
+}
+
+/** Polar's EventCreate as sent on the wire. */
+export interface EventCreateWireShape {
+  name: string;
+  external_customer_id?: string;
+  customer_id?: string;
+  timestamp: string;
+  metadata?: MetadataRecord;
+  organization_id?: string;
+  external_id: string;
+  parent_id?: string;
+}
+
+/** The wire form of a stored event; `timestampMs` overrides the record's (clamping for skew). */
+export function toWire(record: EventRecord, timestampMs: number = record.timestampMs): EventCreateWireShape {
+  const wire: EventCreateWireShape = {
+    name: record.name,
+    timestamp: new Date(timestampMs).toISOString(),
+    external_id: record.externalId,
+  };
+  if (record.externalCustomerId !== null) wire.external_customer_id = record.externalCustomerId;
+  else if (record.customerId !== null) wire.customer_id = record.customerId;
+  if (Object.keys(record.metadata).length > 0) wire.metadata = record.metadata;
+  if (record.organizationId !== null) wire.organization_id = record.organizationId;
+  if (record.parentId !== null) wire.parent_id = record.parentId;
+  return wire;
+}
+
+const encoder = /* @__PURE__ */ new TextEncoder();
+
+/** UTF-8 size of a value's JSON. */
+export function jsonBytes(value: unknown): number {
+  return encoder.encode(JSON.stringify(value)).length;
+}
+
+/** Bytes of `{"events":[` + `]}`, and of each comma between events. */
+export const BODY_OVERHEAD_BYTES = 13;
+
+export interface NewEventInput {
+  name: string;
+  externalCustomerId?: string | undefined;
+  customerId?: string | undefined;
+  organizationId?: string | undefined;
+  metadata?: MetadataRecord | undefined;
+  timestamp?: Date | undefined;
+  externalId?: string | undefined;
+  parentId?: string | undefined;
+}
+
+/** A new `pending` record from validated track() input. */
+export function newRecord(input: NewEventInput, seq: string, now: number): EventRecord {
+  const externalCustomerId = input.externalCustomerId ?? null;
+  const customerId = externalCustomerId === null ? (input.customerId ?? null) : null;
+  const timestampMs = input.timestamp ? input.timestamp.getTime() : now;
+  const metadata = input.metadata ?? {};
+  const customerKey = customerKeyOf({ externalCustomerId, customerId });
+  const record: EventRecord = {
+    externalId: input.externalId ?? seq,
+    seq,
+    name: input.name,
+    externalCustomerId,
+    customerId,
+    organizationId: input.organizationId ?? null,
+    metadata,
+    timestampMs,
+    parentId: input.parentId ?? null,
+    status: 'pending',
+    attempts: 0,
+    nextAttemptAt: 0,
+    leaseUntil: 0,
+    leaseOwner: null,
+    createdAt: now,
+    sentAt: null,
+    serverId: null,
+    error: null,
+    customerKey,
+    fingerprint: fingerprintOf({ name: input.name, customerKey, timestampMs, metadata }),
+    bytes: 0,
+  };
+  record.bytes = jsonBytes(toWire(record));
+  return record;
+}
+
+export function toLocalEvent(record: EventRecord): BufferedEvent {
+  return {
+    externalId: record.externalId,
+    name: record.name,
+    externalCustomerId: record.externalCustomerId,
+    customerId: record.customerId,
+    organizationId: record.organizationId,
+    metadata: record.metadata,
+    timestamp: new Date(record.timestampMs),
+    parentId: record.parentId,
+    status: record.status,
+    attempts: record.attempts,
+    createdAt: new Date(record.createdAt),
+    serverId: record.serverId,
+    error: record.error,
+    nextAttemptAt: record.nextAttemptAt > 0 ? new Date(record.nextAttemptAt) : null,
+    sentAt: record.sentAt === null ? null : new Date(record.sentAt),
+  };
+}
+
+/** Date-typed fields of the UserEvent/Customer model, stored as epoch ms in the mirror. */
+const DATE_FIELDS = new Set(['timestamp', 'createdAt', 'modifiedAt', 'deletedAt']);
+
+/** UserEvent model (with Dates) → structured-clone-safe object (Dates as epoch ms). */
+export function toStorable(value: unknown, key?: string): unknown {
+  // Metadata is user data (already clone-safe): never reinterpret its keys as model fields.
+  if (key === 'metadata') return value;
+  if (value instanceof Date) return value.getTime();
+  if (Array.isArray(value)) return value.map((v) => toStorable(v));
+  if (value !== null && typeof value === 'object') {
+    const out: Record<string, unknown> = {};
+    for (const [k, v] of Object.entries(value)) out[k] = toStorable(v, k);
+    return out;
+  }
+  return value;
+}
+
+/** Inverse of toStorable for the model's known date fields. */
+export function fromStorable(value: unknown, key?: string): unknown {
+  if (key === 'metadata') return value;
+  if (key !== undefined && DATE_FIELDS.has(key) && typeof value === 'number') return new Date(value);
+  if (Array.isArray(value)) return value.map((v) => fromStorable(v));
+  if (value !== null && typeof value === 'object') {
+    const out: Record<string, unknown> = {};
+    for (const [k, v] of Object.entries(value)) out[k] = fromStorable(v, k);
+    return out;
+  }
+  return value;
+}
+
+export function mirrorEventOf(record: MirrorRecord): Record<string, unknown> {
+  return fromStorable(record.event) as Record<string, unknown>;
+}

@@ -1,0 +1,152 @@
+import type { Infer, Struct } from 'superstruct';
+import type { PolarEventBufferError } from './errors.js';
+import type { FlushReport } from './flush/flusher.js';
+import type { EventStatus } from './storage/schema.js';
+import type { Metadata, UserEvent } from './validation/structs.js';
+
+export type { FlushReport, EventStatus };
+
+/**
+ * Input of `track()`. With `schemas`, the metadata type of each named event comes from its struct,
+ * so `track({ name: "api_call", metadata: { tokens: "x" } })` fails to compile when
+ * `schemas: { api_call: object({ tokens: number() }) }`.
+ */
+export type TrackInputFor<Schemas extends Record<string, Struct<any, any>>> =
+  | {
+      [Name in keyof Schemas & string]: TrackInputBase & { name: Name; metadata: Infer<Schemas[Name]> & Metadata };
+    }[keyof Schemas & string]
+  | (TrackInputBase & { name: Exclude<string, keyof Schemas>; metadata?: Metadata });
+
+export interface TrackInputBase {
+  /** Event name, 1 to 128 characters (what Polar's meters filter on). */
+  name: string;
+  /** Your id of the customer (one of externalCustomerId or customerId, or a default). */
+  externalCustomerId?: string;
+  /** Polar's customer id (a UUID). */
+  customerId?: string;
+  /** When it happened. @default the time of track() */
+  timestamp?: Date;
+  /** Idempotency key sent as `external_id`. @default a new UUIDv7 */
+  externalId?: string;
+  /** A Polar event id, or the externalId of an event tracked earlier. */
+  parentId?: string;
+  /** Only with tokens that are not organization tokens. */
+  organizationId?: string;
+}
+
+/** A tracked event as the buffer holds it. */
+export interface BufferedEvent {
+  externalId: string;
+  name: string;
+  externalCustomerId: string | null;
+  customerId: string | null;
+  organizationId: string | null;
+  metadata: Metadata;
+  timestamp: Date;
+  parentId: string | null;
+  status: EventStatus;
+  /** Failed delivery attempts so far. */
+  attempts: number;
+  createdAt: Date;
+  /** Polar's event id once reconcile confirmed the event. */
+  serverId: string | null;
+  /** Why the event is dead, or the last delivery error. */
+  error: string | null;
+  /** Not sent before this time (backoff kept across reloads); null when due. */
+  nextAttemptAt: Date | null;
+  sentAt: Date | null;
+  /** The mirrored server UserEvent, where there is one. */
+  userEvent?: UserEvent;
+}
+
+/** An entry of the merged view: a local event, or a server event with no local record. */
+export type LocalEvent = BufferedEvent;
+
+export interface ReconcileReport {
+  /** Server items read (pages fetched, or the array given). */
+  fetched: number;
+  /** Server events that confirmed a local event. */
+  matched: number;
+  /** Server events new to the mirror. */
+  added: number;
+  /** Mirror entries replaced by a newer copy. */
+  updated: number;
+  /** Items refused by UserEventStruct (never written). */
+  invalid: number;
+  /** SystemEvents seen and left out. */
+  system: number;
+  /** Sent events that no reconcile confirmed within confirmGracePeriod, returned to waiting. */
+  resent: number;
+  /** Pages read from the server. */
+  pages: number;
+}
+
+export interface ReconcileOptions {
+  externalCustomerId?: string;
+  customerId?: string;
+  /** Pull events after this time (on the first reconcile for this customer). */
+  since?: Date;
+}
+
+export interface QueryFilter {
+  externalCustomerId?: string;
+  customerId?: string;
+  name?: string;
+  since?: Date;
+  until?: Date;
+  status?: EventStatus | EventStatus[];
+  limit?: number;
+}
+
+export interface BufferStats {
+  pending: number;
+  sending: number;
+  sent: number;
+  confirmed: number;
+  dead: number;
+  mirrored: number;
+}
+
+export interface ChangeEvent {
+  /** What changed. */
+  reason: 'track' | 'flush' | 'deadletter' | 'reconcile' | 'retry' | 'purge' | 'clear';
+  /** "local": this buffer; "remote": another tab or worker on the same database. */
+  source: 'local' | 'remote';
+}
+
+export interface DeadLetterEvent {
+  events: BufferedEvent[];
+}
+
+/** Events of `buffer.on()`. */
+export interface BufferEvents {
+  flush: FlushReport;
+  deadletter: DeadLetterEvent;
+  reconcile: ReconcileReport;
+  error: PolarEventBufferError | Error;
+  change: ChangeEvent;
+}
+
+export interface EventBuffer<Schemas extends Record<string, Struct<any, any>> = Record<string, never>> {
+  /** Validates and durably stores one event; resolves once IndexedDB committed it. */
+  track(input: TrackInputFor<Schemas>): Promise<BufferedEvent>;
+  /** All or nothing: every input valid and stored, or none stored. */
+  trackMany(inputs: TrackInputFor<Schemas>[]): Promise<BufferedEvent[]>;
+  /** Sends the waiting events, oldest first, in batches; one flush at a time per database. */
+  flush(): Promise<FlushReport>;
+  /** Pulls the server's UserEvents into the mirror and confirms the local events they match. */
+  reconcile(arg?: ReconcileOptions | unknown[]): Promise<ReconcileReport>;
+  /** The merged view: mirrored UserEvents and local events not yet confirmed, oldest first. */
+  query(filter?: QueryFilter): Promise<LocalEvent[]>;
+  stats(): Promise<BufferStats>;
+  /** Dead letters, oldest first (at most `limit`, default 1000). */
+  deadLetters(options?: { limit?: number }): Promise<BufferedEvent[]>;
+  /** Dead letters (all, or those named) back to waiting, attempts reset; resolves to how many. */
+  retryDeadLetters(externalIds?: string[]): Promise<number>;
+  purgeDeadLetters(externalIds?: string[]): Promise<number>;
+  /** Removes a customer's local events and mirror (sign-out on a shared device); no argument: everything. */
+  clear(ref?: { externalCustomerId?: string; customerId?: string }): Promise<void>;
+  on<K extends keyof BufferEvents>(eventName: K, handler: (payload: BufferEvents[K]) => void): () => void;
+  /** Stops timers, lets a running flush finish (its batch stays safe), closes the database. */
+  close(): Promise<void>;
+}
