@@ -1,0 +1,53 @@
+import { existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { gzipSync } from 'node:zlib';
+import { build } from 'esbuild';
+import { describe, expect, it } from 'vitest';
+
+/**
+ * Size budget of the browser entry (issue 6): what a user's bundler ships for
+ * `import { createEventBuffer } from 'polar-event-buffer'` — dist/index.js bundled WITH idb,
+ * superstruct and p-retry, minified, gzipped — must stay at or under 10 KiB.
+ *
+ * dist/ comes from `npm run build` (which `npm test` runs first); when it is missing (a bare
+ * `npx vitest run` on a fresh clone) the same entry is bundled from src/ and the label says so.
+ */
+const BUDGET_BYTES = 10 * 1024;
+
+const root = fileURLToPath(new URL('..', import.meta.url));
+const distEntry = `${root}dist/index.js`;
+const srcEntry = `${root}src/index.ts`;
+
+async function browserBundle(entry: string): Promise<Uint8Array> {
+  const result = await build({
+    entryPoints: [entry],
+    bundle: true,
+    minify: true,
+    format: 'esm',
+    platform: 'browser',
+    target: 'es2022',
+    write: false,
+    logLevel: 'silent',
+    // Everything the browser entry imports is bundled: no externals, so idb/superstruct/p-retry count.
+    external: [],
+  });
+  expect(result.outputFiles).toHaveLength(1);
+  return result.outputFiles[0]!.contents;
+}
+
+describe('browser entry size', () => {
+  it('is at most 10 KiB minified and gzipped, with idb, superstruct and p-retry bundled', async () => {
+    const entry = existsSync(distEntry) ? distEntry : srcEntry;
+    const minified = await browserBundle(entry);
+    const gzipped = gzipSync(minified, { level: 9 }).length;
+    const label = entry === distEntry ? 'dist/index.js' : 'src/index.ts (dist/ not built)';
+    console.log(
+      `[size] ${label} + idb + superstruct + p-retry: ${minified.length} B minified, ${gzipped} B gzipped ` +
+        `(${(gzipped / 1024).toFixed(2)} KiB of ${BUDGET_BYTES / 1024} KiB)`,
+    );
+    // The bundle really contains the dependencies (a mistaken external would make the figure look small).
+    const text = new TextDecoder().decode(minified);
+    expect(text).not.toMatch(/from\s*["'](idb|superstruct|p-retry)["']/);
+    expect(gzipped).toBeLessThanOrEqual(BUDGET_BYTES);
+  });
+});
