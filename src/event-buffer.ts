@@ -77,7 +77,8 @@ class PolarEventBuffer<Schemas extends Record<string, Struct<any, any>>> impleme
   #closed = false;
   #flushing: Promise<FlushReport> | undefined;
   #writeQueue: PendingWrite[] = [];
-  #writing = false;
+  /** The write loop while it runs (close() waits for it). */
+  #writing: Promise<void> | undefined;
 
   constructor(options: ResolvedOptions) {
     this.#options = options;
@@ -161,8 +162,10 @@ class PolarEventBuffer<Schemas extends Record<string, Struct<any, any>>> impleme
     return new Promise<EventRecord[]>((resolve, reject) => {
       this.#writeQueue.push({ records, resolve, reject });
       if (!this.#writing) {
-        this.#writing = true;
-        queueMicrotask(() => void this.#drainWrites());
+        // Start on a microtask so that every call made in this task joins the first transaction.
+        this.#writing = Promise.resolve()
+          .then(() => this.#drainWrites())
+          .finally(() => (this.#writing = undefined));
       }
     });
   }
@@ -190,7 +193,6 @@ class PolarEventBuffer<Schemas extends Record<string, Struct<any, any>>> impleme
         if (waiting >= this.#options.batchSize) this.#scheduler.trigger('batch-full');
       }
     }
-    this.#writing = false;
   }
 
   // ----- flush ------------------------------------------------------------------------------
@@ -205,11 +207,11 @@ class PolarEventBuffer<Schemas extends Record<string, Struct<any, any>>> impleme
     if (this.#closed) return;
     if (this.#flusher.pausedUntil > this.#options.clock.now() && reason !== 'online') return;
     const keepalive = reason === 'hidden';
-    this.#runFlush(keepalive ? { keepalive } : {}).catch((error) => this.#emitter.emit('error', error));
+    this.#runFlush(keepalive ? { keepalive } : {}, false).catch((error) => this.#emitter.emit('error', error));
   }
 
   /** At most one flush per database: one promise inside this page, a Web Lock across tabs. */
-  #runFlush(options: { keepalive?: boolean }): Promise<FlushReport> {
+  #runFlush(options: { keepalive?: boolean }, explicit = true): Promise<FlushReport> {
     if (this.#flushing) return this.#flushing;
     const run = (async () => {
       const outcome = await withFlushLock(this.#options.indexedDB, this.#options.dbName, () =>
@@ -219,8 +221,10 @@ class PolarEventBuffer<Schemas extends Record<string, Struct<any, any>>> impleme
         const stats = await this.stats();
         return { sent: 0, duplicates: 0, deadLettered: 0, remaining: stats.pending + stats.sending, requests: 0, stoppedBy: 'locked' as const };
       }
-      this.#emitter.emit('flush', outcome.value);
-      return outcome.value;
+      const report = outcome.value;
+      // A timer tick that found nothing to do is not news; an explicit flush() always reports.
+      if (explicit || report.requests > 0 || report.deadLettered > 0) this.#emitter.emit('flush', report);
+      return report;
     })();
     this.#flushing = run;
     const clear = () => {
@@ -311,7 +315,7 @@ class PolarEventBuffer<Schemas extends Record<string, Struct<any, any>>> impleme
     this.#channel.close();
     // Stop backoff waits at once; a request in flight finishes and is settled.
     this.#closing.abort(new ClosedError('flush'));
-    while (this.#writing || this.#writeQueue.length > 0) await new Promise((r) => setTimeout(r, 1));
+    await this.#writing;
     await this.#flushing?.catch(() => undefined);
     await this.#reconciler.idle();
     await this.#connection.close();
