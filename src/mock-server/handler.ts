@@ -81,6 +81,8 @@ export interface MockRuntime {
   faults: Fault[];
   requests: RecordedRequest[];
   requestSeq: number;
+  /** Answer CORS preflights and add Access-Control-Allow-* headers (for pages on another origin). */
+  cors?: boolean;
   /** Called after each request is finished (answered, dropped or abandoned). */
   onRequestDone: (r: RecordedRequest) => void;
   /** Sleeps that `close()` can cut short. */
@@ -334,6 +336,15 @@ async function handle(rt: MockRuntime, req: IncomingMessage, res: ServerResponse
   }
   const url = new URL(req.url ?? '/', 'http://127.0.0.1');
   const method = req.method ?? 'GET';
+  if (rt.cors) {
+    setCorsHeaders(req, res);
+    // A preflight is the browser's question, not a call to the API: answered, never recorded.
+    if (method === 'OPTIONS') {
+      res.writeHead(204, { 'Content-Length': '0' });
+      res.end();
+      return;
+    }
+  }
   const path = url.pathname;
   const record: RecordedRequest = {
     seq: rt.requestSeq++,
@@ -394,6 +405,18 @@ async function handle(rt: MockRuntime, req: IncomingMessage, res: ServerResponse
       : route(rt, req, path, record, body.raw, body.tooLarge);
   send(rt, res, answer);
   return finish(answer.status);
+}
+
+/** CORS headers for any origin (the mock binds 127.0.0.1 only); `Date` and `Retry-After` are exposed to scripts. */
+function setCorsHeaders(req: IncomingMessage, res: ServerResponse): void {
+  const origin = req.headers.origin;
+  res.setHeader('Access-Control-Allow-Origin', origin ?? '*');
+  if (origin) res.setHeader('Vary', 'Origin');
+  res.setHeader('Access-Control-Allow-Methods', 'GET, POST, OPTIONS');
+  const asked = req.headers['access-control-request-headers'];
+  res.setHeader('Access-Control-Allow-Headers', typeof asked === 'string' && asked ? asked : 'Content-Type, Authorization, Accept');
+  res.setHeader('Access-Control-Expose-Headers', 'Date, Retry-After');
+  res.setHeader('Access-Control-Max-Age', '600');
 }
 
 function faultAnswer(fault: Fault): Answer {

@@ -47,6 +47,12 @@ export interface MockPolarOptions {
   maxBodyBytes?: number;
   /** Delay every answer by this many milliseconds. */
   latencyMs?: number;
+  /**
+   * Allow calls from pages on other origins: answer `OPTIONS` preflights with 204 (not recorded in
+   * `requests`) and add `Access-Control-Allow-*` headers to every answer, exposing `Date` and
+   * `Retry-After`. Default false.
+   */
+  cors?: boolean;
 }
 
 /** A stored event with the `external_id` it was ingested with (which Polar never returns). */
@@ -142,6 +148,7 @@ export async function startMockPolar(options: MockPolarOptions = {}): Promise<Mo
     faults: [...(options.faults ?? [])],
     requests: [],
     requestSeq: 0,
+    cors: options.cors ?? false,
     onRequestDone: (r) => {
       for (const w of [...waiters]) w(r);
     },
