@@ -63,14 +63,21 @@ export interface BufferedEvent {
 export type LocalEvent = BufferedEvent;
 
 export interface ReconcileReport {
-  /** Server items read (pages fetched, or the array given). */
+  /**
+   * Server items read (pages fetched, or the array given):
+   * `fetched = added + updated + unchanged + invalid + system`.
+   */
   fetched: number;
   /** Server events that confirmed a local event. */
   matched: number;
   /** Server events new to the mirror. */
   added: number;
-  /** Mirror entries replaced by a newer copy. */
+  /** Mirror entries replaced by a newer copy (its content changed, e.g. its `customer`). */
   updated: number;
+  /** Items the mirror already held as they are (re-read at the cursor, where timestamps repeat). */
+  unchanged: number;
+  /** Mirrored events (and the confirmed local events they matched) removed by `retention`. */
+  pruned: number;
   /** Items refused by UserEventStruct (never written). */
   invalid: number;
   /** SystemEvents seen and left out. */
@@ -88,13 +95,24 @@ export interface ReconcileOptions {
   since?: Date;
 }
 
+/**
+ * Filter of `query()`. The merged view holds mirrored server events (status `confirmed`, with
+ * `userEvent`; a server event with no local record has the server `id` as its `externalId`) and
+ * local events not confirmed yet (`pending`, `sending`, `sent`); `dead` events only when `status`
+ * asks for them. Oldest first.
+ */
 export interface QueryFilter {
+  /** One customer (either reference finds the events tracked or returned with the other). */
   externalCustomerId?: string;
   customerId?: string;
   name?: string;
+  /** Events at or after this time. */
   since?: Date;
+  /** Events before this time. */
   until?: Date;
+  /** @default ["pending", "sending", "sent", "confirmed"] */
   status?: EventStatus | EventStatus[];
+  /** Most entries returned (the oldest ones); Infinity for all. @default 1000 */
   limit?: number;
 }
 
