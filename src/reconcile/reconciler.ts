@@ -1,6 +1,21 @@
+import { validate } from 'superstruct';
+import { EventValidationError, type ValidationFailure } from '../errors.js';
 import type { ResolvedOptions } from '../options.js';
 import type { Connection } from '../storage/db.js';
+import {
+  applyPage,
+  customerKeysFor,
+  earliestUnconfirmed,
+  pruneRetention,
+  readCursor,
+  resendUnconfirmed,
+  type MirrorItem,
+} from '../storage/mirror-store.js';
+import { customerKeyOf } from '../storage/serialize.js';
 import type { ReconcileOptions, ReconcileReport } from '../types.js';
+import { isSystemEvent, isValidDate, UserEventStruct } from '../validation/structs.js';
+import { validationFailures } from '../validation/validate.js';
+import { formatMicros, matcher, prepareServerEvent, wireMicros } from './match.js';
 
 export interface ReconcilerContext {
   options: ResolvedOptions;
@@ -9,16 +24,244 @@ export interface ReconcilerContext {
   emitError: (error: Error) => void;
 }
 
-/** INTERIM (issue 3 replaces this file): pulls server events into the mirror. */
+/** Items per `GET /v1/events/` page: Polar's maximum. */
+export const PAGE_LIMIT = 100;
+
+/**
+ * How far before the earliest unconfirmed `sent` event a pull starts. Such an event may have been
+ * sent (with its own, older timestamp) after the cursor moved past that time; and the flusher may
+ * have clamped its wire timestamp to the server's clock, a little earlier than the local one.
+ */
+export const SENT_LOOKBACK_MS = 10 * 60 * 1000;
+
+/**
+ * A server list item that is not a valid UserEvent: skipped, never written to the mirror, and
+ * reported on `"error"`. It is an `EventValidationError` (same `code` and `failures`), about an
+ * item the server sent rather than a tracked input.
+ */
+export class ServerEventValidationError extends EventValidationError {
+  /** The item's `id`, when it has a string one. */
+  readonly serverId: string | undefined;
+  /** Its position in the page (or in the array given to reconcile()). */
+  readonly position: number;
+  constructor(failures: ValidationFailure[], init: { serverId: string | undefined; position: number; page: number | undefined; cause?: unknown }) {
+    super(failures, init.cause === undefined ? {} : { cause: init.cause });
+    this.serverId = init.serverId;
+    this.position = init.position;
+    const where = init.page === undefined ? `item ${init.position} of the array given to reconcile()` : `item ${init.position} of page ${init.page} of GET /v1/events/`;
+    const list = failures
+      .slice(0, 5)
+      .map((f) => `${f.path.length > 0 ? f.path.join('.') : '(event)'}: ${f.message}`)
+      .join('; ');
+    this.message =
+      `Server event ${init.serverId === undefined ? '(no id)' : JSON.stringify(init.serverId)} (${where}) is not a valid UserEvent and was skipped ` +
+      `(not written to the mirror): ${list}${failures.length > 5 ? ` (and ${failures.length - 5} more)` : ''}. ` +
+      'Check that the transport returns Polar\'s events unchanged.';
+  }
+}
+
+/**
+ * Pulls the server's UserEvents into the mirror and confirms the local events they match.
+ *
+ * Paging: `GET /v1/events/?sorting=timestamp&limit=100&page=n` with `start_timestamp` just before
+ * the stored cursor (the bound is exclusive and several events share a timestamp, so the cursor's
+ * own timestamp is read again and what the mirror already has is recognised by `id`). Each page is
+ * applied in one transaction together with its matches and the new cursor, so an interrupted
+ * reconcile resumes at the last page applied. Calls on one buffer run one after another.
+ */
 export class Reconciler {
   readonly #ctx: ReconcilerContext;
+  #running: Promise<unknown> = Promise.resolve();
+
   constructor(ctx: ReconcilerContext) {
     this.#ctx = ctx;
   }
-  async reconcile(arg?: ReconcileOptions | unknown[]): Promise<ReconcileReport> {
-    void this.#ctx;
-    void arg;
-    throw new Error('reconcile() is not built yet (issue 3)');
+
+  reconcile(arg?: ReconcileOptions | unknown[]): Promise<ReconcileReport> {
+    // Checked now, so a bad argument throws before waiting for an earlier call.
+    const plan = Array.isArray(arg) ? { items: arg } : { scope: checkOptions(arg) };
+    const run = this.#running.then(
+      () => this.#run(plan),
+      () => this.#run(plan),
+    );
+    this.#running = run.catch(() => undefined);
+    return run;
   }
-  async idle(): Promise<void> {}
+
+  /** Resolves once no reconcile is running. */
+  async idle(): Promise<void> {
+    await this.#running;
+  }
+
+  async #run(plan: { items: unknown[] } | { scope: ScopeOptions }): Promise<ReconcileReport> {
+    const { options } = this.#ctx;
+    const report: ReconcileReport = {
+      fetched: 0,
+      matched: 0,
+      added: 0,
+      updated: 0,
+      unchanged: 0,
+      invalid: 0,
+      system: 0,
+      resent: 0,
+      pruned: 0,
+      pages: 0,
+    };
+    if ('items' in plan) {
+      const prepared = this.#prepare(plan.items, report, undefined);
+      await this.#apply(prepared.items, report, undefined);
+    } else {
+      const resentKeys = await this.#pull(plan.scope, report);
+      const db = await this.#ctx.connection.get();
+      const resent = await resendUnconfirmed(db, {
+        now: options.clock.now(),
+        gracePeriod: options.confirmGracePeriod,
+        keys: resentKeys,
+        durability: options.durability,
+      });
+      report.resent = resent.length;
+    }
+    const db = await this.#ctx.connection.get();
+    const pruned = await pruneRetention(db, {
+      now: options.clock.now(),
+      maxAge: options.retention.maxAge,
+      maxEvents: options.retention.maxEvents,
+      durability: options.durability,
+    });
+    report.pruned = pruned.mirror;
+    return report;
+  }
+
+  /** Pulls every page after the cursor; returns the customer keys this pull covered (null: all). */
+  async #pull(scope: ScopeOptions, report: ReconcileReport): Promise<string[] | null> {
+    const { options, signal } = this.#ctx;
+    const list = options.transport.list;
+    if (typeof list !== 'function') {
+      throw new TypeError('reconcile() needs a transport with list() (httpTransport has one) to read GET /v1/events/; or pass reconcile(arrayOfUserEvents).');
+    }
+    const db = await this.#ctx.connection.get();
+    const keys = scope.customerKey === null ? null : await customerKeysFor(db, scope.customerKey);
+    const cursor = await readCursor(db, scope.cursorScope);
+    // Where to start (exclusive bound, µs): just before the cursor's own timestamp, or `since`.
+    let start: number | undefined =
+      cursor !== undefined ? cursor.timestampMicros - 1 : scope.since !== undefined ? scope.since.getTime() * 1000 - 1 : undefined;
+    if (start !== undefined) {
+      const earliest = await earliestUnconfirmed(db, keys);
+      if (earliest !== null) start = Math.min(start, (earliest - SENT_LOOKBACK_MS) * 1000 - 1);
+    }
+    const query: Record<string, string | number> = { sorting: 'timestamp', limit: PAGE_LIMIT };
+    if (scope.externalCustomerId !== undefined) query['external_customer_id'] = scope.externalCustomerId;
+    if (scope.customerId !== undefined) query['customer_id'] = scope.customerId;
+    if (start !== undefined) query['start_timestamp'] = formatMicros(start);
+
+    for (let page = 1; ; page++) {
+      signal.throwIfAborted();
+      const answer = await list.call(options.transport, { ...query, page }, { signal });
+      report.pages++;
+      const items = Array.isArray(answer?.items) ? answer.items : [];
+      const prepared = this.#prepare(items, report, page);
+      const cursorAt = prepared.maxMicros === null ? undefined : { scope: scope.cursorScope, timestampMicros: prepared.maxMicros };
+      await this.#apply(prepared.items, report, cursorAt);
+      const maxPage = Number(answer?.pagination?.max_page);
+      if (items.length === 0 || items.length < PAGE_LIMIT || !(page < maxPage)) break;
+    }
+    return keys;
+  }
+
+  /** Validates each item (invalid ones reported and skipped, SystemEvents counted and skipped). */
+  #prepare(items: unknown[], report: ReconcileReport, page: number | undefined): { items: MirrorItem[]; maxMicros: number | null } {
+    const out: MirrorItem[] = [];
+    let maxMicros: number | null = null;
+    items.forEach((item, position) => {
+      report.fetched++;
+      const micros = itemMicros(item);
+      // The cursor moves past every item read, valid or not, so nothing is read again and again.
+      if (micros !== null) maxMicros = Math.max(maxMicros ?? -Infinity, micros);
+      if (isSystemEvent(item)) {
+        report.system++;
+        return;
+      }
+      const [error, event] = validate(item, UserEventStruct, { coerce: true });
+      if (error || event === undefined) {
+        report.invalid++;
+        const id = (item as { id?: unknown } | null)?.id;
+        this.#ctx.emitError(
+          new ServerEventValidationError(error ? validationFailures(error) : [{ path: [], message: 'Not a UserEvent' }], {
+            serverId: typeof id === 'string' ? id : undefined,
+            position,
+            page,
+            cause: error,
+          }),
+        );
+        return;
+      }
+      out.push(prepareServerEvent(event, (item as { timestamp?: unknown }).timestamp));
+    });
+    return { items: out, maxMicros };
+  }
+
+  async #apply(items: MirrorItem[], report: ReconcileReport, cursor: { scope: string; timestampMicros: number } | undefined) {
+    if (items.length === 0 && cursor === undefined) return;
+    const { options } = this.#ctx;
+    const db = await this.#ctx.connection.get();
+    const result = await applyPage(db, items, {
+      now: options.clock.now(),
+      durability: options.durability,
+      matcher,
+      ...(cursor ? { cursor } : {}),
+    });
+    report.added += result.added;
+    report.updated += result.updated;
+    report.unchanged += result.unchanged;
+    report.matched += result.confirmed.length;
+  }
+}
+
+interface ScopeOptions {
+  externalCustomerId: string | undefined;
+  customerId: string | undefined;
+  since: Date | undefined;
+  /** The customer key reconciled, or null for every customer. */
+  customerKey: string | null;
+  /** The `meta` cursor's scope: the customer key, or "all". */
+  cursorScope: string;
+}
+
+function checkOptions(arg: unknown): ScopeOptions {
+  if (arg === undefined) return { externalCustomerId: undefined, customerId: undefined, since: undefined, customerKey: null, cursorScope: 'all' };
+  if (typeof arg !== 'object' || arg === null) {
+    throw new TypeError('Expected reconcile() to get nothing, { externalCustomerId?, customerId?, since? }, or an array of UserEvents.');
+  }
+  const o = arg as Record<string, unknown>;
+  for (const key of Object.keys(o)) {
+    if (!['externalCustomerId', 'customerId', 'since'].includes(key)) {
+      throw new TypeError(`Unknown reconcile() option \`${key}\`: expected externalCustomerId, customerId or since.`);
+    }
+  }
+  const ext = o['externalCustomerId'];
+  const cus = o['customerId'];
+  const since = o['since'];
+  if (ext !== undefined && (typeof ext !== 'string' || ext.length === 0)) throw new TypeError('Expected `externalCustomerId` to be a non-empty string.');
+  if (cus !== undefined && (typeof cus !== 'string' || cus.length === 0)) throw new TypeError('Expected `customerId` to be a non-empty string.');
+  if (ext !== undefined && cus !== undefined) {
+    throw new TypeError('Expected only one of `externalCustomerId` and `customerId`: reconcile one customer at a time (or every customer, with neither).');
+  }
+  if (since !== undefined && !isValidDate(since)) throw new TypeError('Expected `since` to be a valid Date.');
+  const customerKey =
+    ext !== undefined ? customerKeyOf({ externalCustomerId: ext as string }) : cus !== undefined ? customerKeyOf({ customerId: cus as string }) : null;
+  return {
+    externalCustomerId: ext as string | undefined,
+    customerId: cus as string | undefined,
+    since: since as Date | undefined,
+    customerKey,
+    cursorScope: customerKey ?? 'all',
+  };
+}
+
+/** The item's timestamp in µs, when it has a readable one. */
+function itemMicros(item: unknown): number | null {
+  const raw = (item as { timestamp?: unknown } | null)?.timestamp;
+  if (typeof raw !== 'string') return null;
+  const micros = wireMicros(raw, new Date(NaN));
+  return Number.isFinite(micros) ? micros : null;
 }

@@ -1,0 +1,126 @@
+import type { Matcher, MirrorItem } from '../storage/mirror-store.js';
+import type { EventRecord, EventStatus } from '../storage/schema.js';
+import { customerKeyOf, fingerprintOf, toStorable } from '../storage/serialize.js';
+import { parseIsoTimestamp, type UserEvent } from '../validation/structs.js';
+
+/**
+ * Pure matching of server UserEvents to the local events that produced them. Polar never returns
+ * `external_id`, so a server event is recognised by its content: name, customer reference,
+ * timestamp to the millisecond and canonical metadata (see `fingerprintOf` in serialize.ts, which
+ * tolerates reordered keys, `_cost.amount` as a decimal string and `null` optional fields).
+ */
+
+
+/**
+ * Microseconds since the epoch of a wire timestamp. The model's Date keeps milliseconds; the
+ * server's microseconds matter for the cursor, since `start_timestamp` compares them.
+ */
+export function wireMicros(wire: unknown, fallback: Date): number {
+  const base = fallback.getTime() * 1000;
+  if (typeof wire !== 'string') return base;
+  const parsed = parseIsoTimestamp(wire);
+  if (!parsed) return base;
+  const fraction = /[T ]\d{2}:\d{2}:\d{2}[.,](\d+)/.exec(wire)?.[1] ?? '';
+  const extra = Number(`${fraction}000000`.slice(3, 6));
+  return parsed.getTime() * 1000 + extra;
+}
+
+/** `2025-06-02T14:03:07.123456Z` from microseconds since the epoch. */
+export function formatMicros(micros: number): string {
+  const ms = Math.floor(micros / 1000);
+  const fraction = String(((micros % 1_000_000) + 1_000_000) % 1_000_000).padStart(6, '0');
+  return `${new Date(ms).toISOString().slice(0, 19)}.${fraction}Z`;
+}
+
+/** The customer keys of a server event: under its external id and under Polar's customer id. */
+export function customerKeysOf(event: UserEvent): string[] {
+  const keys: string[] = [];
+  const external = event.externalCustomerId ?? event.customer?.externalId ?? null;
+  const id = event.customerId ?? event.customer?.id ?? null;
+  if (external !== null) keys.push(customerKeyOf({ externalCustomerId: external }));
+  if (id !== null) keys.push(customerKeyOf({ customerId: id }));
+  if (keys.length === 0) keys.push(customerKeyOf({}));
+  return keys;
+}
+
+/**
+ * Builds the mirror record of a validated UserEvent. `wireTimestamp` is the item's raw
+ * `timestamp` (for microseconds). Its fingerprints cover each customer key it carries, because the
+ * local event was tracked with one of them (externalCustomerId or customerId).
+ */
+export function prepareServerEvent(event: UserEvent, wireTimestamp: unknown): MirrorItem {
+  const customerKeys = customerKeysOf(event);
+  const timestampMs = event.timestamp.getTime();
+  const fingerprints = [
+    ...new Set(customerKeys.map((customerKey) => fingerprintOf({ name: event.name, customerKey, timestampMs, metadata: event.metadata }))),
+  ];
+  return {
+    record: {
+      id: event.id,
+      timestampMs,
+      name: event.name,
+      customerKey: customerKeys[0]!,
+      fingerprints,
+      event: toStorable(event) as Record<string, unknown>,
+    },
+    timestampMicros: wireMicros(wireTimestamp, event.timestamp),
+    customerKeys,
+  };
+}
+
+/**
+ * Which local events a server event may confirm, best first: `sent` (the server said 2xx), then
+ * `sending` and `pending` (a send that timed out or was cut may still have landed); among equals,
+ * the oldest. `confirmed` and `dead` events are never candidates (a confirmed one already has its
+ * server event: one-to-one).
+ */
+const RANK: Partial<Record<EventStatus, number>> = { sent: 0, sending: 1, pending: 2 };
+
+export function chooseCandidate(candidates: readonly EventRecord[]): EventRecord | undefined {
+  let best: EventRecord | undefined;
+  let bestRank = Infinity;
+  for (const candidate of candidates) {
+    const rank = RANK[candidate.status];
+    if (rank === undefined) continue;
+    // Among pending ones, one that was already tried (its send may have landed) goes first.
+    const tried = candidate.status === 'pending' && (candidate.sentAt !== null || candidate.attempts > 0) ? -0.5 : 0;
+    const score = rank + tried;
+    if (score < bestRank || (score === bestRank && best !== undefined && candidate.seq < best.seq)) {
+      best = candidate;
+      bestRank = score;
+    }
+  }
+  return best;
+}
+
+/** The local record once a server event confirmed it. */
+export function confirm(record: EventRecord, serverId: string, now: number): EventRecord {
+  return {
+    ...record,
+    status: 'confirmed',
+    serverId,
+    confirmedAt: now,
+    leaseUntil: 0,
+    leaseOwner: null,
+    nextAttemptAt: 0,
+    error: null,
+  };
+}
+
+/** Deep equality of two structured-clone-safe values, ignoring key order. */
+export function sameContent(a: unknown, b: unknown): boolean {
+  if (a === b) return true;
+  if (typeof a !== 'object' || typeof b !== 'object' || a === null || b === null) return false;
+  if (Array.isArray(a) !== Array.isArray(b)) return false;
+  if (Array.isArray(a)) {
+    const bb = b as unknown[];
+    return a.length === bb.length && a.every((v, i) => sameContent(v, bb[i]));
+  }
+  const ak = Object.keys(a);
+  const bk = Object.keys(b);
+  if (ak.length !== bk.length) return false;
+  return ak.every((k) => Object.prototype.hasOwnProperty.call(b, k) && sameContent((a as Record<string, unknown>)[k], (b as Record<string, unknown>)[k]));
+}
+
+/** The rules applyPage follows. */
+export const matcher: Matcher = { choose: chooseCandidate, confirm, same: sameContent };
