@@ -163,35 +163,40 @@ class PolarEventBuffer<Schemas extends Record<string, Struct<any, any>>> impleme
       this.#writeQueue.push({ records, resolve, reject });
       if (!this.#writing) {
         // Start on a microtask so that every call made in this task joins the first transaction.
-        this.#writing = Promise.resolve()
-          .then(() => this.#drainWrites())
-          .finally(() => (this.#writing = undefined));
+        this.#writing = Promise.resolve().then(() => this.#drainWrites());
       }
     });
   }
 
   async #drainWrites(): Promise<void> {
-    while (this.#writeQueue.length > 0) {
-      const group = this.#writeQueue;
-      this.#writeQueue = [];
-      let outcomes: AppendOutcome[];
-      let waiting = 0;
-      try {
-        const db = await this.#connection.get();
-        ({ outcomes, waiting } = await appendGroups(
-          db,
-          group.map((w) => ({ records: w.records })),
-          { maxQueueSize: this.#options.maxQueueSize, durability: this.#options.durability },
-        ));
-      } catch (error) {
-        for (const w of group) w.reject(error);
-        continue;
+    // `#writing` is cleared in the same microtask as the loop's last empty-queue check (no await
+    // in between): a write queued after that check (e.g. by a caller resuming from this batch)
+    // must see no running loop and start one, or it would wait forever.
+    try {
+      while (this.#writeQueue.length > 0) {
+        const group = this.#writeQueue;
+        this.#writeQueue = [];
+        let outcomes: AppendOutcome[];
+        let waiting = 0;
+        try {
+          const db = await this.#connection.get();
+          ({ outcomes, waiting } = await appendGroups(
+            db,
+            group.map((w) => ({ records: w.records })),
+            { maxQueueSize: this.#options.maxQueueSize, durability: this.#options.durability },
+          ));
+        } catch (error) {
+          for (const w of group) w.reject(error);
+          continue;
+        }
+        outcomes.forEach((outcome, i) => (outcome.ok ? group[i]!.resolve(outcome.records) : group[i]!.reject(outcome.error)));
+        if (outcomes.some((o) => o.ok)) {
+          this.#changed('track');
+          if (waiting >= this.#options.batchSize) this.#scheduler.trigger('batch-full');
+        }
       }
-      outcomes.forEach((outcome, i) => (outcome.ok ? group[i]!.resolve(outcome.records) : group[i]!.reject(outcome.error)));
-      if (outcomes.some((o) => o.ok)) {
-        this.#changed('track');
-        if (waiting >= this.#options.batchSize) this.#scheduler.trigger('batch-full');
-      }
+    } finally {
+      this.#writing = undefined;
     }
   }
 
