@@ -107,13 +107,13 @@ class PolarEventBuffer<Schemas extends Record<string, Struct<any, any>>> impleme
 
   // ----- track ------------------------------------------------------------------------------
 
-  async track(input: TrackInputFor<Schemas>): Promise<BufferedEvent> {
+  async track(input: TrackInputFor<Record<string, never>>): Promise<BufferedEvent> {
     this.#assertOpen('track');
     const [record] = await this.#write([this.#prepare(input, undefined)]);
     return toLocalEvent(record!);
   }
 
-  async trackMany(inputs: TrackInputFor<Schemas>[]): Promise<BufferedEvent[]> {
+  async trackMany(inputs: readonly TrackInputFor<Record<string, never>>[]): Promise<BufferedEvent[]> {
     this.#assertOpen('trackMany');
     if (!Array.isArray(inputs)) {
       throw new EventValidationError([{ path: [], message: `Expected an array of events, but received ${typeof inputs}` }]);

@@ -7,15 +7,40 @@ import type { Metadata, UserEvent } from './validation/structs.js';
 export type { FlushReport, EventStatus };
 
 /**
- * Input of `track()`. With `schemas`, the metadata type of each named event comes from its struct,
- * so `track({ name: "api_call", metadata: { tokens: "x" } })` fails to compile when
- * `schemas: { api_call: object({ tokens: number() }) }`.
+ * Input of `track()` for the event named `Name`. With `schemas`, the metadata of each named event
+ * is typed by its struct (`Infer<struct>`) and required; events with no schema take any Polar
+ * metadata. Without `schemas`, every name takes any Polar metadata.
+ *
+ * With a union of names it is the union of each name's input (so each `name` keeps its own
+ * metadata type).
+ *
+ * @default Name: every name in `Schemas`
+ * @example
+ * const schemas = { api_call: object({ tokens: number() }) };
+ * type ApiCall = TrackInputFor<typeof schemas, 'api_call'>; // metadata: { tokens: number } & Metadata
+ * const input: ApiCall = { name: 'api_call', externalCustomerId: 'u1', metadata: { tokens: 12 } };
  */
-export type TrackInputFor<Schemas extends Record<string, Struct<any, any>>> =
-  | {
-      [Name in keyof Schemas & string]: TrackInputBase & { name: Name; metadata: Infer<Schemas[Name]> & Metadata };
-    }[keyof Schemas & string]
-  | (TrackInputBase & { name: Exclude<string, keyof Schemas>; metadata?: Metadata });
+export type TrackInputFor<
+  Schemas extends Record<string, Struct<any, any>>,
+  Name extends string = keyof Schemas & string,
+> = Name extends unknown ? TrackInputOf<Schemas, Name> : never;
+
+/**
+ * The input of one `track()` call, `Name` inferred from the literal `name` passed. Not distributive
+ * on purpose: TypeScript infers a literal `Name` through this form but not through a conditional
+ * type, and a union over all strings could not work (`"api_call"` is also a `string`, so a loose
+ * member would accept any metadata for it).
+ */
+type TrackInputOf<Schemas extends Record<string, Struct<any, any>>, Name extends string> = Omit<TrackInputBase, 'name'> & {
+  name: Name;
+} & MetadataFor<Schemas, Name>;
+
+/** The metadata field of the event named `Name`: required and typed by its struct, else any Polar metadata. */
+type MetadataFor<Schemas extends Record<string, Struct<any, any>>, Name extends string> = string extends keyof Schemas
+  ? { metadata?: Metadata }
+  : Name extends keyof Schemas
+    ? { metadata: Infer<Schemas[Name]> & Metadata }
+    : { metadata?: Metadata };
 
 export interface TrackInputBase {
   /** Event name, 1 to 128 characters (what Polar's meters filter on). */
@@ -147,9 +172,11 @@ export interface BufferEvents {
 
 export interface EventBuffer<Schemas extends Record<string, Struct<any, any>> = Record<string, never>> {
   /** Validates and durably stores one event; resolves once IndexedDB committed it. */
-  track(input: TrackInputFor<Schemas>): Promise<BufferedEvent>;
+  track<Name extends string>(input: TrackInputOf<Schemas, Name>): Promise<BufferedEvent>;
   /** All or nothing: every input valid and stored, or none stored. */
-  trackMany(inputs: TrackInputFor<Schemas>[]): Promise<BufferedEvent[]>;
+  trackMany<const Names extends readonly string[]>(
+    inputs: readonly [...{ [K in keyof Names]: TrackInputOf<Schemas, Names[K]> }],
+  ): Promise<BufferedEvent[]>;
   /** Sends the waiting events, oldest first, in batches; one flush at a time per database. */
   flush(): Promise<FlushReport>;
   /** Pulls the server's UserEvents into the mirror and confirms the local events they match. */
