@@ -2,10 +2,11 @@ import type { Struct } from 'superstruct';
 import { ClosedError, EventValidationError, NoIndexedDBError, type PolarEventBufferError } from './errors.js';
 import { Emitter } from './emitter.js';
 import { Flusher, type FlushReport } from './flush/flusher.js';
-import { Scheduler } from './flush/scheduler.js';
+import { PageExitSender } from './flush/page-exit.js';
+import { Scheduler, probeTransport } from './flush/scheduler.js';
 import { ServerClock } from './flush/server-clock.js';
 import { ChangeChannel } from './coordination/channel.js';
-import { withFlushLock } from './coordination/flush-lock.js';
+import { withFlushLock, type LeaseOptions } from './coordination/flush-lock.js';
 import { resolveOptions, type EventBufferOptions, type ResolvedOptions } from './options.js';
 import { randomId, uuidv7 } from './ids.js';
 import { Connection } from './storage/db.js';
@@ -19,7 +20,7 @@ import {
   type AppendOutcome,
 } from './storage/queue-store.js';
 import type { EventRecord } from './storage/schema.js';
-import { BODY_OVERHEAD_BYTES, newRecord, toLocalEvent } from './storage/serialize.js';
+import { BODY_OVERHEAD_BYTES, newRecord, toLocalEvent, toWire } from './storage/serialize.js';
 import { queryMerged } from './reconcile/query.js';
 import { Reconciler } from './reconcile/reconciler.js';
 import type {
@@ -73,6 +74,10 @@ class PolarEventBuffer<Schemas extends Record<string, Struct<any, any>>> impleme
   readonly #reconciler: Reconciler;
   readonly #channel: ChangeChannel;
   readonly #serverClock = new ServerClock();
+  /** What this page tracked and no flush has reported sent: the `pagehide` last-chance send. */
+  readonly #exit = new PageExitSender();
+  /** The IndexedDB flush lease, used where Web Locks are missing. */
+  readonly #lease: LeaseOptions;
   readonly #closing = new AbortController();
   #closed = false;
   #flushing: Promise<FlushReport> | undefined;
@@ -84,6 +89,7 @@ class PolarEventBuffer<Schemas extends Record<string, Struct<any, any>>> impleme
     this.#options = options;
     this.#connection = new Connection(options.indexedDB, options.dbName);
     const owner = randomId();
+    this.#lease = { connection: this.#connection, owner, duration: options.leaseDuration, clock: options.clock };
     this.#channel = new ChangeChannel(options.dbName, (event) => this.#emitter.emit('change', { ...event, source: 'remote' }));
     this.#flusher = new Flusher(options, this.#connection, this.#serverClock, owner, {
       onDeadLetter: (records) => {
@@ -101,6 +107,7 @@ class PolarEventBuffer<Schemas extends Record<string, Struct<any, any>>> impleme
     });
     this.#scheduler = new Scheduler(options, {
       flush: (reason) => this.#autoFlush(reason),
+      probe: () => probeTransport(options.transport),
     });
     this.#scheduler.start();
   }
@@ -190,6 +197,7 @@ class PolarEventBuffer<Schemas extends Record<string, Struct<any, any>>> impleme
           continue;
         }
         outcomes.forEach((outcome, i) => (outcome.ok ? group[i]!.resolve(outcome.records) : group[i]!.reject(outcome.error)));
+        for (const outcome of outcomes) if (outcome.ok) this.#exit.remember(outcome.records);
         if (outcomes.some((o) => o.ok)) {
           this.#changed('track');
           if (waiting >= this.#options.batchSize) this.#scheduler.trigger('batch-full');
@@ -211,22 +219,32 @@ class PolarEventBuffer<Schemas extends Record<string, Struct<any, any>>> impleme
   #autoFlush(reason: string): void {
     if (this.#closed) return;
     if (this.#flusher.pausedUntil > this.#options.clock.now() && reason !== 'online') return;
-    const keepalive = reason === 'hidden';
+    if (reason === 'pagehide') {
+      // Only what starts now gets out; the flush below finishes only if the page lives on (bfcache).
+      const limit = this.#serverClock.clampLimit(this.#options.clock.now());
+      this.#exit.send(this.#options.transport, (r) => toWire(r, limit !== null && r.timestampMs > limit ? limit : r.timestampMs));
+    }
+    const keepalive = reason === 'hidden' || reason === 'pagehide';
     this.#runFlush(keepalive ? { keepalive } : {}, false).catch((error) => this.#emitter.emit('error', error));
   }
 
   /** At most one flush per database: one promise inside this page, a Web Lock across tabs. */
   #runFlush(options: { keepalive?: boolean }, explicit = true): Promise<FlushReport> {
     if (this.#flushing) return this.#flushing;
+    const mark = this.#exit.mark();
     const run = (async () => {
-      const outcome = await withFlushLock(this.#options.indexedDB, this.#options.dbName, () =>
-        this.#flusher.run(this.#closing.signal, options),
+      const outcome = await withFlushLock(
+        this.#options.indexedDB,
+        this.#options.dbName,
+        () => this.#flusher.run(this.#closing.signal, options),
+        this.#lease,
       );
       if (!outcome.ran) {
         const stats = await this.stats();
         return { sent: 0, duplicates: 0, deadLettered: 0, remaining: stats.pending + stats.sending, requests: 0, stoppedBy: 'locked' as const };
       }
       const report = outcome.value;
+      if (report.remaining === 0) this.#exit.forgetUpTo(mark);
       // A timer tick that found nothing to do is not news; an explicit flush() always reports.
       if (explicit || report.requests > 0 || report.deadLettered > 0) this.#emitter.emit('flush', report);
       return report;
@@ -302,6 +320,7 @@ class PolarEventBuffer<Schemas extends Record<string, Struct<any, any>>> impleme
       throw new TypeError('Expected clear() to get nothing, or { externalCustomerId } or { customerId }.');
     }
     await clearCustomer(await this.#connection.get(), ref, this.#options.durability);
+    this.#exit.forgetAll();
     this.#changed('clear');
   }
 
