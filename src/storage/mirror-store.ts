@@ -127,11 +127,13 @@ export async function applyPage(
   options: { now: number; durability: Durability; matcher: Matcher; cursor?: { scope: string; timestampMicros: number } },
 ): Promise<ApplyPageResult> {
   const result: ApplyPageResult = { added: 0, updated: 0, unchanged: 0, confirmed: [] };
+  let tx: Abortable | undefined;
   try {
-    const tx = db.transaction([EVENTS, MIRROR, META], 'readwrite', { durability: options.durability });
-    const mirror = tx.objectStore(MIRROR);
-    const events = tx.objectStore(EVENTS);
-    const meta = tx.objectStore(META);
+    const t = db.transaction([EVENTS, MIRROR, META], 'readwrite', { durability: options.durability });
+    tx = t;
+    const mirror = t.objectStore(MIRROR);
+    const events = t.objectStore(EVENTS);
+    const meta = t.objectStore(META);
     const byFingerprint = events.index(BY_FINGERPRINT);
     const aliases = new Map<string, { keys: Set<string>; changed: boolean }>();
 
@@ -187,8 +189,11 @@ export async function applyPage(
         await meta.put({ key, value: { timestampMicros: options.cursor.timestampMicros } satisfies ReconcileCursor });
       }
     }
-    await tx.done;
+    await t.done;
   } catch (error) {
+    // A request that throws (e.g. a value IndexedDB cannot clone) does not abort the transaction
+    // by itself: abort it, so the writes already made in it are undone and the page is all or nothing.
+    abortQuietly(tx);
     throw storageError('reconcile (apply page)', error);
   }
   return result;
@@ -205,9 +210,11 @@ export async function resendUnconfirmed(
   options: { now: number; gracePeriod: number; keys: readonly string[] | null; durability: Durability },
 ): Promise<EventRecord[]> {
   const resent: EventRecord[] = [];
+  let tx: Abortable | undefined;
   try {
-    const tx = db.transaction(EVENTS, 'readwrite', { durability: options.durability });
-    let cursor = await tx.store.index(BY_STATUS).openCursor(statusRange('sent'));
+    const t = db.transaction(EVENTS, 'readwrite', { durability: options.durability });
+    tx = t;
+    let cursor = await t.store.index(BY_STATUS).openCursor(statusRange('sent'));
     while (cursor) {
       const r = cursor.value;
       if (
@@ -222,8 +229,9 @@ export async function resendUnconfirmed(
       }
       cursor = await cursor.continue();
     }
-    await tx.done;
+    await t.done;
   } catch (error) {
+    abortQuietly(tx);
     throw storageError('reconcile (resend unconfirmed)', error);
   }
   return resent;
@@ -241,10 +249,12 @@ export async function pruneRetention(
 ): Promise<{ mirror: number; events: number }> {
   const removed = { mirror: 0, events: 0 };
   const oldest = options.now - options.maxAge;
+  let tx: Abortable | undefined;
   try {
-    const tx = db.transaction([EVENTS, MIRROR], 'readwrite', { durability: options.durability });
-    const mirror = tx.objectStore(MIRROR);
-    const events = tx.objectStore(EVENTS);
+    const t = db.transaction([EVENTS, MIRROR], 'readwrite', { durability: options.durability });
+    tx = t;
+    const mirror = t.objectStore(MIRROR);
+    const events = t.objectStore(EVENTS);
     let count = await mirror.count();
     let cursor = await mirror.index(BY_TIME).openCursor();
     while (cursor && (count > options.maxEvents || cursor.value.timestampMs < oldest)) {
@@ -273,8 +283,9 @@ export async function pruneRetention(
         local = await local.continue();
       }
     }
-    await tx.done;
+    await t.done;
   } catch (error) {
+    abortQuietly(tx);
     throw storageError('reconcile (retention)', error);
   }
   return removed;
@@ -396,4 +407,19 @@ function compareEntries(a: MergedEntry, b: MergedEntry): number {
   const ta = entryTie(a);
   const tb = entryTie(b);
   return ta < tb ? -1 : ta > tb ? 1 : 0;
+}
+
+interface Abortable {
+  abort(): void;
+  done: Promise<void>;
+}
+
+function abortQuietly(tx: Abortable | undefined): void {
+  if (!tx) return;
+  tx.done.catch(() => undefined);
+  try {
+    tx.abort();
+  } catch {
+    // Already finished or aborted.
+  }
 }
