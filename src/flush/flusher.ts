@@ -198,7 +198,7 @@ export class Flusher {
         records.forEach((r, i) => {
           const details = named.get(i);
           if (!details) again.push(r);
-          else if (details.every(isFutureTimestamp) && r.attempts < MAX_TIMESTAMP_RETRIES) clockRejected.push(r);
+          else if (onlyFutureTimestamp(details) && r.attempts < MAX_TIMESTAMP_RETRIES) clockRejected.push(r);
           else dead.push({ externalId: r.externalId, to: 'dead', error: serverReason(details) });
         });
         const written = await this.#settle(dead);
@@ -293,6 +293,26 @@ export function namedIndexes(detail: ValidationDetail[] | undefined, size: numbe
 
 function isFutureTimestamp(detail: ValidationDetail): boolean {
   return detail.loc.includes('timestamp') && /future|past/i.test(detail.msg);
+}
+
+/**
+ * Whether the server refused this event only for its timestamp. Polar validates EventCreate as a
+ * union (`EventCreateCustomer | EventCreateExternalCustomer`, at `loc[3]`) and reports the errors
+ * of every member, so an event with an external customer id also gets "customer_id: Field
+ * required" from the other member: the event is clock-rejected when some member's errors (plus
+ * those outside any member) are all future-timestamp errors.
+ */
+function onlyFutureTimestamp(details: ValidationDetail[]): boolean {
+  const general: ValidationDetail[] = [];
+  const members = new Map<string, ValidationDetail[]>();
+  for (const d of details) {
+    const member = d.loc[3];
+    if (typeof member === 'string' && /^EventCreate/.test(member)) members.set(member, [...(members.get(member) ?? []), d]);
+    else general.push(d);
+  }
+  if (!general.every(isFutureTimestamp)) return false;
+  if (members.size === 0) return general.length > 0;
+  return [...members.values()].some((list) => list.every(isFutureTimestamp));
 }
 
 /** The server's reason, field by field, as kept on a dead letter. */
