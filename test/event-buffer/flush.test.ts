@@ -1,0 +1,211 @@
+import { describe, expect, it } from 'vitest';
+import { TransportError } from '../../src/errors.js';
+import { httpTransport } from '../../src/transport/http.js';
+import type { Transport } from '../../src/transport/transport.js';
+import { freshIndexedDB, uniqueDbName } from '../helpers/fresh-db.js';
+import { useMockPolar } from '../helpers/mock-server.js';
+import { bufferFactory, input, readRecords } from './support.js';
+
+const startPolar = useMockPolar();
+const make = bufferFactory();
+
+function ingestBodies(server: { ingestRequests(): { body: unknown; status: number | null }[] }) {
+  return server.ingestRequests().map((r) => (r.body as { events: { external_id: string; parent_id?: string; timestamp: string }[] }).events);
+}
+
+describe('flush()', () => {
+  it('sends the oldest events first, in the order track() accepted them, each with its externalId as external_id', async () => {
+    const server = await startPolar();
+    const buffer = make(server, { indexedDB: freshIndexedDB(), batchSize: 4 });
+    const tracked = [];
+    for (let i = 0; i < 10; i++) tracked.push(await buffer.track(input(i)));
+    const report = await buffer.flush();
+    expect(report).toMatchObject({ sent: 10, duplicates: 0, deadLettered: 0, remaining: 0 });
+    expect(server.storedExternalIds()).toEqual(tracked.map((e) => e.externalId));
+    expect(server.events.map((e) => (e.metadata as { n: number }).n)).toEqual([0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
+    expect([...server.countByExternalId().values()].every((n) => n === 1)).toBe(true);
+  });
+
+  it('gives every event a unique externalId that sorts in creation order', async () => {
+    const buffer = make(undefined, { indexedDB: freshIndexedDB() });
+    const events = [...(await buffer.trackMany(Array.from({ length: 50 }, (_, i) => input(i)))), ...(await Promise.all(Array.from({ length: 50 }, (_, i) => buffer.track(input(50 + i)))))];
+    const ids = events.map((e) => e.externalId);
+    expect(new Set(ids).size).toBe(100);
+    expect([...ids].sort()).toEqual(ids);
+  });
+
+  it('sends batches of at most batchSize events', async () => {
+    const server = await startPolar();
+    const buffer = make(server, { indexedDB: freshIndexedDB(), batchSize: 3 });
+    await buffer.trackMany(Array.from({ length: 8 }, (_, i) => input(i)));
+    await buffer.flush();
+    expect(ingestBodies(server).map((b) => b.length)).toEqual([3, 3, 2]);
+  });
+
+  it('keeps every request body under maxBatchBytes', async () => {
+    const server = await startPolar();
+    const buffer = make(server, { indexedDB: freshIndexedDB(), maxBatchBytes: 1024 });
+    await buffer.trackMany(Array.from({ length: 20 }, (_, i) => input(i, { metadata: { n: i, prompt: 'p'.repeat(150) } })));
+    const report = await buffer.flush();
+    expect(report.sent).toBe(20);
+    const sizes = server.ingestRequests().map((r) => Buffer.byteLength(JSON.stringify(r.body)));
+    expect(sizes.length).toBeGreaterThan(3);
+    expect(Math.max(...sizes)).toBeLessThanOrEqual(1024);
+  });
+
+  it('runs one flush at a time: two concurrent flush() calls make one set of requests', async () => {
+    const server = await startPolar({ latencyMs: 30 });
+    const buffer = make(server, { indexedDB: freshIndexedDB(), batchSize: 5 });
+    await buffer.trackMany(Array.from({ length: 10 }, (_, i) => input(i)));
+    const [a, b] = await Promise.all([buffer.flush(), buffer.flush()]);
+    expect(server.ingestRequests()).toHaveLength(2);
+    expect(a.sent + (b === a ? 0 : b.sent)).toBe(10);
+    expect(server.events).toHaveLength(10);
+  });
+
+  it('never sends a child before its parent, and sends the parent first when both are in one batch', async () => {
+    const server = await startPolar();
+    const buffer = make(server, { indexedDB: freshIndexedDB(), batchSize: 10 });
+    const parent = await buffer.track(input(0, { externalId: 'run-1' }));
+    const child = await buffer.track(input(1, { parentId: parent.externalId }));
+    await buffer.flush();
+    const sent = ingestBodies(server).flat();
+    expect(sent.map((e) => e.external_id)).toEqual(['run-1', child.externalId]);
+    expect(server.events).toHaveLength(2);
+    expect(server.stored()[1]?.event.parent_id).toBe(server.stored()[0]?.event.id);
+  });
+
+  it('holds back a child tracked before its parent until the parent was sent', async () => {
+    const server = await startPolar();
+    const buffer = make(server, { indexedDB: freshIndexedDB(), batchSize: 10 });
+    const child = await buffer.track(input(1, { parentId: 'late-parent' }));
+    await buffer.track(input(0, { externalId: 'late-parent' }));
+    const report = await buffer.flush();
+    expect(report).toMatchObject({ sent: 2, deadLettered: 0 });
+    const order = ingestBodies(server).flat().map((e) => e.external_id);
+    expect(order.indexOf('late-parent')).toBeLessThan(order.indexOf(child.externalId));
+    expect(server.ingestRequests().every((r) => r.status === 200)).toBe(true);
+  });
+
+  it('dead-letters the child of a dead-lettered parent with a reason naming the parent', async () => {
+    const server = await startPolar();
+    const http = httpTransport({ baseUrl: server.url });
+    // The parent goes out with a 600-character metadata string, which Polar refuses (at most 500).
+    const transport: Transport = {
+      ingest: (events, opts) =>
+        http.ingest(events.map((e) => (e.external_id === 'bad-parent' ? { ...e, metadata: { text: 'x'.repeat(600) } } : e)), opts),
+    };
+    const buffer = make(undefined, { indexedDB: freshIndexedDB(), transport, batchSize: 10 });
+    await buffer.track(input(0, { externalId: 'bad-parent' }));
+    const child = await buffer.track(input(1, { parentId: 'bad-parent' }));
+    const other = await buffer.track(input(2));
+    const report = await buffer.flush();
+    expect(report).toMatchObject({ sent: 1, deadLettered: 2 });
+    const dead = await buffer.deadLetters();
+    expect(dead.map((e) => e.externalId).sort()).toEqual(['bad-parent', child.externalId].sort());
+    expect(dead.find((e) => e.externalId === child.externalId)?.error).toContain('bad-parent');
+    expect(server.storedExternalIds()).toEqual([other.externalId]);
+  });
+
+  it('dead-letters only the events a 422 names by index, with the server message, and sends the rest in the same flush', async () => {
+    const server = await startPolar();
+    const buffer = make(server, { indexedDB: freshIndexedDB(), batchSize: 10 });
+    const seen: string[][] = [];
+    buffer.on('deadletter', ({ events }) => seen.push(events.map((e) => e.externalId)));
+    const ok1 = await buffer.track(input(0));
+    const bad = await buffer.track(input(1, { externalId: 'will-fail' }));
+    const ok2 = await buffer.track(input(2));
+    server.addFaults({
+      status: 422,
+      body: { detail: [{ type: 'string_too_long', loc: ['body', 'events', 1, 'EventCreateExternalCustomer', 'name'], msg: 'String should have at most 128 characters', input: 'x' }] },
+    });
+    const report = await buffer.flush();
+    expect(report).toMatchObject({ sent: 2, deadLettered: 1, remaining: 0 });
+    expect(server.storedExternalIds()).toEqual([ok1.externalId, ok2.externalId]);
+    const dead = await buffer.deadLetters();
+    expect(dead.map((e) => e.externalId)).toEqual([bad.externalId]);
+    expect(dead[0]?.error).toContain('String should have at most 128 characters');
+    expect(seen).toEqual([[bad.externalId]]);
+  });
+
+  it('bisects a 422 that names no index until only the bad events are dead-lettered', async () => {
+    const server = await startPolar();
+    const http = httpTransport({ baseUrl: server.url });
+    let requests = 0;
+    const transport: Transport = {
+      async ingest(events, opts) {
+        requests++;
+        if (events.some((e) => (e.metadata as { poison?: boolean } | undefined)?.poison)) {
+          throw new TransportError('422 without loc', { status: 422, detail: [{ type: 'value_error', loc: ['body'], msg: 'Something in the batch is wrong' }] });
+        }
+        return http.ingest(events, opts);
+      },
+    };
+    const buffer = make(undefined, { indexedDB: freshIndexedDB(), transport, batchSize: 8 });
+    const events = await buffer.trackMany(Array.from({ length: 8 }, (_, i) => input(i, { metadata: { n: i, poison: i === 2 || i === 5 } })));
+    const report = await buffer.flush();
+    expect(report).toMatchObject({ sent: 6, deadLettered: 2, remaining: 0 });
+    expect((await buffer.deadLetters()).map((e) => e.externalId).sort()).toEqual([events[2]!.externalId, events[5]!.externalId].sort());
+    expect(server.storedExternalIds()).toEqual(events.filter((_, i) => i !== 2 && i !== 5).map((e) => e.externalId));
+    expect(requests).toBeLessThan(16);
+  });
+
+  it('splits a batch the server refuses as too large (413) and sends all of it', async () => {
+    const server = await startPolar({ maxBodyBytes: 1500 });
+    const buffer = make(server, { indexedDB: freshIndexedDB(), batchSize: 20 });
+    await buffer.trackMany(Array.from({ length: 20 }, (_, i) => input(i)));
+    const report = await buffer.flush();
+    expect(report).toMatchObject({ sent: 20, deadLettered: 0 });
+    expect(server.ingestRequests().some((r) => r.status === 413)).toBe(true);
+    expect(server.events).toHaveLength(20);
+    expect([...server.countByExternalId().values()].every((n) => n === 1)).toBe(true);
+  });
+
+  it('on 401 emits "error", dead-letters nothing, keeps events pending, pauses auto flush, and an explicit flush() tries again', async () => {
+    const server = await startPolar({ token: 'polar_oat_right' });
+    let token = 'polar_oat_wrong';
+    const factory = freshIndexedDB();
+    const buffer = make(undefined, {
+      indexedDB: factory,
+      transport: httpTransport({ baseUrl: server.url, headers: () => ({ Authorization: `Bearer ${token}` }) }),
+    });
+    const errors: unknown[] = [];
+    buffer.on('error', (e) => errors.push(e));
+    await buffer.trackMany([input(0), input(1)]);
+    const report = await buffer.flush();
+    expect(report).toMatchObject({ sent: 0, deadLettered: 0, remaining: 2, stoppedBy: 'unauthorized' });
+    expect(errors.some((e) => e instanceof TransportError && e.status === 401)).toBe(true);
+    expect(await buffer.stats()).toMatchObject({ pending: 2, dead: 0 });
+    token = 'polar_oat_right';
+    expect(await buffer.flush()).toMatchObject({ sent: 2 });
+    expect(server.events).toHaveLength(2);
+  });
+
+  it('retries a dropped connection and the server holds each event once', async () => {
+    const server = await startPolar({ faults: [{ drop: true }, { drop: true, afterProcessing: true }] });
+    const buffer = make(server, { indexedDB: freshIndexedDB() });
+    await buffer.trackMany([input(0), input(1), input(2)]);
+    const report = await buffer.flush();
+    expect(report.sent).toBe(3);
+    expect(server.ingestRequests().length).toBe(3);
+    expect(server.events).toHaveLength(3);
+    expect([...server.countByExternalId().values()]).toEqual([1, 1, 1]);
+    expect(report.duplicates).toBe(3);
+  });
+
+  it('clamps timestamps in the server future on the wire, while the local record keeps the original', async () => {
+    const server = await startPolar({ clockOffsetMs: -10 * 60_000 });
+    const factory = freshIndexedDB();
+    const dbName = uniqueDbName();
+    const buffer = make(server, { indexedDB: factory, dbName });
+    const event = await buffer.track(input(0));
+    const report = await buffer.flush();
+    expect(report).toMatchObject({ sent: 1, deadLettered: 0 });
+    expect(server.events).toHaveLength(1);
+    const serverMs = Date.parse(server.events[0]!.timestamp);
+    expect(serverMs).toBeLessThan(event.timestamp.getTime() - 5 * 60_000);
+    const [record] = await readRecords(factory, dbName, [event.externalId]);
+    expect(record?.timestampMs).toBe(event.timestamp.getTime());
+    expect(record?.status).toBe('sent');
+  });
+});
