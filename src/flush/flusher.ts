@@ -168,7 +168,7 @@ export class Flusher {
         await this.#release(records, { countAttempt: false, nextAttemptAt: 0, error: null });
         return 'closed';
       }
-      return this.#onFailure(records, error, signal, report, keepalive);
+      return this.#onFailure(records, error, signal, report, keepalive, wireTimes);
     }
   }
 
@@ -178,6 +178,7 @@ export class Flusher {
     signal: AbortSignal,
     report: FlushReport,
     keepalive: boolean,
+    wireTimes: number[],
   ): Promise<FlushReport['stoppedBy'] | undefined> {
     const o = this.#options;
     const now = o.clock.now();
@@ -192,13 +193,22 @@ export class Flusher {
     if (status === 422) {
       const named = namedIndexes(error.detail, records.length);
       if (named.size > 0) {
+        // A future timestamp means our idea of the server's clock is too late: learn it from this
+        // answer, and resend every event whose timestamp the next send will clamp lower than this
+        // one's (a valid event is never dead-lettered for our clock's fault).
+        if (error.serverDate && [...named.values()].some((d) => d.some(isFutureTimestamp))) {
+          this.#serverClock.correct(error.serverDate, now);
+        }
+        const limit = this.#serverClock.clampLimit(now);
         const dead: Settlement[] = [];
         const again: EventRecord[] = [];
         const clockRejected: EventRecord[] = [];
         records.forEach((r, i) => {
           const details = named.get(i);
           if (!details) again.push(r);
-          else if (onlyFutureTimestamp(details) && r.attempts < MAX_TIMESTAMP_RETRIES) clockRejected.push(r);
+          else if (onlyFutureTimestamp(details) && (r.attempts < MAX_TIMESTAMP_RETRIES || (limit !== null && wireTimes[i]! > limit))) {
+            clockRejected.push(r);
+          }
           else dead.push({ externalId: r.externalId, to: 'dead', error: serverReason(details) });
         });
         const written = await this.#settle(dead);

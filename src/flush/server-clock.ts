@@ -20,6 +20,15 @@ export class ServerClock {
     else this.#offset = Math.max(this.#offset, estimate);
   }
 
+  /**
+   * The server refused a timestamp as in its future: our offset is too high (the local clock moved
+   * forward less than the jump `observe` treats as a move), so take this answer's estimate even when lower.
+   */
+  correct(serverDate: Date, localNow: number): void {
+    const estimate = serverDate.getTime() - localNow;
+    if (Number.isFinite(estimate) && (this.#offset === null || estimate < this.#offset)) this.#offset = estimate;
+  }
+
   /** Latest timestamp (local ms) the server will accept now, or null when we know nothing yet. */
   clampLimit(localNow: number): number | null {
     return this.#offset === null ? null : localNow + this.#offset;
