@@ -13,19 +13,31 @@ import type { EventBuffer } from '../../src/types.js';
 export const WIRE_TIME = '2025-06-02T09:15:27.123456+00:00';
 
 /**
- * A clock whose timers run at once (on a real 0 ms timeout) while its `now` jumps ahead by the
- * delay: waits happen in virtual time, so a test can see how long the buffer chose to wait.
+ * A clock whose short timers (up to `maxJump` ms: backoff and Retry-After waits) run at once, on a
+ * real 0 ms timeout, while its `now` jumps ahead by the delay: waits happen in virtual time, so a
+ * test can see how long the buffer chose to wait. Longer timers (the flush lease's renewal, the
+ * flush interval) fire only when the test calls advance().
  */
 export class JumpClock implements Clock {
   current: number;
   readonly waits: number[] = [];
-  constructor(start = Date.now()) {
+  readonly #held = new Map<number, { at: number; callback: () => void }>();
+  #next = 1;
+  constructor(
+    start = Date.now(),
+    readonly maxJump = 15_000,
+  ) {
     this.current = start;
   }
   now(): number {
     return this.current;
   }
   setTimeout(callback: () => void, ms: number): unknown {
+    if (ms > this.maxJump) {
+      const id = this.#next++;
+      this.#held.set(id, { at: this.current + ms, callback });
+      return { held: id };
+    }
     this.waits.push(ms);
     return globalThis.setTimeout(() => {
       this.current += ms;
@@ -33,10 +45,16 @@ export class JumpClock implements Clock {
     }, 0);
   }
   clearTimeout(handle: unknown): void {
-    globalThis.clearTimeout(handle as ReturnType<typeof setTimeout>);
+    if (handle && typeof handle === 'object' && 'held' in handle) this.#held.delete((handle as { held: number }).held);
+    else globalThis.clearTimeout(handle as ReturnType<typeof setTimeout>);
   }
   advance(ms: number): void {
     this.current += ms;
+    for (const [id, timer] of [...this.#held]) {
+      if (timer.at > this.current) continue;
+      this.#held.delete(id);
+      timer.callback();
+    }
   }
 }
 
