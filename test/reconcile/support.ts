@@ -1,0 +1,71 @@
+import { createEventBuffer } from '../../src/event-buffer.js';
+import type { MockPolarServer } from '../../src/mock-server/index.js';
+import type { Clock, EventBufferOptions } from '../../src/options.js';
+import { httpTransport } from '../../src/transport/http.js';
+import type { Transport } from '../../src/transport/transport.js';
+import type { EventBuffer } from '../../src/types.js';
+import { FULL_CUSTOMER } from '../fixtures/events-list/polar-wire.js';
+import { autoClose, freshIndexedDB } from '../helpers/fresh-db.js';
+import { useMockPolar } from '../helpers/mock-server.js';
+
+/** A clock the test moves by hand; timers are the real ones. */
+export class MovableClock implements Clock {
+  offset = 0;
+  now(): number {
+    return Date.now() + this.offset;
+  }
+  setTimeout(callback: () => void, ms: number): unknown {
+    return globalThis.setTimeout(callback, ms);
+  }
+  clearTimeout(handle: unknown): void {
+    globalThis.clearTimeout(handle as ReturnType<typeof setTimeout>);
+  }
+}
+
+export interface Rig {
+  polar: MockPolarServer;
+  transport: Transport;
+  buffer: EventBuffer;
+  /** Another buffer on a fresh database, same server. */
+  another(options?: Partial<EventBufferOptions>): EventBuffer;
+}
+
+/** Per test: a mock Polar (with the full customer `user_42`) and buffers over real HTTP. */
+export function useRig(): (options?: Partial<EventBufferOptions>) => Promise<Rig> {
+  const startPolar = useMockPolar();
+  const close = autoClose();
+  return async (options = {}) => {
+    const polar = await startPolar({ customers: [FULL_CUSTOMER] });
+    const transport = httpTransport({ baseUrl: polar.url });
+    const make = (extra: Partial<EventBufferOptions> = {}): EventBuffer => {
+      const buffer = createEventBuffer({
+        transport,
+        indexedDB: freshIndexedDB(),
+        autoFlush: false,
+        retry: { retries: 0 },
+        ...options,
+        ...extra,
+      } as EventBufferOptions);
+      close(buffer);
+      return buffer;
+    };
+    return { polar, transport, buffer: make(), another: make };
+  };
+}
+
+/** Seeds `count` user events for `external_customer_id`, at `timestamp(i)` (epoch ms or wire string). */
+export function seed(
+  polar: MockPolarServer,
+  count: number,
+  timestamp: (i: number) => number | string,
+  extra: Record<string, unknown> = {},
+): string[] {
+  const events = Array.from({ length: count }, (_, i) => ({
+    name: 'api_call',
+    external_customer_id: 'user_42',
+    timestamp: timestamp(i),
+    metadata: { n: i },
+    ...extra,
+  }));
+  return polar.addEvents(events).map((e) => e.id);
+}
