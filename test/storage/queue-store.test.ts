@@ -1,0 +1,133 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import { openBufferDb } from '../../src/storage/db.js';
+import { appendGroups, claimBatch, countByStatus, settle } from '../../src/storage/queue-store.js';
+import { newRecord } from '../../src/storage/serialize.js';
+import { uuidv7 } from '../../src/ids.js';
+import { freshIndexedDB, uniqueDbName } from '../helpers/fresh-db.js';
+import { useMockPolar } from '../helpers/mock-server.js';
+import { bufferFactory, input, ManualClock } from '../event-buffer/support.js';
+
+const startPolar = useMockPolar();
+const make = bufferFactory();
+
+function records(count: number, now = Date.now()) {
+  return Array.from({ length: count }, (_, i) => newRecord({ name: 'api.call', externalCustomerId: 'user_42', metadata: { n: i } }, uuidv7(now), now));
+}
+
+const claimOptions = { batchSize: 100, maxBatchBytes: 60_000, leaseDuration: 30_000, owner: 'tab-a', durability: 'strict' as const };
+
+/**
+ * Counts records IndexedDB hands out (each cursor step, each getAll item) while installed. Cursor
+ * steps are counted on the cursor request's success events: idb recognises IDBCursor.continue by
+ * identity, so that method must stay untouched.
+ */
+function countReads() {
+  const indexProto = IDBIndex.prototype;
+  const storeProto = IDBObjectStore.prototype;
+  const originals = {
+    indexGetAll: indexProto.getAll,
+    storeGetAll: storeProto.getAll,
+    indexOpenCursor: indexProto.openCursor,
+    storeOpenCursor: storeProto.openCursor,
+  };
+  const counter = { reads: 0 };
+  const countResult = (request: IDBRequest) => {
+    request.addEventListener('success', () => {
+      const r = request.result as unknown;
+      if (Array.isArray(r)) counter.reads += r.length;
+      else if (r) counter.reads++;
+    });
+    return request;
+  };
+  indexProto.getAll = function (this: IDBIndex, ...args: Parameters<IDBIndex['getAll']>) {
+    return countResult(originals.indexGetAll.apply(this, args));
+  } as IDBIndex['getAll'];
+  storeProto.getAll = function (this: IDBObjectStore, ...args: Parameters<IDBObjectStore['getAll']>) {
+    return countResult(originals.storeGetAll.apply(this, args));
+  } as IDBObjectStore['getAll'];
+  indexProto.openCursor = function (this: IDBIndex, ...args: Parameters<IDBIndex['openCursor']>) {
+    return countResult(originals.indexOpenCursor.apply(this, args));
+  } as IDBIndex['openCursor'];
+  storeProto.openCursor = function (this: IDBObjectStore, ...args: Parameters<IDBObjectStore['openCursor']>) {
+    return countResult(originals.storeOpenCursor.apply(this, args));
+  } as IDBObjectStore['openCursor'];
+  restore = () => {
+    indexProto.getAll = originals.indexGetAll;
+    storeProto.getAll = originals.storeGetAll;
+    indexProto.openCursor = originals.indexOpenCursor;
+    storeProto.openCursor = originals.storeOpenCursor;
+  };
+  return counter;
+}
+let restore: (() => void) | undefined;
+afterEach(() => {
+  restore?.();
+  restore = undefined;
+});
+
+describe('queue store', () => {
+  it('claims one batch of a 5,000-event queue reading about batchSize records, not the whole queue', async () => {
+    const db = await openBufferDb(freshIndexedDB(), uniqueDbName());
+    await appendGroups(db, [{ records: records(5000) }], { maxQueueSize: 10_000, durability: 'relaxed' });
+    const counter = countReads();
+    const claim = await claimBatch(db, { ...claimOptions, now: Date.now() });
+    restore!();
+    expect(claim.batch).toHaveLength(100);
+    expect(counter.reads).toBeGreaterThanOrEqual(100);
+    expect(counter.reads).toBeLessThanOrEqual(110);
+    expect(await countByStatus(db)).toMatchObject({ pending: 4900, sending: 100 });
+    db.close();
+  });
+
+  it('claims the oldest pending events in creation order and leases them', async () => {
+    const db = await openBufferDb(freshIndexedDB(), uniqueDbName());
+    const now = Date.now();
+    const all = records(5, now);
+    await appendGroups(db, [{ records: all.slice(0, 3) }, { records: all.slice(3) }], { maxQueueSize: 100, durability: 'strict' });
+    const claim = await claimBatch(db, { ...claimOptions, batchSize: 3, now });
+    expect(claim.batch.map((r) => r.externalId)).toEqual(all.slice(0, 3).map((r) => r.externalId));
+    expect(claim.batch.every((r) => r.status === 'sending' && r.leaseOwner === 'tab-a' && r.leaseUntil === now + 30_000)).toBe(true);
+    db.close();
+  });
+
+  it('does not settle a batch whose lease another holder took over', async () => {
+    const db = await openBufferDb(freshIndexedDB(), uniqueDbName());
+    const now = Date.now();
+    await appendGroups(db, [{ records: records(2, now) }], { maxQueueSize: 100, durability: 'strict' });
+    const stale = await claimBatch(db, { ...claimOptions, now, leaseDuration: 10 });
+    const taken = await claimBatch(db, { ...claimOptions, owner: 'tab-b', now: now + 11 });
+    expect(taken.reclaimed).toBe(2);
+    expect(taken.batch).toHaveLength(2);
+    const written = await settle(
+      db,
+      stale.batch.map((r) => ({ externalId: r.externalId, to: 'dead' as const, error: 'late' })),
+      { now: now + 12, owner: 'tab-a', durability: 'strict' },
+    );
+    expect(written).toHaveLength(0);
+    expect(await countByStatus(db)).toMatchObject({ sending: 2, dead: 0 });
+    db.close();
+  });
+
+  it('returns the batch of a crashed flush to waiting after leaseDuration, and a new buffer sends each event once', async () => {
+    const server = await startPolar();
+    const factory = freshIndexedDB();
+    const dbName = uniqueDbName();
+    const clock = new ManualClock();
+    const writer = make(server, { indexedDB: factory, dbName, clock, leaseDuration: 20_000 });
+    const events = await writer.trackMany([input(0), input(1), input(2)]);
+    await writer.close();
+    // A flush claims the batch and its tab dies before sending.
+    const db = await openBufferDb(factory, dbName);
+    const crashed = await claimBatch(db, { ...claimOptions, owner: 'dead-tab', leaseDuration: 20_000, now: clock.now() });
+    db.close();
+    expect(crashed.batch).toHaveLength(3);
+
+    const next = make(server, { indexedDB: factory, dbName, clock, leaseDuration: 20_000 });
+    expect(await next.flush()).toMatchObject({ sent: 0, remaining: 3 });
+    expect(server.ingestRequests()).toHaveLength(0);
+    clock.advance(20_001);
+    expect(await next.flush()).toMatchObject({ sent: 3, remaining: 0 });
+    expect(server.storedExternalIds()).toEqual(events.map((e) => e.externalId));
+    expect([...server.countByExternalId().values()]).toEqual([1, 1, 1]);
+  });
+});
