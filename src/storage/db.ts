@@ -48,15 +48,37 @@ export function openBufferDb(factory: IDBFactory, name: string, events: Connecti
     (error: unknown) => {
       const err = error as { name?: string };
       if (err?.name === 'VersionError') {
-        throw new StorageError(
-          'open',
-          `database "${name}" was upgraded by a newer version of polar-event-buffer in another tab; reload this page to use it.`,
-          { cause: error },
-        );
+        // A newer version (another tab's newer library) upgraded the database. Migrations only
+        // add, so open it at its own version and keep working when our stores are all there.
+        return openNewer(factory, name).catch(() => {
+          throw new StorageError(
+            'open',
+            `database "${name}" was upgraded by a newer version of polar-event-buffer in another tab; reload this page to use it.`,
+            { cause: error },
+          );
+        });
       }
       throw new StorageError('open', `could not open database "${name}" (${describe(error)}).`, { cause: error });
     },
   );
+}
+
+/** Opens `name` at whatever (newer) version it has, if it holds every store and index this version uses. */
+async function openNewer(factory: IDBFactory, name: string): Promise<BufferDatabase> {
+  const db = (await wrap(factory.open(name))) as unknown as BufferDatabase;
+  const raw = db as unknown as IDBDatabase;
+  const needed: Record<string, string[]> = { events: ['byStatus', 'byCustomer', 'byFingerprint'], mirror: [], meta: [] };
+  try {
+    const tx = raw.transaction(Object.keys(needed), 'readonly');
+    for (const [store, indexes] of Object.entries(needed)) {
+      const names = tx.objectStore(store).indexNames;
+      for (const index of indexes) if (!names.contains(index)) throw new Error(`index ${store}.${index} is missing`);
+    }
+  } catch (error) {
+    raw.close();
+    throw error;
+  }
+  return db;
 }
 
 /** One lazily opened connection that reopens after a versionchange or an abnormal close. */
