@@ -1,0 +1,170 @@
+/**
+ * The browser suite's harness: serves the BUILT library (dist/index.js, bundled with its three
+ * dependencies by esbuild into one ES module, because import maps do not reach workers and service
+ * workers), the test pages and the browser example from 127.0.0.1, starts the mock Polar server
+ * in-process with CORS on, and launches Debian's Chromium through playwright-core.
+ */
+import { existsSync, readFileSync, statSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { dirname, extname, join, normalize, resolve, sep } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { build } from 'esbuild';
+import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
+import { startMockPolar, type MockPolarOptions, type MockPolarServer } from '../../dist/mock-server.js';
+
+export const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
+export const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
+export const CHROMIUM_ARGS = [
+  '--no-sandbox',
+  '--disable-gpu',
+  '--disable-quic',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+  '--no-first-run',
+];
+
+const TYPES: Record<string, string> = {
+  '.html': 'text/html; charset=utf-8',
+  '.js': 'text/javascript; charset=utf-8',
+  '.mjs': 'text/javascript; charset=utf-8',
+  '.css': 'text/css; charset=utf-8',
+  '.map': 'application/json',
+  '.json': 'application/json',
+};
+
+/** URL prefix → folder under the repository root. Only these are served. */
+const MOUNTS: [string, string][] = [
+  ['/pages/', 'test/browser/pages'],
+  ['/examples/browser/', 'examples/browser'],
+  ['/dist/', 'dist'],
+  ['/node_modules/idb/', 'node_modules/idb'],
+  ['/node_modules/superstruct/', 'node_modules/superstruct'],
+  ['/node_modules/p-retry/', 'node_modules/p-retry'],
+  ['/node_modules/is-network-error/', 'node_modules/is-network-error'],
+];
+
+let bundleCache: { mtime: number; code: string } | undefined;
+
+/** dist/index.js with idb, superstruct and p-retry inlined: what a user's bundler would produce. */
+export async function bundleDist(): Promise<string> {
+  const entry = join(ROOT, 'dist/index.js');
+  if (!existsSync(entry)) throw new Error('dist/index.js is missing: run `npm run build` before the browser suite.');
+  const mtime = statSync(entry).mtimeMs;
+  if (bundleCache?.mtime === mtime) return bundleCache.code;
+  const result = await build({ entryPoints: [entry], bundle: true, format: 'esm', write: false, platform: 'browser', logLevel: 'silent' });
+  bundleCache = { mtime, code: result.outputFiles[0]!.text };
+  return bundleCache.code;
+}
+
+/** A static server on 127.0.0.1: the bundle at /bundle/polar-event-buffer.js, and the mounts above. */
+export async function startStaticServer(): Promise<{ url: string; close(): Promise<void> }> {
+  const bundle = await bundleDist();
+  const server: Server = createServer((req, res) => {
+    const path = decodeURIComponent(new URL(req.url ?? '/', 'http://127.0.0.1').pathname);
+    const headers: Record<string, string> = { 'Cache-Control': 'no-store' };
+    if (path === '/bundle/polar-event-buffer.js') {
+      res.writeHead(200, { ...headers, 'Content-Type': TYPES['.js']! });
+      res.end(bundle);
+      return;
+    }
+    if (path === '/favicon.ico') {
+      res.writeHead(204);
+      res.end();
+      return;
+    }
+    for (const [prefix, folder] of MOUNTS) {
+      if (!path.startsWith(prefix)) continue;
+      const base = join(ROOT, folder);
+      let file = normalize(join(base, path.slice(prefix.length)));
+      if (!file.startsWith(base + sep) && file !== base) break;
+      if (existsSync(file) && statSync(file).isDirectory()) file = join(file, 'index.html');
+      if (!existsSync(file)) break;
+      // A service worker served from /pages/ may control all of /.
+      if (path.endsWith('sw.js')) headers['Service-Worker-Allowed'] = '/';
+      res.writeHead(200, { ...headers, 'Content-Type': TYPES[extname(file)] ?? 'application/octet-stream' });
+      res.end(readFileSync(file));
+      return;
+    }
+    res.writeHead(404, { 'Content-Type': 'text/plain' });
+    res.end(`not found: ${path}`);
+  });
+  await new Promise<void>((ok) => server.listen(0, '127.0.0.1', ok));
+  const { port } = server.address() as AddressInfo;
+  return {
+    url: `http://127.0.0.1:${port}`,
+    close: () =>
+      new Promise<void>((ok) => {
+        server.close(() => ok());
+        server.closeAllConnections();
+      }),
+  };
+}
+
+export function launchChromium(): Promise<Browser> {
+  return chromium.launch({ executablePath: CHROMIUM, headless: true, args: CHROMIUM_ARGS });
+}
+
+/** A Chromium profile kept in `userDataDir` (for "browser restart" tests). */
+export function launchProfile(userDataDir: string): Promise<BrowserContext> {
+  return chromium.launchPersistentContext(userDataDir, { executablePath: CHROMIUM, headless: true, args: CHROMIUM_ARGS });
+}
+
+export function tempProfileDir(): { dir: string; remove(): void } {
+  const dir = mkdtempSync(join(tmpdir(), 'peb-profile-'));
+  return { dir, remove: () => rmSync(dir, { recursive: true, force: true }) };
+}
+
+export interface Harness {
+  site: string;
+  polar: MockPolarServer;
+  close(): Promise<void>;
+}
+
+/** The static site and a fresh mock Polar (CORS on). */
+export async function startHarness(options: MockPolarOptions = {}): Promise<Harness> {
+  const site = await startStaticServer();
+  const polar = await startMockPolar({ cors: true, ...options });
+  return {
+    site: site.url,
+    polar,
+    async close() {
+      await polar.close();
+      await site.close();
+    },
+  };
+}
+
+/** Opens the test page (which loads the bundle and defines `window.T`), pointed at the mock server. */
+export async function openTestPage(context: BrowserContext, h: Harness, page?: Page): Promise<Page> {
+  const p = page ?? (await context.newPage());
+  p.on('pageerror', (error) => console.error(`[page error] ${error.message}`));
+  await p.goto(`${h.site}/pages/index.html?api=${encodeURIComponent(h.polar.url)}`);
+  await p.waitForFunction(() => (window as unknown as { T?: unknown }).T !== undefined);
+  return p;
+}
+
+/** Polls `check` until it returns a truthy value; fails with `what` after `timeoutMs`. */
+export async function waitFor<T>(what: string, check: () => Promise<T> | T, timeoutMs = 15_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let last: unknown;
+  for (;;) {
+    try {
+      const value = await check();
+      if (value) return value;
+    } catch (error) {
+      last = error;
+    }
+    if (Date.now() > deadline) throw new Error(`Timed out waiting for ${what}${last ? ` (last error: ${String(last)})` : ''}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+/** Every stored external_id was stored once, and these are exactly the ids expected. */
+export function storedOnce(polar: MockPolarServer): { ids: string[]; maxCount: number } {
+  const counts = polar.countByExternalId();
+  return { ids: [...counts.keys()].sort(), maxCount: Math.max(0, ...counts.values()) };
+}

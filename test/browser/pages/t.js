@@ -1,0 +1,4 @@
+import { createDriver } from '/pages/t-core.js';
+
+const api = new URLSearchParams(location.search).get('api');
+window.T = createDriver(api);
