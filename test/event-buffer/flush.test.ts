@@ -181,6 +181,18 @@ describe('flush()', () => {
     expect(server.events).toHaveLength(2);
   });
 
+  it('on 403 keeps the events pending, dead-letters nothing and emits "error"', async () => {
+    const server = await startPolar({ faults: [{ status: 403, body: { detail: 'Not permitted' } }] });
+    const buffer = make(server, { indexedDB: freshIndexedDB() });
+    const errors: unknown[] = [];
+    buffer.on('error', (e) => errors.push(e));
+    await buffer.track(input(0));
+    expect(await buffer.flush()).toMatchObject({ sent: 0, deadLettered: 0, stoppedBy: 'unauthorized' });
+    expect(errors.some((e) => e instanceof TransportError && e.status === 403)).toBe(true);
+    expect(await buffer.stats()).toMatchObject({ pending: 1, dead: 0 });
+    expect(server.ingestRequests()).toHaveLength(1);
+  });
+
   it('retries a dropped connection and the server holds each event once', async () => {
     const server = await startPolar({ faults: [{ drop: true }, { drop: true, afterProcessing: true }] });
     const buffer = make(server, { indexedDB: freshIndexedDB() });
