@@ -6,6 +6,20 @@ import { dts } from 'rollup-plugin-dts';
 const external = (id) =>
   id === 'idb' || id === 'superstruct' || id === 'p-retry' || id.startsWith('node:') || /^(idb|superstruct|p-retry)\//.test(id);
 
+// superstruct (and idb) ship ESM-only types, so TypeScript in a CommonJS consumer (module node16,
+// skipLibCheck false) refuses a plain import of them from our .d.cts files (TS1479). A types-only
+// import may name its resolution mode (TypeScript >= 5.3), which makes it legal there.
+const cjsTypeImports = {
+  name: 'cjs-type-imports',
+  renderChunk(code, chunk) {
+    if (!chunk.fileName.endsWith('.d.cts')) return null;
+    return code.replace(
+      /^import \{([^}]*)\} from '(idb|superstruct|p-retry)';$/gm,
+      "import type {$1} from '$2' with { 'resolution-mode': 'import' };",
+    );
+  },
+};
+
 const entries = {
   index: 'src/index.ts',
   'mock-server': 'src/mock-server/index.ts',
@@ -17,7 +31,9 @@ export default [
     external,
     output: [
       { dir: 'dist', format: 'es', entryFileNames: '[name].js', chunkFileNames: 'chunks/[name]-[hash].js', sourcemap: true },
-      { dir: 'dist', format: 'cjs', entryFileNames: '[name].cjs', chunkFileNames: 'chunks/[name]-[hash].cjs', sourcemap: true, exports: 'named' },
+      { dir: 'dist', format: 'cjs', entryFileNames: '[name].cjs', chunkFileNames: 'chunks/[name]-[hash].cjs', sourcemap: true, exports: 'named',
+        // require('p-retry') (ESM-only; require(esm) in Node >= 20.19) returns its namespace: take .default.
+        interop: 'compat' },
     ],
     plugins: [typescript({ tsconfig: './tsconfig.json', declaration: false, outDir: 'dist', sourceMap: true })],
   },
@@ -28,6 +44,6 @@ export default [
       { dir: 'dist', format: 'es', entryFileNames: '[name].d.ts', chunkFileNames: 'chunks/[name]-[hash].d.ts' },
       { dir: 'dist', format: 'es', entryFileNames: '[name].d.cts', chunkFileNames: 'chunks/[name]-[hash].d.cts' },
     ],
-    plugins: [dts({ tsconfig: './tsconfig.json' })],
+    plugins: [dts({ tsconfig: './tsconfig.json' }), cjsTypeImports],
   },
 ];
