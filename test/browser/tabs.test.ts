@@ -1,0 +1,121 @@
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import type { Browser, BrowserContext, Page } from 'playwright-core';
+import { launchChromium, openTestPage, startHarness, waitFor, type Harness } from './harness.js';
+
+type W = { T: any };
+type Fetch = { ids: string[]; start: number; end: number | null; status: number | null };
+
+let h: Harness;
+let browser: Browser;
+let context: BrowserContext | undefined;
+beforeAll(async () => {
+  browser = await launchChromium();
+});
+afterAll(async () => {
+  await browser?.close();
+});
+afterEach(async () => {
+  await context?.close();
+  context = undefined;
+  await h?.close();
+});
+
+/** Opens `n` tabs of the same origin; without Web Locks when `locks` is false. */
+async function openTabs(n: number, locks: boolean): Promise<Page[]> {
+  const tabs: Page[] = [];
+  for (let i = 0; i < n; i++) {
+    const page = await context!.newPage();
+    if (!locks) await page.addInitScript(() => delete (Navigator.prototype as { locks?: unknown }).locks);
+    tabs.push(await openTestPage(context!, h, page));
+    expect(await page.evaluate(() => 'locks' in navigator)).toBe(locks);
+  }
+  return tabs;
+}
+
+describe('several tabs, in real Chromium', () => {
+  for (const [count, locks] of [
+    [2, true],
+    [4, true],
+    [2, false],
+    [4, false],
+  ] as const) {
+    it(`${count} tabs tracking at once share one database, flush one at a time (${locks ? 'Web Locks' : 'IndexedDB lease'}) and deliver each event once`, async () => {
+      h = await startHarness({ latencyMs: 20 });
+      context = await browser.newContext();
+      const tabs = await openTabs(count, locks);
+      await Promise.all(
+        tabs.map((tab) => tab.evaluate(() => (window as unknown as W).T.open({ autoFlush: true, flushInterval: 50, batchSize: 15, leaseDuration: 5000 }))),
+      );
+      const perTab = 45;
+      const tracked = await Promise.all(tabs.map((tab, i) => tab.evaluate((p) => (window as unknown as W).T.track(45, p), `tab${i}`)));
+      const all = tracked.flat() as string[];
+      expect(new Set(all).size).toBe(count * perTab);
+
+      await waitFor(`all ${count * perTab} events on the server`, () => h.polar.events.length === count * perTab, 30_000);
+      const counts = h.polar.countByExternalId();
+      expect([...counts.keys()].sort()).toEqual([...all].sort());
+      expect(Math.max(...counts.values())).toBe(1);
+
+      // No two ingest requests, from any tabs, were ever in flight at the same time.
+      const logs: Fetch[][] = await Promise.all(tabs.map((tab) => tab.evaluate(() => (window as unknown as W).T.log.fetches)));
+      const requests = logs.flatMap((log, tab) => log.filter((f) => f.ids.length > 0).map((f) => ({ ...f, tab })));
+      requests.sort((a, b) => a.start - b.start);
+      for (let i = 1; i < requests.length; i++) {
+        expect(requests[i]!.start, `request ${i} (tab ${requests[i]!.tab}) began before request ${i - 1} (tab ${requests[i - 1]!.tab}) ended`).toBeGreaterThanOrEqual(requests[i - 1]!.end!);
+      }
+      // Every tab sees one database: all sent.
+      for (const tab of tabs) expect((await tab.evaluate(() => (window as unknown as W).T.stats())).sent).toBe(count * perTab);
+    });
+  }
+
+  it('takes over the IndexedDB lease of a tab that died while flushing, once the lease has expired', async () => {
+    h = await startHarness();
+    context = await browser.newContext();
+    const [dying, survivor] = await openTabs(2, false);
+    const options = { leaseDuration: 1500 };
+    await dying!.evaluate((o) => (window as unknown as W).T.open(o), options);
+    await survivor!.evaluate((o) => (window as unknown as W).T.open(o), options);
+    const ids: string[] = await dying!.evaluate(() => (window as unknown as W).T.track(10, 'orphan'));
+
+    // The dying tab's request hangs at the server; it holds the lease (and its batch) meanwhile.
+    h.polar.addFaults({ delayMs: 60_000 });
+    void dying!.evaluate(() => void (window as unknown as W).T.flush());
+    await waitFor('the hanging request', () => h.polar.requests.some((r) => r.kind === 'ingest'));
+    const whileHeld = await survivor!.evaluate(() => (window as unknown as W).T.flush());
+    expect(whileHeld.stoppedBy).toBe('locked');
+    expect(whileHeld.sent).toBe(0);
+
+    // The tab dies (renderer crash: no pagehide, no cleanup, the lease record stays).
+    const cdp = await context.newCDPSession(dying!);
+    const crashed = new Promise((resolve) => dying!.once('crash', resolve));
+    // Page.crash never answers (the renderer is gone): wait for the crash event instead.
+    void cdp.send('Page.crash').catch(() => undefined);
+    await crashed;
+
+    const outcomes: string[] = [];
+    await waitFor('the survivor to take over and send', async () => {
+      const report = await survivor!.evaluate(() => (window as unknown as W).T.flush());
+      outcomes.push(report.stoppedBy ?? 'done');
+      return report.remaining === 0 && report.stoppedBy === undefined;
+    });
+    expect(outcomes[0]).toBe('locked');
+    const counts = h.polar.countByExternalId();
+    expect([...counts.keys()].sort()).toEqual([...ids].sort());
+    expect(Math.max(...counts.values())).toBe(1);
+  });
+
+  it('fires "change" in every other tab when one tab tracks (BroadcastChannel)', async () => {
+    h = await startHarness();
+    context = await browser.newContext();
+    const tabs = await openTabs(4, true);
+    for (const tab of tabs) await tab.evaluate(() => (window as unknown as W).T.open());
+    await tabs[0]!.evaluate(() => (window as unknown as W).T.track(1, 'broadcast'));
+    for (const tab of tabs.slice(1)) {
+      await waitFor('a remote change', () =>
+        tab.evaluate(() => (window as unknown as W).T.log.changes.some((c: { source: string; reason: string }) => c.source === 'remote' && c.reason === 'track')),
+      );
+    }
+    const own = await tabs[0]!.evaluate(() => (window as unknown as W).T.log.changes);
+    expect(own).toEqual([{ reason: 'track', source: 'local' }]);
+  });
+});
