@@ -254,7 +254,9 @@ export class Flusher {
     }
     // Retries ran out (or a permanent answer that is not about the events, e.g. 404 from a wrong
     // baseUrl): nothing is dropped; the backoff is kept with the events so a reload honours it.
-    await this.#release(records, { countAttempt: true, nextAttemptAt: now + this.#backoff(records), error: message });
+    // The server's last Retry-After is a floor: the next try never comes before it.
+    const wait = Math.max(this.#backoff(records), Math.min(error.retryAfter ?? 0, o.retry.maxRetryAfter));
+    await this.#release(records, { countAttempt: true, nextAttemptAt: now + wait, error: message });
     return status === 0 || status === 408 || status === 429 || status >= 500 ? 'retries-exhausted' : 'rejected';
   }
 

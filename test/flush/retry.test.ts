@@ -76,6 +76,18 @@ describe('retry', () => {
     expect(transport.times).toHaveLength(1);
   });
 
+  it('keeps a Retry-After as the earliest next attempt when retries run out before it', async () => {
+    const server = await startPolar({ faults: [{ status: 429, retryAfter: 20 }] });
+    const clock = new JumpClock();
+    const factory = freshIndexedDB();
+    const dbName = uniqueDbName();
+    const buffer = make(server, { indexedDB: factory, dbName, clock, leaseDuration: 120_000, retry: { retries: 0, minTimeout: 1000, maxTimeout: 30_000, randomize: false } });
+    const event = await buffer.track(input(0));
+    expect(await buffer.flush()).toMatchObject({ sent: 0, remaining: 1 });
+    const [record] = await readRecords(factory, dbName, [event.externalId]);
+    expect(record!.nextAttemptAt - clock.now()).toBeGreaterThanOrEqual(20_000);
+  });
+
   it('counts a request that gets no answer within the transport timeout as a retryable failure', async () => {
     const server = await startPolar({ faults: [{ delayMs: 2000 }] });
     const buffer = make(undefined, { indexedDB: freshIndexedDB(), transport: httpTransport({ baseUrl: server.url, timeout: 100 }) });
