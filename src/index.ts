@@ -1,5 +1,7 @@
 export { createEventBuffer } from './event-buffer.js';
 export { httpTransport } from './transport/http.js';
+export { flushOnSync } from './coordination/sync.js';
+export type { SyncEventLike } from './coordination/sync.js';
 export type { HttpTransportOptions } from './transport/http.js';
 export type { Transport, EventCreateWire, IngestResult, ListResult } from './transport/transport.js';
 export type { EventBufferOptions, RetryOptions, Clock } from './options.js';
