@@ -70,13 +70,10 @@ export async function earliestUnconfirmed(db: BufferDatabase, keys: readonly str
     const index = tx.store.index(BY_STATUS);
     let earliest: number | null = null;
     for (const status of ['sent', 'sending'] as const) {
-      let cursor = await index.openCursor(statusRange(status));
-      while (cursor) {
-        const r = cursor.value;
+      for (const r of await index.getAll(statusRange(status))) {
         if (!r.heldByServer && (keys === null || keys.includes(r.customerKey))) {
           earliest = Math.min(earliest ?? Infinity, r.timestampMs);
         }
-        cursor = await cursor.continue();
       }
     }
     await tx.done;
@@ -271,15 +268,15 @@ export async function pruneRetention(
       count--;
       cursor = await cursor.continue();
     }
+    // A confirmed local event goes with its mirrored event (above), so it is bounded by age with
+    // it; the count bound here only acts when confirmed events outnumber maxEvents (cheap to check).
     let confirmedCount = await events.index(BY_STATUS).count(statusRange('confirmed'));
-    if (confirmedCount > options.maxEvents || Number.isFinite(options.maxAge)) {
+    if (confirmedCount > options.maxEvents) {
       let local = await events.index(BY_STATUS).openCursor(statusRange('confirmed'));
-      while (local) {
-        if (confirmedCount > options.maxEvents || local.value.timestampMs < oldest) {
-          await local.delete();
-          removed.events++;
-          confirmedCount--;
-        }
+      while (local && confirmedCount > options.maxEvents) {
+        await local.delete();
+        removed.events++;
+        confirmedCount--;
         local = await local.continue();
       }
     }
@@ -310,7 +307,8 @@ export type MergedEntry =
 
 /**
  * Reads the merged view through indexes only: mirrored events by `[customerKey, timestampMs]`,
- * `[name, timestampMs]` or `timestampMs` (each range read stops at `limit`), with the local record
+ * `[name, timestampMs]` or `timestampMs` (each range read stops at `limit`, except a customer's
+ * range filtered by name, read whole), with the local record
  * each one confirmed; and local events not confirmed by `[customerKey, timestampMs]` or, without a
  * customer, by `[status, seq]` (those states are bounded by the queue). Oldest first, at most
  * `limit`, each event once.
@@ -326,27 +324,29 @@ export async function readMerged(db: BufferDatabase, plan: MergedReadPlan): Prom
 
     if (statuses.has('confirmed')) {
       const seen = new Set<string>();
-      const readRange = async (index: 'byCustomer' | 'byName' | 'byTime', range: IDBKeyRange) => {
+      // One getAll per range (a request per record with a cursor is far slower); with a name
+      // filter on a customer's range the limit can only be applied after filtering.
+      const readRange = async (index: 'byCustomer' | 'byName' | 'byTime', range: IDBKeyRange, filtered: boolean) => {
+        const records = await mirror.index(index).getAll(range, filtered || !Number.isFinite(limit) ? undefined : limit);
         let taken = 0;
-        let cursor = await mirror.index(index).openCursor(range);
-        while (cursor && taken < limit) {
-          const record = cursor.value;
-          if ((name === undefined || record.name === name) && !seen.has(record.id)) {
-            seen.add(record.id);
-            const local = record.localExternalId === null ? undefined : await events.get(record.localExternalId);
-            entries.push({ kind: 'mirror', record, local });
-            taken++;
-          }
-          cursor = await cursor.continue();
+        for (const record of records) {
+          if (taken >= limit) break;
+          if ((name !== undefined && record.name !== name) || seen.has(record.id)) continue;
+          seen.add(record.id);
+          picked.push(record);
+          taken++;
         }
       };
+      const picked: MirrorRecord[] = [];
       if (keys !== null) {
-        for (const key of keys) await readRange(BY_CUSTOMER, customerTimeRange(key, sinceMs, untilMs));
+        for (const key of keys) await readRange(BY_CUSTOMER, customerTimeRange(key, sinceMs, untilMs), name !== undefined);
       } else if (name !== undefined) {
-        await readRange(BY_NAME, IDBKeyRange.bound([name, sinceMs], [name, untilMs], false, true));
+        await readRange(BY_NAME, IDBKeyRange.bound([name, sinceMs], [name, untilMs], false, true), false);
       } else {
-        await readRange(BY_TIME, IDBKeyRange.bound(sinceMs, untilMs, false, true));
+        await readRange(BY_TIME, IDBKeyRange.bound(sinceMs, untilMs, false, true), false);
       }
+      const locals = await Promise.all(picked.map((r) => (r.localExternalId === null ? undefined : events.get(r.localExternalId))));
+      picked.forEach((record, i) => entries.push({ kind: 'mirror', record, local: locals[i] }));
     }
 
     const localStatuses = [...statuses].filter((s) => s !== 'confirmed');
@@ -359,22 +359,19 @@ export async function readMerged(db: BufferDatabase, plan: MergedReadPlan): Prom
         r.timestampMs < untilMs;
       if (keys !== null) {
         for (const key of keys) {
+          const records = await events.index(BY_CUSTOMER).getAll(customerTimeRange(key, sinceMs, untilMs));
           let taken = 0;
-          let cursor = await events.index(BY_CUSTOMER).openCursor(customerTimeRange(key, sinceMs, untilMs));
-          while (cursor && taken < limit) {
-            if (wanted(cursor.value)) {
-              entries.push({ kind: 'local', record: cursor.value });
-              taken++;
-            }
-            cursor = await cursor.continue();
+          for (const record of records) {
+            if (taken >= limit) break;
+            if (!wanted(record)) continue;
+            entries.push({ kind: 'local', record });
+            taken++;
           }
         }
       } else {
         for (const status of localStatuses) {
-          let cursor = await events.index(BY_STATUS).openCursor(statusRange(status));
-          while (cursor) {
-            if (wanted(cursor.value)) entries.push({ kind: 'local', record: cursor.value });
-            cursor = await cursor.continue();
+          for (const record of await events.index(BY_STATUS).getAll(statusRange(status))) {
+            if (wanted(record)) entries.push({ kind: 'local', record });
           }
         }
       }
