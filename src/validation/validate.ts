@@ -168,7 +168,16 @@ function applyDefaults(input: Record<string, unknown>, defaults: TrackDefaults |
   }
 }
 
+/** 0001-01-01T00:00:00Z: the server (Python's datetime) has no year 0 or before. */
+const EARLIEST_TIMESTAMP_MS = -62_135_596_800_000;
+
 function futureFailure(timestamp: Date, now: number, allowanceMs: number): ValidationFailure | undefined {
+  if (timestamp.getTime() < EARLIEST_TIMESTAMP_MS) {
+    return {
+      path: ['timestamp'],
+      message: `Expected a timestamp from the year 1 on, but received ${timestamp.toISOString()}: the server refuses years before 1`,
+    };
+  }
   if (timestamp.getTime() <= now + allowanceMs) return undefined;
   const minutes = allowanceMs / 60_000;
   const allowance = Number.isInteger(minutes) ? `${minutes} minute${minutes === 1 ? '' : 's'}` : `${allowanceMs} ms`;
