@@ -115,9 +115,13 @@ export function parseDatetime(value: unknown): ParsedDatetime {
   const hour = Number(h);
   const minute = Number(mi);
   const second = Number(s);
-  const base = Date.UTC(year, month - 1, day, hour, minute, second);
-  const check = new Date(base);
+  // Date.UTC reads years 0-99 as 1900-1999: set the full year explicitly (Python has years 1-9999).
+  const check = new Date(Date.UTC(2000, 0, 1));
+  check.setUTCFullYear(year, month - 1, day);
+  check.setUTCHours(hour, minute, second, 0);
+  const base = check.getTime();
   if (
+    year < 1 ||
     check.getUTCFullYear() !== year ||
     check.getUTCMonth() !== month - 1 ||
     check.getUTCDate() !== day ||
