@@ -1,0 +1,81 @@
+import { createEventBuffer, httpTransport } from 'polar-event-buffer';
+
+const { api } = await (await fetch('/config.json')).json();
+const $ = (id) => document.getElementById(id);
+const log = (line) => {
+  $('log').textContent = `${new Date().toLocaleTimeString()}  ${line}\n` + $('log').textContent;
+};
+
+const buffer = createEventBuffer({
+  transport: httpTransport({ baseUrl: api, timeout: 3000 }),
+  dbName: 'polar-event-buffer-demo',
+  flushInterval: 3000,
+  // Short retries, so the demo reacts quickly when the server comes back.
+  retry: { retries: 1, minTimeout: 200, maxTimeout: 1000 },
+});
+
+let n = 0;
+async function track(count) {
+  const customer = $('customer').value.trim() || 'user_42';
+  const inputs = Array.from({ length: count }, () => ({ name: 'api_call', externalCustomerId: customer, metadata: { tokens: 10 + (n++ % 90), route: '/v1/chat' } }));
+  const events = await buffer.trackMany(inputs);
+  log(`tracked ${events.length} event(s), committed to IndexedDB`);
+}
+
+function cell(text, className) {
+  const td = document.createElement('td');
+  td.textContent = text;
+  if (className) td.className = className;
+  return td;
+}
+
+async function render() {
+  const stats = await buffer.stats();
+  $('stats').replaceChildren(
+    ...Object.entries(stats).map(([k, v]) => {
+      const div = document.createElement('div');
+      div.className = 'stat';
+      div.innerHTML = `<b>${v}</b>${k}`;
+      return div;
+    }),
+  );
+  const all = await buffer.query({});
+  const queue = all.filter((e) => e.status !== 'confirmed' && !e.userEvent).slice(-15).reverse();
+  $('queue-count').textContent = `(${stats.pending + stats.sending} waiting)`;
+  $('queue').tBodies[0].replaceChildren(
+    ...queue.map((e) => {
+      const tr = document.createElement('tr');
+      tr.append(cell(e.name), cell(e.externalCustomerId ?? e.customerId ?? ''), cell(e.status, `status s-${e.status}`), cell(String(e.attempts)));
+      return tr;
+    }),
+  );
+  const history = all.filter((e) => e.status === 'confirmed' || e.userEvent).slice(-15).reverse();
+  $('history').tBodies[0].replaceChildren(
+    ...history.map((e) => {
+      const tr = document.createElement('tr');
+      tr.append(cell(e.timestamp.toLocaleTimeString()), cell(e.name), cell(e.status, `status s-${e.status}`), cell((e.serverId ?? e.userEvent?.id ?? '').slice(0, 8)));
+      return tr;
+    }),
+  );
+  document.body.dataset.rendered = String(Number(document.body.dataset.rendered ?? 0) + 1);
+}
+
+let rendering = Promise.resolve();
+const rerender = () => (rendering = rendering.then(render).catch((e) => log(`render failed: ${e.message}`)));
+buffer.on('change', rerender);
+buffer.on('flush', (r) => r.requests > 0 && log(`flush: sent ${r.sent} (duplicates ${r.duplicates}), ${r.remaining} waiting${r.stoppedBy ? `, stopped: ${r.stoppedBy}` : ''}`));
+buffer.on('error', (e) => log(`error: ${e.message}`));
+buffer.on('reconcile', (r) => log(`reconcile: fetched ${r.fetched}, matched ${r.matched}, added ${r.added}`));
+
+$('track').onclick = () => track(1);
+$('track10').onclick = () => track(10);
+$('flush').onclick = () => buffer.flush().then(rerender);
+$('reconcile').onclick = () => buffer.reconcile({ externalCustomerId: $('customer').value.trim() || 'user_42' }).then(rerender, (e) => log(`reconcile failed: ${e.message}`));
+$('offline').onchange = async (event) => {
+  await fetch(`/control/server?online=${!event.target.checked}`, { method: 'POST' });
+  log(event.target.checked ? 'server down: events keep queueing' : 'server back: the next flush sends them');
+};
+
+window.demo = { buffer, track, render: rerender };
+await rerender();
+document.body.dataset.ready = 'true';
