@@ -20,7 +20,8 @@ import {
   type AppendOutcome,
 } from './storage/queue-store.js';
 import type { EventRecord } from './storage/schema.js';
-import { BODY_OVERHEAD_BYTES, newRecord, toLocalEvent, toWire } from './storage/serialize.js';
+import { BODY_OVERHEAD_BYTES, customerKeyOf, newRecord, toLocalEvent, toWire } from './storage/serialize.js';
+import { customerKeysFor } from './storage/mirror-store.js';
 import { queryMerged } from './reconcile/query.js';
 import { Reconciler } from './reconcile/reconciler.js';
 import type {
@@ -319,7 +320,17 @@ class PolarEventBuffer<Schemas extends Record<string, Struct<any, any>>> impleme
     if (ref !== undefined && (typeof ref !== 'object' || ref === null)) {
       throw new TypeError('Expected clear() to get nothing, or { externalCustomerId } or { customerId }.');
     }
-    await clearCustomer(await this.#connection.get(), ref, this.#options.durability);
+    const db = await this.#connection.get();
+    let keys: string[] | undefined;
+    if (ref && (ref.externalCustomerId !== undefined || ref.customerId !== undefined)) {
+      // The customer under every reference the server showed us for it (both, once linked).
+      const given = [
+        ...(ref.externalCustomerId !== undefined ? [customerKeyOf({ externalCustomerId: ref.externalCustomerId })] : []),
+        ...(ref.customerId !== undefined ? [customerKeyOf({ customerId: ref.customerId })] : []),
+      ];
+      keys = [...new Set((await Promise.all(given.map((key) => customerKeysFor(db, key)))).flat())];
+    }
+    await clearCustomer(db, keys, this.#options.durability);
     this.#exit.forgetAll();
     this.#changed('clear');
   }
