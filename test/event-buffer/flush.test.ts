@@ -63,6 +63,31 @@ describe('flush()', () => {
     expect(server.events).toHaveLength(10);
   });
 
+  it('lets only one of two buffers on the same database flush at a time', async () => {
+    const server = await startPolar({ latencyMs: 30 });
+    const factory = freshIndexedDB();
+    const dbName = uniqueDbName();
+    const a = make(server, { indexedDB: factory, dbName, batchSize: 5 });
+    const b = make(server, { indexedDB: factory, dbName, batchSize: 5 });
+    const events = await a.trackMany(Array.from({ length: 10 }, (_, i) => input(i)));
+    const [ra, rb] = await Promise.all([a.flush(), b.flush()]);
+    expect(ra.sent + rb.sent).toBe(10);
+    expect(server.ingestRequests()).toHaveLength(2);
+    expect(server.storedExternalIds()).toEqual(events.map((e) => e.externalId));
+  });
+
+  it('dead-letters, with a reason, a single event the server refuses as too large', async () => {
+    const server = await startPolar({ maxBodyBytes: 1000 });
+    const buffer = make(server, { indexedDB: freshIndexedDB() });
+    const big = await buffer.track(input(0, { metadata: { text: 'x'.repeat(450), more: 'y'.repeat(450) } }));
+    const small = await buffer.track(input(1));
+    expect(await buffer.flush()).toMatchObject({ sent: 1, deadLettered: 1 });
+    const [dead] = await buffer.deadLetters();
+    expect(dead?.externalId).toBe(big.externalId);
+    expect(dead?.error).toMatch(/413|too large/);
+    expect(server.storedExternalIds()).toEqual([small.externalId]);
+  });
+
   it('never sends a child before its parent, and sends the parent first when both are in one batch', async () => {
     const server = await startPolar();
     const buffer = make(server, { indexedDB: freshIndexedDB(), batchSize: 10 });

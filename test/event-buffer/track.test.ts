@@ -102,6 +102,21 @@ describe('track()', () => {
     expect((await buffer.stats()).pending).toBe(1);
   });
 
+  it('stores an externalId repeated inside one trackMany once', async () => {
+    const buffer = make(undefined, { indexedDB: freshIndexedDB() });
+    const events = await buffer.trackMany([input(1, { externalId: 'dup' }), input(2, { externalId: 'dup' }), input(3)]);
+    expect(events.map((e) => e.externalId).slice(0, 2)).toEqual(['dup', 'dup']);
+    expect((await buffer.stats()).pending).toBe(2);
+  });
+
+  it('refuses an event too large for maxBatchBytes at track() time, writing nothing', async () => {
+    const buffer = make(undefined, { indexedDB: freshIndexedDB(), maxBatchBytes: 1024 });
+    const error = await buffer.track(input(1, { metadata: { a: 'x'.repeat(500), b: 'y'.repeat(500) } })).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(EventValidationError);
+    expect((error as Error).message).toMatch(/maxBatchBytes/);
+    expect((await buffer.stats()).pending).toBe(0);
+  });
+
   it('coalesces 100 concurrent track() calls into at most 2 readwrite transactions', async () => {
     const buffer = make(undefined, { indexedDB: freshIndexedDB() });
     await buffer.stats(); // the database is open: only the writes are counted
