@@ -14,6 +14,29 @@ function randomBytes(count: number): Uint8Array {
   return bytes;
 }
 
+// One getRandomValues call per 512 ids instead of one per id: the call dominates the cost of an id
+// (issue 6: track() runs on hot paths).
+const POOL_BYTES = 4096;
+let pool: Uint8Array | undefined;
+let poolOffset = POOL_BYTES;
+
+function pooledRandom(count: number): Uint8Array {
+  if (pool === undefined || poolOffset + count > POOL_BYTES) {
+    pool = randomBytes(POOL_BYTES);
+    poolOffset = 0;
+  }
+  const out = pool.subarray(poolOffset, poolOffset + count);
+  poolOffset += count;
+  return out;
+}
+
+let HEX_BYTE: string[] | undefined;
+
+function hexByte(b: number): string {
+  HEX_BYTE ??= Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, '0'));
+  return HEX_BYTE[b]!;
+}
+
 function hex(value: number, width: number): string {
   return value.toString(16).padStart(width, '0');
 }
@@ -34,10 +57,11 @@ export function uuidv7(now: number = Date.now()): string {
     lastMs = ms;
     counter = 0;
   }
-  const rand = randomBytes(8);
+  const rand = pooledRandom(8);
   const timeHex = hex(ms, 12);
-  const variant = (0x80 | (rand[0]! & 0x3f)).toString(16).padStart(2, '0');
-  const tail = Array.from(rand.subarray(1, 8), (b) => hex(b, 2)).join('');
+  const variant = hexByte(0x80 | (rand[0]! & 0x3f));
+  let tail = '';
+  for (let i = 1; i < 8; i++) tail += hexByte(rand[i]!);
   return `${timeHex.slice(0, 8)}-${timeHex.slice(8, 12)}-7${hex(counter, 3)}-${variant}${tail.slice(0, 2)}-${tail.slice(2, 14)}`;
 }
 
