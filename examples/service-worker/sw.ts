@@ -5,7 +5,7 @@
 // Build it as a module worker with your bundler (it imports 'polar-event-buffer'), then register
 // it from the page (see page.ts). The page and the worker open the same database (same dbName), so
 // they share one queue; the buffer's flush lock keeps them from sending the same batch twice.
-import { createEventBuffer, httpTransport } from 'polar-event-buffer';
+import { createEventBuffer, flushOnSync, httpTransport, type SyncEventLike } from 'polar-event-buffer';
 
 declare const self: ServiceWorkerGlobalScope;
 
@@ -25,24 +25,12 @@ function getBuffer() {
   return buffer;
 }
 
-interface SyncEvent extends ExtendableEvent {
-  readonly tag: string;
-  readonly lastChance: boolean;
-}
-
-self.addEventListener('sync', ((event: SyncEvent) => {
-  if (event.tag !== SYNC_TAG) return;
-  event.waitUntil(
-    (async () => {
-      const report = await getBuffer().flush();
-      // Events still waiting (server down, backoff not over): failing the sync makes the browser
-      // fire it again later, with its own backoff. On the last chance, keep them for the page.
-      if (report.remaining > 0 && !event.lastChance) {
-        throw new Error(`${report.remaining} usage events still waiting; retrying the sync later.`);
-      }
-    })(),
-  );
-}) as EventListener);
+// flushOnSync: flushes, and when events are still waiting (server down, backoff not over) fails
+// the sync so the browser fires it again later with its own backoff; on the browser's last try it
+// keeps them for the page instead.
+self.addEventListener('sync', (event) => {
+  flushOnSync(event as unknown as SyncEventLike, getBuffer(), { tag: SYNC_TAG });
+});
 
 // Browsers without Background Sync (Firefox, Safari): the page posts 'flush' when it goes online.
 self.addEventListener('message', (event: ExtendableMessageEvent) => {
