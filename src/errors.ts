@@ -50,6 +50,33 @@ export class EventValidationError extends PolarEventBufferError {
   }
 }
 
+/**
+ * A server list item that is not a valid UserEvent: skipped, never written to the mirror, and
+ * reported on `"error"`. It is an `EventValidationError` (same `code` and `failures`), about an
+ * item the server sent rather than a tracked input.
+ */
+export class ServerEventValidationError extends EventValidationError {
+  /** The item's `id`, when it has a string one. */
+  readonly serverId: string | undefined;
+  /** Its position in the page (or in the array given to reconcile()). */
+  readonly position: number;
+  constructor(failures: ValidationFailure[], init: { serverId: string | undefined; position: number; page: number | undefined; cause?: unknown }) {
+    super(failures, init.cause === undefined ? {} : { cause: init.cause });
+    this.name = 'ServerEventValidationError';
+    this.serverId = init.serverId;
+    this.position = init.position;
+    const where = init.page === undefined ? `item ${init.position} of the array given to reconcile()` : `item ${init.position} of page ${init.page} of GET /v1/events/`;
+    const list = failures
+      .slice(0, 5)
+      .map((f) => `${f.path.length > 0 ? f.path.join('.') : '(event)'}: ${f.message}`)
+      .join('; ');
+    this.message =
+      `Server event ${init.serverId === undefined ? '(no id)' : JSON.stringify(init.serverId)} (${where}) is not a valid UserEvent and was skipped ` +
+      `(not written to the mirror): ${list}${failures.length > 5 ? ` (and ${failures.length - 5} more)` : ''}. ` +
+      'Check that the transport returns Polar\'s events unchanged.';
+  }
+}
+
 /** The queue already holds `maxQueueSize` waiting events. Nothing was written. */
 export class QueueFullError extends PolarEventBufferError {
   readonly maxQueueSize: number;
@@ -139,6 +166,7 @@ export class NoIndexedDBError extends PolarEventBufferError {
 const NAMES = new Set([
   'PolarEventBufferError',
   'EventValidationError',
+  'ServerEventValidationError',
   'QueueFullError',
   'TransportError',
   'StorageError',

@@ -4,7 +4,7 @@ export { flushOnSync } from './coordination/sync.js';
 export type { SyncEventLike } from './coordination/sync.js';
 export type { HttpTransportOptions } from './transport/http.js';
 export type { Transport, EventCreateWire, IngestResult, ListResult } from './transport/transport.js';
-export type { EventBufferOptions, RetryOptions, Clock } from './options.js';
+export type { EventBufferOptions, RetryOptions, RetentionOptions, Clock } from './options.js';
 export type {
   BufferedEvent,
   LocalEvent,
@@ -24,6 +24,7 @@ export type {
 export {
   PolarEventBufferError,
   EventValidationError,
+  ServerEventValidationError,
   QueueFullError,
   TransportError,
   StorageError,

@@ -1,5 +1,5 @@
 import { validate } from 'superstruct';
-import { EventValidationError, type ValidationFailure } from '../errors.js';
+import { ServerEventValidationError } from '../errors.js';
 import type { ResolvedOptions } from '../options.js';
 import type { Connection } from '../storage/db.js';
 import {
@@ -33,32 +33,6 @@ export const PAGE_LIMIT = 100;
  * have clamped its wire timestamp to the server's clock, a little earlier than the local one.
  */
 export const SENT_LOOKBACK_MS = 10 * 60 * 1000;
-
-/**
- * A server list item that is not a valid UserEvent: skipped, never written to the mirror, and
- * reported on `"error"`. It is an `EventValidationError` (same `code` and `failures`), about an
- * item the server sent rather than a tracked input.
- */
-export class ServerEventValidationError extends EventValidationError {
-  /** The item's `id`, when it has a string one. */
-  readonly serverId: string | undefined;
-  /** Its position in the page (or in the array given to reconcile()). */
-  readonly position: number;
-  constructor(failures: ValidationFailure[], init: { serverId: string | undefined; position: number; page: number | undefined; cause?: unknown }) {
-    super(failures, init.cause === undefined ? {} : { cause: init.cause });
-    this.serverId = init.serverId;
-    this.position = init.position;
-    const where = init.page === undefined ? `item ${init.position} of the array given to reconcile()` : `item ${init.position} of page ${init.page} of GET /v1/events/`;
-    const list = failures
-      .slice(0, 5)
-      .map((f) => `${f.path.length > 0 ? f.path.join('.') : '(event)'}: ${f.message}`)
-      .join('; ');
-    this.message =
-      `Server event ${init.serverId === undefined ? '(no id)' : JSON.stringify(init.serverId)} (${where}) is not a valid UserEvent and was skipped ` +
-      `(not written to the mirror): ${list}${failures.length > 5 ? ` (and ${failures.length - 5} more)` : ''}. ` +
-      'Check that the transport returns Polar\'s events unchanged.';
-  }
-}
 
 /**
  * Pulls the server's UserEvents into the mirror and confirms the local events they match.
