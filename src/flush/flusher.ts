@@ -1,4 +1,4 @@
-import { TransportError, type ValidationDetail } from '../errors.js';
+import { StorageError, TransportError, type ValidationDetail } from '../errors.js';
 import type { ResolvedOptions } from '../options.js';
 import type { Connection } from '../storage/db.js';
 import { claimBatch, countWaiting, settle, type Settlement } from '../storage/queue-store.js';
@@ -90,7 +90,16 @@ export class Flusher {
         owner: this.#owner,
         durability: o.durability,
       });
-      const setAside = [...claim.dead, ...claim.oversized];
+      if (claim.corrupted.length > 0) {
+        this.#hooks.onError(
+          new StorageError(
+            'flush (claim)',
+            `${claim.corrupted.length} corrupted record(s) in the queue (${claim.corrupted.map((r) => `${String(r.externalId)}: ${r.error}`).join('; ')}); ` +
+              'they were moved to the dead letters and the other events go on. Inspect them with deadLetters() and purge them.',
+          ),
+        );
+      }
+      const setAside = [...claim.dead, ...claim.oversized, ...claim.corrupted];
       if (setAside.length > 0) {
         report.deadLettered += setAside.length;
         this.#hooks.onDeadLetter(setAside);

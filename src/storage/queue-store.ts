@@ -1,5 +1,5 @@
 import { QueueFullError } from '../errors.js';
-import { storageError, type BufferDatabase } from './db.js';
+import { storageError, unwrap, type BufferDatabase } from './db.js';
 import { BY_CUSTOMER, BY_STATUS, EVENTS, MIRROR, META, STATUSES, type EventRecord, type EventStatus } from './schema.js';
 import { BODY_OVERHEAD_BYTES } from './serialize.js';
 
@@ -99,6 +99,7 @@ export async function appendGroups(
   try {
     const tx = db.transaction([EVENTS, META], 'readwrite', { durability: options.durability });
     const store = tx.objectStore(EVENTS);
+    const rawStore = unwrap(store) as unknown as IDBObjectStore;
     const chosen = new Set<string>();
     for (const group of groups) for (const record of group.records) if (record.externalId !== record.seq) chosen.add(record.externalId);
     const chosenIds = [...chosen];
@@ -148,7 +149,8 @@ export async function appendGroups(
         continue;
       }
       try {
-        for (const record of fresh) void store.put(record);
+        // Raw requests: no promise per record (a failed one aborts the transaction, which tx.done reports).
+        for (const record of fresh) rawStore.put(record);
       } catch (error) {
         // A synchronous throw (DataCloneError...) does not abort the transaction by itself.
         abortQuietly(tx);
@@ -161,7 +163,7 @@ export async function appendGroups(
     }
     if (added > 0) {
       const grown = newToken();
-      void tx.objectStore(META).put({ key: WAITING_TOKEN, value: grown });
+      (unwrap(tx.objectStore(META)) as unknown as IDBObjectStore).put({ key: WAITING_TOKEN, value: grown });
       next = { upperBound: waiting, token: grown };
     } else {
       next = { upperBound: waiting, token };
@@ -205,6 +207,28 @@ export interface ClaimResult {
   nextDueAt: number | null;
   /** A single event is larger than maxBatchBytes (it can never be sent at that limit). */
   oversized: EventRecord[];
+  /** Records that are not events this library wrote (failed the shape check): quarantined as dead letters. */
+  corrupted: EventRecord[];
+}
+
+/**
+ * Why a stored record cannot be an event this library wrote (a bug, a manual edit, a storage
+ * fault), or null when its shape is sound. Such a record could never be sent and would stop every
+ * flush at the same place; it is set aside instead.
+ */
+export function recordCorruption(record: EventRecord): string | null {
+  const r = record as unknown as Record<string, unknown>;
+  const bad: string[] = [];
+  const isText = (v: unknown) => typeof v === 'string' && v.length > 0;
+  const isNumber = (v: unknown) => typeof v === 'number' && Number.isFinite(v);
+  if (!isText(r['externalId'])) bad.push('externalId');
+  if (!isText(r['name'])) bad.push('name');
+  if (!isNumber(r['timestampMs'])) bad.push('timestampMs');
+  if (typeof r['metadata'] !== 'object' || r['metadata'] === null || Array.isArray(r['metadata'])) bad.push('metadata');
+  if (!isText(r['externalCustomerId']) && !isText(r['customerId'])) bad.push('externalCustomerId/customerId');
+  if (r['parentId'] !== null && !isText(r['parentId'])) bad.push('parentId');
+  if (!isNumber(r['bytes']) || !isNumber(r['attempts']) || !isNumber(r['nextAttemptAt'])) bad.push('bytes/attempts/nextAttemptAt');
+  return bad.length === 0 ? null : `${bad.join(', ')} missing or of the wrong type`;
 }
 
 /**
@@ -216,14 +240,15 @@ export interface ClaimResult {
 export async function claimBatch(db: BufferDatabase, options: ClaimOptions): Promise<ClaimResult> {
   const { now, batchSize, maxBatchBytes, leaseDuration, owner } = options;
   const scanLimit = options.scanLimit ?? Math.max(1000, batchSize * 10);
-  const result: ClaimResult = { batch: [], dead: [], reclaimed: 0, nextDueAt: null, oversized: [] };
+  const result: ClaimResult = { batch: [], dead: [], reclaimed: 0, nextDueAt: null, oversized: [], corrupted: [] };
   try {
     const tx = db.transaction(EVENTS, 'readwrite', { durability: options.durability });
     const index = tx.store.index(BY_STATUS);
 
     let sending = await index.openCursor(statusRange('sending'));
     while (sending) {
-      if (sending.value.leaseUntil <= now) {
+      // `!(… > now)`: a record without a lease time (corrupted) is reclaimed too, then quarantined below.
+      if (!(sending.value.leaseUntil > now)) {
         await sending.update({ ...sending.value, status: 'pending', leaseUntil: 0, leaseOwner: null });
         result.reclaimed++;
       }
@@ -240,6 +265,14 @@ export async function claimBatch(db: BufferDatabase, options: ClaimOptions): Pro
     while (cursor && result.batch.length < batchSize && scanned < scanLimit) {
       scanned++;
       const record = cursor.value;
+      const corruption = recordCorruption(record);
+      if (corruption !== null) {
+        const dead = { ...record, status: 'dead', leaseUntil: 0, leaseOwner: null, error: `corrupted record: ${corruption}; set aside so the queue goes on` } as EventRecord;
+        await cursor.update(dead);
+        result.corrupted.push(dead);
+        cursor = await cursor.continue();
+        continue;
+      }
       if (record.nextAttemptAt > now) {
         result.nextDueAt = Math.min(result.nextDueAt ?? Infinity, record.nextAttemptAt);
         cursor = await cursor.continue();
