@@ -4,7 +4,11 @@
  * `cause` where there is one.
  */
 
-/** Stable codes, one per error class (and a few sub-cases of TransportError). */
+/**
+ * Stable codes, one per error class (and a few sub-cases of TransportError).
+ * @example
+ * if (isPolarEventBufferError(error) && error.code === 'queue-full') pauseRecording();
+ */
 export type ErrorCode =
   | 'event-validation'
   | 'queue-full'
@@ -13,6 +17,11 @@ export type ErrorCode =
   | 'closed'
   | 'no-indexeddb';
 
+/**
+ * One problem found in a tracked input.
+ * @example
+ * { path: ['metadata', 'tokens'], message: 'Expected a number, but received: "x"' }
+ */
 export interface ValidationFailure {
   /** Path of the failing value inside the tracked input, e.g. `["metadata", "tokens"]`. */
   path: string[];
@@ -20,7 +29,11 @@ export interface ValidationFailure {
   message: string;
 }
 
-/** Base class of every error this library throws. */
+/**
+ * Base class of every error this library throws.
+ * @example
+ * if (error instanceof PolarEventBufferError) console.error(error.code, error.message);
+ */
 export class PolarEventBufferError extends Error {
   readonly code: ErrorCode;
   constructor(code: ErrorCode, message: string, options?: { cause?: unknown }) {
@@ -30,7 +43,15 @@ export class PolarEventBufferError extends Error {
   }
 }
 
-/** `track()` input (or a dead letter being retried) does not pass validation. Nothing was written. */
+/**
+ * `track()` input (or a dead letter being retried) does not pass validation. Nothing was written.
+ * @example
+ * try {
+ *   await buffer.track(input);
+ * } catch (error) {
+ *   if (error instanceof EventValidationError) for (const f of error.failures) console.warn(f.path.join('.'), f.message);
+ * }
+ */
 export class EventValidationError extends PolarEventBufferError {
   readonly failures: ValidationFailure[];
   constructor(failures: ValidationFailure[], options?: { cause?: unknown; index?: number }) {
@@ -54,6 +75,10 @@ export class EventValidationError extends PolarEventBufferError {
  * A server list item that is not a valid UserEvent: skipped, never written to the mirror, and
  * reported on `"error"`. It is an `EventValidationError` (same `code` and `failures`), about an
  * item the server sent rather than a tracked input.
+ * @example
+ * buffer.on('error', (error) => {
+ *   if (error instanceof ServerEventValidationError) console.warn(`server item ${error.position} skipped`, error.failures);
+ * });
  */
 export class ServerEventValidationError extends EventValidationError {
   /** The item's `id`, when it has a string one. */
@@ -77,7 +102,11 @@ export class ServerEventValidationError extends EventValidationError {
   }
 }
 
-/** The queue already holds `maxQueueSize` waiting events. Nothing was written. */
+/**
+ * The queue already holds `maxQueueSize` waiting events. Nothing was written.
+ * @example
+ * if (error instanceof QueueFullError) console.warn(`${error.waiting} events wait (limit ${error.maxQueueSize})`);
+ */
 export class QueueFullError extends PolarEventBufferError {
   readonly maxQueueSize: number;
   readonly waiting: number;
@@ -93,7 +122,11 @@ export class QueueFullError extends PolarEventBufferError {
   }
 }
 
-/** One entry of a 422 answer's `detail`. */
+/**
+ * One entry of a 422 answer's `detail`.
+ * @example
+ * { type: 'value_error', loc: ['body', 'events', 3, 'name'], msg: 'String should have at most 128 characters' }
+ */
 export interface ValidationDetail {
   type?: string;
   msg: string;
@@ -101,7 +134,13 @@ export interface ValidationDetail {
   input?: unknown;
 }
 
-/** A request to the server failed: network error, timeout, or a non-2xx answer. */
+/**
+ * A request to the server failed: network error, timeout, or a non-2xx answer.
+ * @example
+ * buffer.on('error', (error) => {
+ *   if (error instanceof TransportError && error.status === 401) refreshSession();
+ * });
+ */
 export class TransportError extends PolarEventBufferError {
   /** HTTP status; 0 when no answer came (network error, timeout, aborted). */
   readonly status: number;
@@ -133,7 +172,11 @@ export class TransportError extends PolarEventBufferError {
   }
 }
 
-/** IndexedDB failed (quota, a deleted database, a broken record...). */
+/**
+ * IndexedDB failed (quota, a deleted database, a broken record...).
+ * @example
+ * if (error instanceof StorageError) console.error(`IndexedDB failed during ${error.operation}`, error.cause);
+ */
 export class StorageError extends PolarEventBufferError {
   readonly operation: string;
   constructor(operation: string, message: string, options?: { cause?: unknown }) {
@@ -143,7 +186,12 @@ export class StorageError extends PolarEventBufferError {
   }
 }
 
-/** The buffer was closed; create a new one to go on. */
+/**
+ * The buffer was closed; create a new one to go on.
+ * @example
+ * await buffer.close();
+ * await buffer.track(input); // rejects with ClosedError
+ */
 export class ClosedError extends PolarEventBufferError {
   constructor(operation: string) {
     super('closed', `Cannot ${operation}: this event buffer was closed. Create a new buffer with createEventBuffer().`);
@@ -151,7 +199,12 @@ export class ClosedError extends PolarEventBufferError {
   }
 }
 
-/** No IndexedDB in this environment and none given. */
+/**
+ * No IndexedDB in this environment and none given.
+ * @example
+ * // Node: provide IndexedDB before creating a buffer
+ * import 'fake-indexeddb/auto';
+ */
 export class NoIndexedDBError extends PolarEventBufferError {
   constructor() {
     super(
@@ -174,7 +227,11 @@ const NAMES = new Set([
   'NoIndexedDBError',
 ]);
 
-/** True for any error of this family, also across realms (iframes, workers) where `instanceof` fails. */
+/**
+ * True for any error of this family, also across realms (iframes, workers) where `instanceof` fails.
+ * @example
+ * worker.onmessage = ({ data }) => { if (isPolarEventBufferError(data.error)) report(data.error.code); };
+ */
 export function isPolarEventBufferError(error: unknown): error is PolarEventBufferError {
   return (
     error instanceof PolarEventBufferError ||

@@ -3,7 +3,11 @@ import type { Transport } from './transport/transport.js';
 import type { Durability } from './storage/queue-store.js';
 import { DEFAULT_DB_NAME } from './storage/schema.js';
 
-/** p-retry options for one batch (all durations in milliseconds). */
+/**
+ * p-retry options for one batch (all durations in milliseconds).
+ * @example
+ * retry: { retries: 10, minTimeout: 500, maxTimeout: 60_000, factor: 2, randomize: true }
+ */
 export interface RetryOptions {
   /** Retries of one batch within one flush, after the first try. @default 5 */
   retries?: number;
@@ -26,7 +30,11 @@ export interface RetryOptions {
   maxRetryAfter?: number;
 }
 
-/** How much reconcile keeps (see `retention`). */
+/**
+ * How much reconcile keeps (see `retention`).
+ * @example
+ * retention: { maxAge: 30 * 24 * 60 * 60 * 1000, maxEvents: 10_000 }
+ */
 export interface RetentionOptions {
   /** Oldest event kept, as an age in ms before now (by event timestamp); Infinity keeps every age. @default 7776000000 (90 days) */
   maxAge?: number;
@@ -34,13 +42,30 @@ export interface RetentionOptions {
   maxEvents?: number;
 }
 
-/** Timers and the clock, injectable for tests (defaults: the global ones). */
+/**
+ * Timers and the clock, injectable for tests (defaults: the global ones).
+ * @example
+ * // A manual clock for a test that drives time itself:
+ * let now = 0;
+ * const clock: Clock = { now: () => now, setTimeout: (fn, ms) => setTimeout(fn, ms), clearTimeout: (h) => clearTimeout(h as NodeJS.Timeout) };
+ */
 export interface Clock {
   now(): number;
   setTimeout(callback: () => void, ms: number): unknown;
   clearTimeout(handle: unknown): void;
 }
 
+/**
+ * Options of `createEventBuffer()`. Every one is checked when the buffer is created; durations are in milliseconds.
+ * @example
+ * createEventBuffer({
+ *   transport: httpTransport({ baseUrl: '/api/usage' }),
+ *   batchSize: 50,
+ *   flushInterval: 10_000,
+ *   schemas: { api_call: object({ tokens: number() }) },
+ *   defaults: { externalCustomerId: user.id },
+ * });
+ */
 export interface EventBufferOptions<Schemas extends Record<string, Struct<any, any>> = Record<string, Struct<any, any>>> {
   /** Required: where events go. `httpTransport(...)` or any object with `ingest()` (and `list()` for reconcile). */
   transport: Transport;
@@ -54,7 +79,11 @@ export interface EventBufferOptions<Schemas extends Record<string, Struct<any, a
   flushInterval?: number;
   /** Flush on the timer, when batchSize events are waiting, when the page goes back online and when it is hidden. @default true */
   autoFlush?: boolean;
-  /** p-retry options for one batch. */
+  /**
+   * p-retry options for one batch.
+   * @default { retries: 5, minTimeout: 1000, maxTimeout: 30000, factor: 2, randomize: true, maxRetryTime: Infinity, maxRetryAfter: 900000 }
+   * @example retry: { retries: 10, maxTimeout: 60_000 }
+   */
   retry?: RetryOptions;
   /** Most events waiting (pending + sending); past it track() rejects with QueueFullError. @default 10000 */
   maxQueueSize?: number;
@@ -64,9 +93,17 @@ export interface EventBufferOptions<Schemas extends Record<string, Struct<any, a
   leaseDuration?: number;
   /** IndexedDB transaction durability. "strict": committed to disk before track() resolves. @default "strict" */
   durability?: Durability;
-  /** `{ [eventName]: Struct }`: the metadata of events with that name must also pass that struct. */
+  /**
+   * `{ [eventName]: Struct }`: the metadata of events with that name must also pass that struct.
+   * @default {} (no event name has a schema: any Polar metadata)
+   * @example schemas: { api_call: object({ tokens: number(), model: string() }) }
+   */
   schemas?: Schemas;
-  /** Customer and organization used when track() input has none. */
+  /**
+   * Customer and organization used when track() input has none.
+   * @default {}
+   * @example defaults: { externalCustomerId: session.userId }
+   */
   defaults?: { externalCustomerId?: string; customerId?: string; organizationId?: string };
   /** Milliseconds after a successful send within which reconcile should confirm an event before it is resent. @default 600000 */
   confirmGracePeriod?: number;

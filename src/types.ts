@@ -42,6 +42,11 @@ type MetadataFor<Schemas extends Record<string, Struct<any, any>>, Name extends 
     ? { metadata: Infer<Schemas[Name]> & Metadata }
     : { metadata?: Metadata };
 
+/**
+ * The fields of a `track()` input besides `metadata` (typed per event name by `TrackInputFor`).
+ * @example
+ * { name: 'api_call', externalCustomerId: 'user_42', timestamp: new Date(), externalId: 'job-7-call-1' }
+ */
 export interface TrackInputBase {
   /** Event name, 1 to 128 characters (what Polar's meters filter on). */
   name: string;
@@ -59,7 +64,13 @@ export interface TrackInputBase {
   organizationId?: string;
 }
 
-/** A tracked event as the buffer holds it. */
+/**
+ * A tracked event as the buffer holds it.
+ * @example
+ * const event = await buffer.track({ name: 'api_call', externalCustomerId: 'u1' });
+ * event.status; // 'pending'
+ * event.externalId; // a UUIDv7, sent as external_id
+ */
 export interface BufferedEvent {
   externalId: string;
   name: string;
@@ -84,9 +95,19 @@ export interface BufferedEvent {
   userEvent?: UserEvent;
 }
 
-/** An entry of the merged view: a local event, or a server event with no local record. */
+/**
+ * An entry of the merged view: a local event, or a server event with no local record.
+ * @example
+ * const history = await buffer.query({ externalCustomerId: 'u1' });
+ * const waiting = history.filter((e: LocalEvent) => e.status !== 'confirmed');
+ */
 export type LocalEvent = BufferedEvent;
 
+/**
+ * What `buffer.reconcile()` resolves with.
+ * @example
+ * const { matched, added } = await buffer.reconcile();
+ */
 export interface ReconcileReport {
   /**
    * Server items read (pages fetched, or the array given):
@@ -113,6 +134,11 @@ export interface ReconcileReport {
   pages: number;
 }
 
+/**
+ * Which server events `buffer.reconcile()` pulls; with none, every customer's.
+ * @example
+ * await buffer.reconcile({ externalCustomerId: 'u1', since: new Date(Date.now() - 86_400_000) });
+ */
 export interface ReconcileOptions {
   externalCustomerId?: string;
   customerId?: string;
@@ -125,6 +151,8 @@ export interface ReconcileOptions {
  * `userEvent`; a server event with no local record has the server `id` as its `externalId`) and
  * local events not confirmed yet (`pending`, `sending`, `sent`); `dead` events only when `status`
  * asks for them. Oldest first.
+ * @example
+ * await buffer.query({ externalCustomerId: 'u1', name: 'api_call', since: startOfMonth, status: ['pending', 'sent'], limit: 50 });
  */
 export interface QueryFilter {
   /** One customer (either reference finds the events tracked or returned with the other). */
@@ -141,6 +169,12 @@ export interface QueryFilter {
   limit?: number;
 }
 
+/**
+ * Event counts per status, and mirrored server events (`buffer.stats()`).
+ * @example
+ * const { pending, dead } = await buffer.stats();
+ * if (dead > 0) showDeadLetterBanner();
+ */
 export interface BufferStats {
   pending: number;
   sending: number;
@@ -150,6 +184,11 @@ export interface BufferStats {
   mirrored: number;
 }
 
+/**
+ * Payload of the `"change"` event: the stored data changed.
+ * @example
+ * buffer.on('change', ({ reason, source }) => refreshHistory());
+ */
 export interface ChangeEvent {
   /** What changed. */
   reason: 'track' | 'flush' | 'deadletter' | 'reconcile' | 'retry' | 'purge' | 'clear';
@@ -157,11 +196,21 @@ export interface ChangeEvent {
   source: 'local' | 'remote';
 }
 
+/**
+ * Payload of the `"deadletter"` event: events the server refused.
+ * @example
+ * buffer.on('deadletter', ({ events }) => console.warn(events.map((e) => e.error)));
+ */
 export interface DeadLetterEvent {
   events: BufferedEvent[];
 }
 
-/** Events of `buffer.on()`. */
+/**
+ * Events of `buffer.on()`.
+ * @example
+ * const off = buffer.on('flush', (report) => console.log(report.sent, 'sent'));
+ * off();
+ */
 export interface BufferEvents {
   flush: FlushReport;
   deadletter: DeadLetterEvent;
@@ -170,6 +219,13 @@ export interface BufferEvents {
   change: ChangeEvent;
 }
 
+/**
+ * The buffer that `createEventBuffer()` returns.
+ * @example
+ * const buffer: EventBuffer = createEventBuffer({ transport: httpTransport({ baseUrl: '/api/usage' }) });
+ * await buffer.track({ name: 'api_call', externalCustomerId: 'u1' });
+ * await buffer.flush();
+ */
 export interface EventBuffer<Schemas extends Record<string, Struct<any, any>> = Record<string, never>> {
   /** Validates and durably stores one event; resolves once IndexedDB committed it. */
   track<Name extends string>(input: TrackInputOf<Schemas, Name>): Promise<BufferedEvent>;

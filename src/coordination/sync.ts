@@ -1,6 +1,10 @@
 import type { FlushReport } from '../flush/flusher.js';
 
-/** The parts of a service worker's `SyncEvent` that {@link flushOnSync} uses. */
+/**
+ * The parts of a service worker's `SyncEvent` that {@link flushOnSync} uses.
+ * @example
+ * self.addEventListener('sync', (event) => flushOnSync(event as unknown as SyncEventLike, buffer));
+ */
 export interface SyncEventLike {
   tag: string;
   lastChance?: boolean;

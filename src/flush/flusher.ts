@@ -7,7 +7,12 @@ import { fingerprintOf, toWire } from '../storage/serialize.js';
 import { backoffDelay, withRetry } from './retry-policy.js';
 import type { ServerClock } from './server-clock.js';
 
-/** What one flush did. */
+/**
+ * What one flush did.
+ * @example
+ * const { sent, remaining, stoppedBy } = await buffer.flush();
+ * if (remaining > 0) console.warn(`${remaining} events wait (${stoppedBy})`);
+ */
 export interface FlushReport {
   /** Events the server acknowledged (inserted or counted as duplicates). */
   sent: number;

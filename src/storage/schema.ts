@@ -26,6 +26,11 @@ export const BY_NAME = 'byName';
 /** `timestampMs` on the mirror (retention, unfiltered query). */
 export const BY_TIME = 'byTime';
 
+/**
+ * Where an event is in its life: `pending` (waiting), `sending` (claimed by a flush), `sent` (the server answered 2xx), `confirmed` (a reconcile found it on the server), `dead` (the server refused it).
+ * @example
+ * const failed = await buffer.query({ status: 'dead' satisfies EventStatus });
+ */
 export type EventStatus = 'pending' | 'sending' | 'sent' | 'confirmed' | 'dead';
 export const STATUSES: readonly EventStatus[] = ['pending', 'sending', 'sent', 'confirmed', 'dead'];
 

@@ -1,6 +1,11 @@
 import { TransportError, type ValidationDetail } from '../errors.js';
 import type { EventCreateWire, IngestResult, ListResult, Transport } from './transport.js';
 
+/**
+ * Options of {@link httpTransport}.
+ * @example
+ * httpTransport({ baseUrl: 'https://api.polar.sh', headers: () => ({ Authorization: `Bearer ${token}` }), timeout: 5000 })
+ */
 export interface HttpTransportOptions {
   /**
    * Where Polar's events API lives: `https://api.polar.sh` from a server, or your own backend's
@@ -11,6 +16,7 @@ export interface HttpTransportOptions {
   /**
    * Headers for every request, called once per request so a short-lived token is never stored.
    * @example () => ({ Authorization: `Bearer ${process.env.POLAR_ACCESS_TOKEN}` })
+   * @default no extra headers (a browser sends its cookies to a same-origin `baseUrl`)
    */
   headers?: () => Record<string, string> | Promise<Record<string, string>>;
   /** The fetch to use. @default globalThis.fetch */

@@ -381,8 +381,17 @@ export interface LlmMetadata {
   cost?: CostMetadata;
 }
 
+/**
+ * One metadata value: a string, a number, a boolean, or the reserved `_cost`/`_llm` objects.
+ * @example
+ * const value: MetadataValue = { amount: 150, currency: 'usd' }; // a _cost value
+ */
 export type MetadataValue = string | number | boolean | CostMetadata | LlmMetadata;
-/** Polar event metadata. `_cost` and `_llm` are the only object values. */
+/**
+ * Polar event metadata. `_cost` and `_llm` are the only object values.
+ * @example
+ * const metadata: Metadata = { tokens: 1200, model: 'small', cached: false, _cost: { amount: 3, currency: 'usd' } };
+ */
 export type Metadata = Record<string, MetadataValue>;
 
 const METADATA_VALUE_WHAT = `a string of 1-${METADATA_STRING_MAX_CHARS} characters without NUL, an integer, a finite number or a boolean`;
@@ -458,6 +467,8 @@ function metadataValueStructFor(key: string): Struct<any, any> {
 /**
  * Polar event metadata: a plain object whose values are strings of 1-500 characters without NUL,
  * safe integers, finite numbers or booleans; `_cost` and `_llm` must have their reserved shapes.
+ * @example
+ * assert({ tokens: 12 }, MetadataStruct); // throws a StructError for { tokens: null }
  */
 export const MetadataStruct: Struct<Metadata, null> = new Struct<Metadata, null>({
   type: 'metadata',
@@ -511,6 +522,12 @@ export interface EventCreateWire {
   parent_id?: string;
 }
 
+/**
+ * The outgoing `EventCreate` of `POST /v1/events/ingest`, as Polar validates it (exactly one customer reference).
+ * @example
+ * // A backend that receives events from browsers:
+ * const [error, event] = validate(body.events[0], EventCreateStruct);
+ */
 export const EventCreateStruct: Struct<EventCreateWire, null> = strictObject<EventCreateWire>(
   'event-create',
   'an EventCreate object { name, customer_id | external_customer_id, timestamp?, metadata?, organization_id?, external_id?, parent_id? }',
@@ -570,6 +587,11 @@ const trackInputCheck = (value: Record<string, unknown>, ctx: Context): Iterable
     ' (pass one, or set defaults.externalCustomerId / defaults.customerId on the buffer)',
   );
 
+/**
+ * The camelCase input of `buffer.track()` (before `defaults` are applied, one customer reference).
+ * @example
+ * is({ name: 'api_call', externalCustomerId: 'u1', metadata: { tokens: 1 } }, TrackInputStruct); // true
+ */
 export const TrackInputStruct: Struct<TrackInput, null> = strictObject<TrackInput>(
   'track-input',
   TRACK_INPUT_WHAT,
@@ -641,6 +663,11 @@ export interface BillingAddress {
   country: string;
 }
 
+/**
+ * A Polar Customer in camelCase with Dates (parsed by `CustomerStruct`).
+ * @example
+ * const customer: Customer = create(wireJson, CustomerStruct);
+ */
 export interface Customer {
   id: string;
   createdAt: Date;
@@ -657,6 +684,12 @@ export interface Customer {
   avatarUrl: string | null;
 }
 
+/**
+ * A Polar UserEvent in camelCase with Dates (parsed by `UserEventStruct`).
+ * @example
+ * const event: UserEvent = create(wireJson, UserEventStruct);
+ * event.timestamp.getTime();
+ */
 export interface UserEvent {
   id: string;
   timestamp: Date;
@@ -674,6 +707,11 @@ export interface UserEvent {
   externalMemberId?: string | null;
 }
 
+/**
+ * A Polar SystemEvent (`source: "system"`, e.g. `customer.created`), parsed loosely.
+ * @example
+ * if (isSystemEvent(item)) { const event: SystemEvent = create(item, SystemEventStruct); }
+ */
 export interface SystemEvent {
   id: string;
   timestamp: Date;
@@ -748,6 +786,8 @@ function fillNulls(model: Record<string, unknown>, nullables: readonly string[],
 /**
  * A Polar Customer: `create(wireJson, CustomerStruct)` returns the camelCase `Customer` with Dates.
  * Unknown extra fields are kept (camelCase keys, values as they are).
+ * @example
+ * const customer = create({ id: '…', created_at: '2025-01-01T00:00:00Z', email: 'a@b.c', ... }, CustomerStruct);
  */
 export const CustomerStruct: Struct<Customer, null> = withCoercion(
   looseObject<Customer>('customer', 'a Customer object', {
@@ -783,6 +823,8 @@ export const CustomerStruct: Struct<Customer, null> = withCoercion(
  * A Polar UserEvent (`source: "user"`): `create(wireJson, UserEventStruct)` returns the camelCase
  * `UserEvent` with Dates. Tolerates microseconds, `+00:00`, absent/null newer fields; unknown extra
  * fields are kept (camelCase keys, values as they are). Metadata is kept exactly as the server sent it.
+ * @example
+ * const events = page.items.filter((item) => !isSystemEvent(item)).map((item) => create(item, UserEventStruct));
  */
 export const UserEventStruct: Struct<UserEvent, null> = withCoercion(
   looseObject<UserEvent>('user-event', 'a UserEvent object', {
@@ -808,7 +850,11 @@ export const UserEventStruct: Struct<UserEvent, null> = withCoercion(
   },
 );
 
-/** A Polar SystemEvent (`source: "system"`), parsed loosely; everything else is kept. */
+/**
+ * A Polar SystemEvent (`source: "system"`), parsed loosely; everything else is kept.
+ * @example
+ * const system = create(item, SystemEventStruct);
+ */
 export const SystemEventStruct: Struct<SystemEvent, null> = withCoercion(
   looseObject<SystemEvent>('system-event', 'a SystemEvent object', {
     id: StringStruct,
@@ -824,7 +870,11 @@ export const SystemEventStruct: Struct<SystemEvent, null> = withCoercion(
   },
 );
 
-/** True for list items the server marks `source: "system"` (they are not UserEvents). */
+/**
+ * True for list items the server marks `source: "system"` (they are not UserEvents).
+ * @example
+ * const userItems = page.items.filter((item) => !isSystemEvent(item));
+ */
 export function isSystemEvent(value: unknown): value is { source: 'system'; [key: string]: unknown } {
   try {
     return typeof value === 'object' && value !== null && (value as { source?: unknown }).source === 'system';
