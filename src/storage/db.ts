@@ -1,4 +1,4 @@
-import { wrap, type IDBPDatabase } from 'idb';
+import { unwrap, wrap, type IDBPDatabase } from 'idb';
 import { StorageError } from '../errors.js';
 import { upgrade } from './migrations.js';
 import { DB_VERSION, type BufferDBSchema } from './schema.js';
@@ -16,7 +16,7 @@ import { DB_VERSION, type BufferDBSchema } from './schema.js';
  */
 export type BufferDatabase = IDBPDatabase<BufferDBSchema>;
 
-export { wrap };
+export { unwrap, wrap };
 
 export interface ConnectionEvents {
   /** Another connection asked for a newer version (or a delete); we closed ours. */

@@ -1,6 +1,6 @@
 import { storageError, type BufferDatabase } from './db.js';
 import type { Durability } from './queue-store.js';
-import { statusRange } from './queue-store.js';
+import { markWaitingGrew, statusRange } from './queue-store.js';
 import {
   BY_CUSTOMER,
   BY_FINGERPRINT,
@@ -209,9 +209,10 @@ export async function resendUnconfirmed(
   const resent: EventRecord[] = [];
   let tx: Abortable | undefined;
   try {
-    const t = db.transaction(EVENTS, 'readwrite', { durability: options.durability });
+    // META too: a resend makes the waiting count grow (queue-store's markWaitingGrew).
+    const t = db.transaction([EVENTS, META], 'readwrite', { durability: options.durability });
     tx = t;
-    let cursor = await t.store.index(BY_STATUS).openCursor(statusRange('sent'));
+    let cursor = await t.objectStore(EVENTS).index(BY_STATUS).openCursor(statusRange('sent'));
     while (cursor) {
       const r = cursor.value;
       if (
@@ -226,6 +227,7 @@ export async function resendUnconfirmed(
       }
       cursor = await cursor.continue();
     }
+    if (resent.length > 0) markWaitingGrew(t);
     await t.done;
   } catch (error) {
     abortQuietly(tx);
