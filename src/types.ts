@@ -227,27 +227,86 @@ export interface BufferEvents {
  * await buffer.flush();
  */
 export interface EventBuffer<Schemas extends Record<string, Struct<any, any>> = Record<string, never>> {
-  /** Validates and durably stores one event; resolves once IndexedDB committed it. */
+  /**
+   * Validates and durably stores one event; resolves once IndexedDB committed it.
+   * @throws EventValidationError (nothing written), QueueFullError, StorageError, ClosedError
+   * @example
+   * const event = await buffer.track({ name: 'api_call', externalCustomerId: 'u1', metadata: { tokens: 12 } });
+   */
   track<Name extends string>(input: TrackInputOf<Schemas, Name>): Promise<BufferedEvent>;
-  /** All or nothing: every input valid and stored, or none stored. */
+  /**
+   * All or nothing: every input valid and stored, or none stored.
+   * @example
+   * await buffer.trackMany([{ name: 'a', externalCustomerId: 'u1' }, { name: 'b', externalCustomerId: 'u1' }]);
+   */
   trackMany<const Names extends readonly string[]>(
     inputs: readonly [...{ [K in keyof Names]: TrackInputOf<Schemas, Names[K]> }],
   ): Promise<BufferedEvent[]>;
-  /** Sends the waiting events, oldest first, in batches; one flush at a time per database. */
+  /**
+   * Sends the waiting events, oldest first, in batches; one flush at a time per database.
+   * @example
+   * window.addEventListener('online', () => void buffer.flush());
+   */
   flush(): Promise<FlushReport>;
-  /** Pulls the server's UserEvents into the mirror and confirms the local events they match. */
+  /**
+   * Pulls the server's UserEvents into the mirror and confirms the local events they match.
+   * @default no argument: every customer, from where the last reconcile ended
+   * @example
+   * await buffer.reconcile({ externalCustomerId: 'u1' });
+   */
   reconcile(arg?: ReconcileOptions | unknown[]): Promise<ReconcileReport>;
-  /** The merged view: mirrored UserEvents and local events not yet confirmed, oldest first. */
+  /**
+   * The merged view: mirrored UserEvents and local events not yet confirmed, oldest first.
+   * @default no filter: every event
+   * @example
+   * const history = await buffer.query({ externalCustomerId: 'u1', limit: 100 });
+   */
   query(filter?: QueryFilter): Promise<LocalEvent[]>;
+  /**
+   * Counts of events per status, and of mirrored server events.
+   * @example
+   * const { pending, sending } = await buffer.stats();
+   */
   stats(): Promise<BufferStats>;
-  /** Dead letters, oldest first (at most `limit`, default 1000). */
+  /**
+   * Dead letters, oldest first (at most `limit`, default 1000).
+   * @default { limit: 1000 }
+   * @example
+   * for (const event of await buffer.deadLetters()) console.warn(event.name, event.error);
+   */
   deadLetters(options?: { limit?: number }): Promise<BufferedEvent[]>;
-  /** Dead letters (all, or those named) back to waiting, attempts reset; resolves to how many. */
+  /**
+   * Dead letters (all, or those named) back to waiting, attempts reset; resolves to how many.
+   * @default no argument: every dead letter
+   * @example
+   * await buffer.retryDeadLetters([event.externalId]);
+   */
   retryDeadLetters(externalIds?: string[]): Promise<number>;
+  /**
+   * Deletes dead letters (all, or those named); resolves to how many.
+   * @default no argument: every dead letter
+   * @example
+   * const removed = await buffer.purgeDeadLetters();
+   */
   purgeDeadLetters(externalIds?: string[]): Promise<number>;
-  /** Removes a customer's local events and mirror (sign-out on a shared device); no argument: everything. */
+  /**
+   * Removes a customer's local events and mirror (sign-out on a shared device); no argument: everything.
+   * @default no argument: everything
+   * @example
+   * await buffer.clear({ externalCustomerId: signedOutUser.id });
+   */
   clear(ref?: { externalCustomerId?: string; customerId?: string }): Promise<void>;
+  /**
+   * Subscribes to `"flush"`, `"deadletter"`, `"reconcile"`, `"error"` or `"change"`; returns the unsubscribe function.
+   * @example
+   * const off = buffer.on('deadletter', ({ events }) => alertOps(events));
+   * off();
+   */
   on<K extends keyof BufferEvents>(eventName: K, handler: (payload: BufferEvents[K]) => void): () => void;
-  /** Stops timers, lets a running flush finish (its batch stays safe), closes the database. */
+  /**
+   * Stops timers, lets a running flush finish (its batch stays safe), closes the database.
+   * @example
+   * window.addEventListener('pagehide', () => void buffer.close());
+   */
   close(): Promise<void>;
 }

@@ -11,6 +11,7 @@ const OPTION_INTERFACES = ['EventBufferOptions', 'RetryOptions', 'RetentionOptio
 
 let missingExample: string[];
 let missingDefault: string[];
+let methodsMissingExample: string[];
 let exportCount = 0;
 let optionCount = 0;
 
@@ -39,6 +40,12 @@ beforeAll(() => {
   exportCount = exports.length;
   missingExample = exports.filter(({ symbol }) => !tags(symbol, checker).includes('example')).map((e) => e.name);
 
+  const bufferType = checker.getDeclaredTypeOfSymbol(exports.find((e) => e.name === 'EventBuffer')!.symbol);
+  methodsMissingExample = bufferType
+    .getProperties()
+    .filter((p) => !tags(p, checker).includes('example'))
+    .map((p) => `EventBuffer.${p.name}`);
+
   missingDefault = [];
   for (const { name, symbol } of exports.concat(
     // RetentionOptions is reachable through EventBufferOptions.retention, not exported by name.
@@ -64,6 +71,10 @@ describe('TSDoc', () => {
 
   test('every export of polar-event-buffer has an @example', () => {
     expect(missingExample).toEqual([]);
+  });
+
+  test('every method of the buffer has an @example', () => {
+    expect(methodsMissingExample).toEqual([]);
   });
 
   test('every optional option says its @default', () => {
