@@ -1,6 +1,6 @@
 import { QueueFullError } from '../errors.js';
 import { storageError, unwrap, type BufferDatabase } from './db.js';
-import { BY_CUSTOMER, BY_STATUS, EVENTS, MIRROR, META, STATUSES, type EventRecord, type EventStatus } from './schema.js';
+import { BY_CUSTOMER, BY_STATUS, EVENTS, MIRROR, META, STATUSES, type EventRecord, type EventStatus, type MetaRecord } from './schema.js';
 import { BODY_OVERHEAD_BYTES } from './serialize.js';
 
 /**
@@ -98,10 +98,55 @@ export async function appendGroups(
   let next: WaitingBound | undefined;
   try {
     const tx = db.transaction([EVENTS, META], 'readwrite', { durability: options.durability });
+    tx.done.catch(() => undefined); // awaited below; a failure is reported once, by that await
     const store = tx.objectStore(EVENTS);
     const rawStore = unwrap(store) as unknown as IDBObjectStore;
     const chosen = new Set<string>();
-    for (const group of groups) for (const record of group.records) if (record.externalId !== record.seq) chosen.add(record.externalId);
+    let total = 0;
+    for (const group of groups) {
+      total += group.records.length;
+      for (const record of group.records) if (record.externalId !== record.seq) chosen.add(record.externalId);
+    }
+    if (bound && chosen.size === 0 && options.knownWaiting === undefined && bound.upperBound + total <= options.maxQueueSize) {
+      // Fast path (the usual track()): every id is generated, so every record is new, and the
+      // cached bound says all groups fit. Issue every request at once — read the token, the puts,
+      // the new token — and wait for ONE round trip, as a bare put would; then check the bound.
+      const rawMeta = unwrap(tx.objectStore(META)) as unknown as IDBObjectStore;
+      const tokenRead = rawMeta.get(WAITING_TOKEN) as IDBRequest<MetaRecord | undefined>;
+      const token = new Promise<unknown>((resolve, reject) => {
+        tokenRead.onsuccess = () => resolve(tokenRead.result?.value);
+        tokenRead.onerror = () => reject(tokenRead.error);
+      });
+      token.catch(() => undefined); // an abort rejects it too; the failure is reported once, by tx.done
+      try {
+        for (const group of groups) for (const record of group.records) rawStore.put(record);
+      } catch (error) {
+        abortQuietly(tx);
+        throw error;
+      }
+      const grown = newToken();
+      rawMeta.put({ key: WAITING_TOKEN, value: grown });
+      let before = bound.upperBound;
+      if ((await token) !== bound.token) {
+        // Another writer made the queue grow since: count exactly (our puts included) and take
+        // back, in order, the groups that no longer fit.
+        before = (await store.index(BY_STATUS).count(waitingRange())) - total;
+      }
+      waiting = before;
+      for (const group of groups) {
+        if (waiting + group.records.length > options.maxQueueSize) {
+          for (const record of group.records) rawStore.delete(record.externalId);
+          outcomes.push({ ok: false, error: new QueueFullError(waiting, group.records.length, options.maxQueueSize) });
+          continue;
+        }
+        waiting += group.records.length;
+        outcomes.push({ ok: true, records: group.records });
+      }
+      next = { upperBound: waiting, token: grown };
+      await tx.done;
+      waitingBounds.set(db, next);
+      return { outcomes, waiting };
+    }
     const chosenIds = [...chosen];
     const [tokenRecord, ...found] = await Promise.all([
       tx.objectStore(META).get(WAITING_TOKEN),

@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { QueueFullError } from '../../src/errors.js';
 import { uuidv7 } from '../../src/ids.js';
 import { openBufferDb } from '../../src/storage/db.js';
-import { appendGroups, claimBatch, reviveDead, settle } from '../../src/storage/queue-store.js';
+import { appendGroups, claimBatch, countByStatus, reviveDead, settle } from '../../src/storage/queue-store.js';
 import { newRecord } from '../../src/storage/serialize.js';
 import { freshIndexedDB, uniqueDbName } from '../helpers/fresh-db.js';
 
@@ -27,6 +27,8 @@ describe('queue-size check with a cached bound', () => {
     const third = await append(tabA, records(1, 20));
     expect(third.outcomes[0]!.ok).toBe(false);
     expect((third.outcomes[0] as { error: Error }).error).toBeInstanceOf(QueueFullError);
+    // The refused event was written optimistically, then taken back in the same transaction.
+    expect((await countByStatus(tabA)).pending).toBe(5);
     tabA.close();
     tabB.close();
   });
@@ -41,6 +43,23 @@ describe('queue-size check with a cached bound', () => {
     const after = await append(db, records(1, 20));
     expect(after.outcomes[0]!.ok).toBe(false);
     db.close();
+  });
+
+  it('keeps the groups that fit and refuses the rest when another connection filled the queue', async () => {
+    const factory = freshIndexedDB();
+    const name = uniqueDbName();
+    const tabA = await openBufferDb(factory, name);
+    const tabB = await openBufferDb(factory, name);
+    await append(tabA, records(1));
+    await append(tabB, records(2, 10));
+    const both = await appendGroups(tabA, [{ records: records(1, 20) }, { records: records(2, 30) }, { records: records(1, 40) }], {
+      maxQueueSize: 5,
+      durability: 'strict',
+    });
+    expect(both.outcomes.map((o) => o.ok)).toEqual([true, false, true]);
+    expect((await countByStatus(tabA)).pending).toBe(5);
+    tabA.close();
+    tabB.close();
   });
 
   it('accepts events again once a flush settled the full queue as sent', async () => {
