@@ -1,4 +1,5 @@
 import typescript from '@rollup/plugin-typescript';
+import { nodeResolve } from '@rollup/plugin-node-resolve';
 import { dts } from 'rollup-plugin-dts';
 
 // Runtime dependencies stay external: users' bundlers dedupe them, and the
@@ -25,17 +26,25 @@ const entries = {
   'mock-server': 'src/mock-server/index.ts',
 };
 
+// p-retry is ESM-only: a CommonJS build that require()d it would need Node >= 20.19 (require(esm)).
+// The CommonJS build bundles it (and its one dependency) so `require('polar-event-buffer')` works on
+// every Node >= 20; idb and superstruct ship CommonJS builds of their own and stay external.
+const cjsExternal = (id) => id === 'idb' || id === 'superstruct' || id.startsWith('node:') || /^(idb|superstruct)\//.test(id);
+
+const compile = () => typescript({ tsconfig: './tsconfig.json', declaration: false, outDir: 'dist', sourceMap: true });
+
 export default [
   {
     input: entries,
     external,
-    output: [
-      { dir: 'dist', format: 'es', entryFileNames: '[name].js', chunkFileNames: 'chunks/[name]-[hash].js', sourcemap: true },
-      { dir: 'dist', format: 'cjs', entryFileNames: '[name].cjs', chunkFileNames: 'chunks/[name]-[hash].cjs', sourcemap: true, exports: 'named',
-        // require('p-retry') (ESM-only; require(esm) in Node >= 20.19) returns its namespace: take .default.
-        interop: 'compat' },
-    ],
-    plugins: [typescript({ tsconfig: './tsconfig.json', declaration: false, outDir: 'dist', sourceMap: true })],
+    output: { dir: 'dist', format: 'es', entryFileNames: '[name].js', chunkFileNames: 'chunks/[name]-[hash].js', sourcemap: true },
+    plugins: [compile()],
+  },
+  {
+    input: entries,
+    external: cjsExternal,
+    output: { dir: 'dist', format: 'cjs', entryFileNames: '[name].cjs', chunkFileNames: 'chunks/[name]-[hash].cjs', sourcemap: true, exports: 'named' },
+    plugins: [nodeResolve({ exportConditions: ['node', 'import', 'default'] }), compile()],
   },
   {
     input: entries,
