@@ -5,8 +5,17 @@
  * `localNow + offset` never sends a timestamp in the server's future. Close estimates tighten the
  * bound (the largest wins); an estimate far from the current one means a clock moved, and replaces it.
  */
+/**
+ * Offsets this small are within what a whole-second `Date` plus latency can measure: the clocks
+ * agree, and the local clock is trusted (events keep their exact time) until the server refuses a
+ * timestamp as in its future.
+ */
+const AGREEMENT_MS = 2000;
+
 export class ServerClock {
   #offset: number | null = null;
+  /** Set once the server refused a timestamp as future: from then on, always clamp to the bound. */
+  #strict = false;
 
   /** ms to add to the local clock to get (a lower bound of) the server's; null until an answer came. */
   get offset(): number | null {
@@ -27,10 +36,13 @@ export class ServerClock {
   correct(serverDate: Date, localNow: number): void {
     const estimate = serverDate.getTime() - localNow;
     if (Number.isFinite(estimate) && (this.#offset === null || estimate < this.#offset)) this.#offset = estimate;
+    this.#strict = true;
   }
 
   /** Latest timestamp (local ms) the server will accept now, or null when we know nothing yet. */
   clampLimit(localNow: number): number | null {
-    return this.#offset === null ? null : localNow + this.#offset;
+    if (this.#offset === null) return null;
+    if (!this.#strict && this.#offset > -AGREEMENT_MS) return localNow + Math.max(0, this.#offset);
+    return localNow + this.#offset;
   }
 }
