@@ -87,11 +87,28 @@ export function toWire(record: EventRecord, timestampMs: number = record.timesta
   return wire;
 }
 
-const encoder = /* @__PURE__ */ new TextEncoder();
+/**
+ * UTF-8 size of a string, counted without encoding it (no buffer per event on the track() path).
+ * JSON.stringify never leaves a lone surrogate (it escapes them), so a pair is 4 bytes and any other
+ * code unit 1 to 3, exactly as TextEncoder would write them.
+ */
+export function utf8Length(text: string): number {
+  let bytes = text.length;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c < 0x80) continue;
+    if (c < 0x800) bytes += 1;
+    else if (c >= 0xd800 && c <= 0xdbff && i + 1 < text.length && (text.charCodeAt(i + 1) & 0xfc00) === 0xdc00) {
+      bytes += 2; // the pair's two units already count 2: 4 in all
+      i++;
+    } else bytes += 2;
+  }
+  return bytes;
+}
 
-/** UTF-8 size of a value's JSON. */
+/** UTF-8 size of a value's JSON (computed once per event, when track() makes its record). */
 export function jsonBytes(value: unknown): number {
-  return encoder.encode(JSON.stringify(value)).length;
+  return utf8Length(JSON.stringify(value));
 }
 
 /** Bytes of `{"events":[` + `]}`, and of each comma between events. */
