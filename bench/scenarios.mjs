@@ -1,0 +1,457 @@
+/**
+ * The bench scenarios, written once and run in both places: in headless Chromium (bundled by
+ * bench/run.mjs with the built dist/index.js) and in Node with fake-indexeddb. Nothing here touches
+ * a browser or Node global except through `env`:
+ *
+ *   env = { lib, indexedDB, baseUrl, now() }
+ *
+ * Every scenario opens its own database (a fresh name) and deletes it afterwards, except the
+ * long-lived fixtures (the 100,000-event backlog and mirror), which live until `dropFixtures()`.
+ * Each scenario returns { events, ms } (rate = events / ms) plus what else it measured; the
+ * preparation of inputs and fixtures is never inside the timed part.
+ */
+
+/** One usage event as an app would track it: ~320 bytes on the wire with its generated fields. */
+export function eventInput(i) {
+  return {
+    name: 'api_call',
+    externalCustomerId: `customer_${String(i % 500).padStart(5, '0')}`,
+    metadata: {
+      route: '/v1/chat/completions',
+      model: 'gpt-4o-mini-2024-07-18',
+      region: 'eu-west-1',
+      plan: 'team',
+      input_tokens: 1200 + (i % 97),
+      output_tokens: 500 + (i % 53),
+      cached: i % 3 === 0,
+      latency_ms: 812.5,
+      request_index: i,
+    },
+  };
+}
+
+/** The wire size of one such event (what the flusher would send), for the report. */
+export function wireBytesOf(i) {
+  const input = eventInput(i);
+  const wire = {
+    name: input.name,
+    timestamp: new Date(1_780_000_000_000).toISOString(),
+    external_id: '01938f1e-6a2b-7c3d-8e4f-5a6b7c8d9e0f',
+    external_customer_id: input.externalCustomerId,
+    metadata: input.metadata,
+  };
+  return new TextEncoder().encode(JSON.stringify(wire)).length;
+}
+
+let dbCounter = 0;
+function dbName(prefix) {
+  dbCounter++;
+  return `bench-${prefix}-${Date.now().toString(36)}-${dbCounter}`;
+}
+
+function bufferOptions(env, name, extra = {}) {
+  return {
+    transport: env.lib.httpTransport({ baseUrl: env.baseUrl }),
+    indexedDB: env.indexedDB,
+    dbName: name,
+    autoFlush: false,
+    flushInterval: 0,
+    maxQueueSize: 1_000_000,
+    durability: 'strict',
+    ...extra,
+  };
+}
+
+function request(req) {
+  return new Promise((resolve, reject) => {
+    req.onsuccess = () => resolve(req.result);
+    req.onerror = () => reject(req.error);
+  });
+}
+
+function txDone(tx) {
+  return new Promise((resolve, reject) => {
+    tx.oncomplete = () => resolve();
+    tx.onerror = () => reject(tx.error);
+    tx.onabort = () => reject(tx.error ?? new Error('transaction aborted'));
+  });
+}
+
+async function deleteDb(env, name) {
+  await new Promise((resolve) => {
+    const req = env.indexedDB.deleteDatabase(name);
+    req.onsuccess = () => resolve();
+    req.onerror = () => resolve();
+    req.onblocked = () => resolve();
+  });
+}
+
+/** Creates the library's own schema (stores and indexes) by opening a buffer, then hands back a raw connection. */
+async function rawDbWithLibrarySchema(env, name) {
+  const buffer = env.lib.createEventBuffer(bufferOptions(env, name));
+  await buffer.stats();
+  await buffer.close();
+  return request(env.indexedDB.open(name));
+}
+
+/** A record of the exact shape the library stores (EventRecord), built outside the timed part. */
+function rawRecord(i, now) {
+  const input = eventInput(i);
+  const id = `${now.toString(16).padStart(12, '0')}-7${String(i).padStart(11, '0')}`;
+  return {
+    externalId: id,
+    seq: id,
+    name: input.name,
+    externalCustomerId: input.externalCustomerId,
+    customerId: null,
+    organizationId: null,
+    metadata: input.metadata,
+    timestampMs: now,
+    parentId: null,
+    status: 'pending',
+    attempts: 0,
+    nextAttemptAt: 0,
+    leaseUntil: 0,
+    leaseOwner: null,
+    createdAt: now,
+    sentAt: null,
+    serverId: null,
+    error: null,
+    customerKey: `ext:${input.externalCustomerId}`,
+    fingerprint: (0x9e3779b9 * (i + 1)).toString(16).padStart(16, '0').slice(0, 16),
+    bytes: 320,
+  };
+}
+
+// ----- raw IndexedDB: the limits ---------------------------------------------------------------
+
+/** The physical limit of durable writes: n puts in ONE readwrite transaction (strict). */
+async function rawOneTx(env, { n }) {
+  const name = dbName('raw1');
+  const db = await rawDbWithLibrarySchema(env, name);
+  const now = Date.now();
+  const records = Array.from({ length: n }, (_, i) => rawRecord(i, now));
+  const t0 = env.now();
+  const tx = db.transaction('events', 'readwrite', { durability: 'strict' });
+  const store = tx.objectStore('events');
+  for (const r of records) store.put(r);
+  await txDone(tx);
+  const ms = env.now() - t0;
+  db.close();
+  await deleteDb(env, name);
+  return { events: n, ms };
+}
+
+/** One readwrite transaction per event, each awaited before the next (strict, like track()'s default). */
+async function rawPerEvent(env, { n, durability = 'strict' }) {
+  const name = dbName('rawN');
+  const db = await rawDbWithLibrarySchema(env, name);
+  const now = Date.now();
+  const records = Array.from({ length: n }, (_, i) => rawRecord(i, now));
+  const t0 = env.now();
+  for (const r of records) {
+    const tx = db.transaction('events', 'readwrite', { durability });
+    tx.objectStore('events').put(r);
+    await txDone(tx);
+  }
+  const ms = env.now() - t0;
+  db.close();
+  await deleteDb(env, name);
+  return { events: n, ms };
+}
+
+/**
+ * A workbox-background-sync-like queue, written here from its documented behaviour (no workbox
+ * dependency): `pushRequest({ request })` turns the Request into a storable object (reads the body
+ * into an ArrayBuffer, copies the headers) and adds it to an autoIncrement `requests` store with a
+ * `queueName` index, ONE transaction per call with the browser's default durability; the caller
+ * awaits each push.
+ */
+class WorkboxLikeQueue {
+  constructor(db, queueName) {
+    this.db = db;
+    this.queueName = queueName;
+  }
+
+  static async open(env, name) {
+    const req = env.indexedDB.open(name, 1);
+    req.onupgradeneeded = () => {
+      const store = req.result.createObjectStore('requests', { autoIncrement: true, keyPath: 'id' });
+      store.createIndex('queueName', 'queueName', { unique: false });
+    };
+    return new WorkboxLikeQueue(await request(req), 'polar-events');
+  }
+
+  async pushRequest({ request: req, metadata }) {
+    const headers = {};
+    req.headers.forEach((value, key) => (headers[key] = value));
+    const requestData = { url: req.url, method: req.method, headers, mode: req.mode, credentials: req.credentials };
+    const body = await req.clone().arrayBuffer();
+    if (body.byteLength > 0) requestData.body = body;
+    const entry = { queueName: this.queueName, requestData, timestamp: Date.now() };
+    if (metadata) entry.metadata = metadata;
+    const tx = this.db.transaction('requests', 'readwrite');
+    tx.objectStore('requests').add(entry);
+    await txDone(tx);
+  }
+}
+
+async function workboxLike(env, { n }) {
+  const name = dbName('workbox');
+  const queue = await WorkboxLikeQueue.open(env, name);
+  const url = `${env.baseUrl}/v1/events/ingest`;
+  const requests = Array.from(
+    { length: n },
+    (_, i) =>
+      new Request(url, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ events: [{ name: 'api_call', ...eventInput(i).metadata }] }),
+      }),
+  );
+  const t0 = env.now();
+  for (const req of requests) await queue.pushRequest({ request: req });
+  const ms = env.now() - t0;
+  queue.db.close();
+  await deleteDb(env, name);
+  return { events: n, ms };
+}
+
+// ----- track() ---------------------------------------------------------------------------------
+
+async function openBuffer(env, name, extra) {
+  const buffer = env.lib.createEventBuffer(bufferOptions(env, name, extra));
+  await buffer.stats(); // the database is open (and migrated) before the clock starts
+  return buffer;
+}
+
+async function timeTrackConcurrent(env, buffer, n, offset) {
+  const inputs = Array.from({ length: n }, (_, i) => eventInput(offset + i));
+  const t0 = env.now();
+  const results = await Promise.all(inputs.map((input) => buffer.track(input)));
+  const ms = env.now() - t0;
+  if (results.length !== n) throw new Error(`track() concurrent: ${results.length} of ${n} resolved`);
+  return ms;
+}
+
+async function timeTrackSequential(env, buffer, n, offset) {
+  const inputs = Array.from({ length: n }, (_, i) => eventInput(offset + i));
+  const t0 = env.now();
+  for (const input of inputs) await buffer.track(input);
+  return env.now() - t0;
+}
+
+async function trackConcurrent(env, { n }) {
+  const name = dbName('trackC');
+  const buffer = await openBuffer(env, name);
+  const ms = await timeTrackConcurrent(env, buffer, n, 0);
+  const stats = await buffer.stats();
+  if (stats.pending !== n) throw new Error(`track() concurrent: ${stats.pending} pending, expected ${n}`);
+  await buffer.close();
+  await deleteDb(env, name);
+  return { events: n, ms };
+}
+
+async function trackSequential(env, { n }) {
+  const name = dbName('trackS');
+  const buffer = await openBuffer(env, name);
+  const ms = await timeTrackSequential(env, buffer, n, 0);
+  await buffer.close();
+  await deleteDb(env, name);
+  return { events: n, ms };
+}
+
+// Long-lived fixtures (one per environment), kept between rounds.
+const fixtures = {};
+
+/** Fills a database with `size` pending events through trackMany() in chunks (not timed as a track figure). */
+async function fillPending(env, buffer, size, offset = 0) {
+  const chunk = 10_000;
+  const t0 = env.now();
+  for (let done = 0; done < size; done += chunk) {
+    const count = Math.min(chunk, size - done);
+    await buffer.trackMany(Array.from({ length: count }, (_, i) => eventInput(offset + done + i)));
+  }
+  return env.now() - t0;
+}
+
+async function backlogSetup(env, { size }) {
+  if (fixtures.backlog) return { size: fixtures.backlog.size, ms: 0 };
+  const name = dbName('backlog');
+  const buffer = await openBuffer(env, name);
+  const ms = await fillPending(env, buffer, size, 1_000_000);
+  const stats = await buffer.stats();
+  fixtures.backlog = { name, buffer, size: stats.pending, added: 0 };
+  return { size: stats.pending, ms, events: size };
+}
+
+async function backlogTrackSequential(env, { n }) {
+  const f = fixtures.backlog;
+  const backlog = f.size + f.added;
+  const ms = await timeTrackSequential(env, f.buffer, n, 2_000_000 + f.added);
+  f.added += n;
+  return { events: n, ms, backlog };
+}
+
+async function backlogTrackConcurrent(env, { n }) {
+  const f = fixtures.backlog;
+  const backlog = f.size + f.added;
+  const ms = await timeTrackConcurrent(env, f.buffer, n, 2_000_000 + f.added);
+  f.added += n;
+  return { events: n, ms, backlog };
+}
+
+// ----- flush -----------------------------------------------------------------------------------
+
+async function flushScenario(env, { n, batchSize }) {
+  const name = dbName('flush');
+  const buffer = await openBuffer(env, name, { batchSize, maxBatchBytes: 900_000 });
+  await fillPending(env, buffer, n);
+  const t0 = env.now();
+  const report = await buffer.flush();
+  const ms = env.now() - t0;
+  if (report.sent !== n || report.remaining !== 0) {
+    throw new Error(`flush: sent ${report.sent} of ${n}, ${report.remaining} remaining (${JSON.stringify(report)})`);
+  }
+  await buffer.close();
+  await deleteDb(env, name);
+  return { events: n, ms, requests: report.requests };
+}
+
+/** Fills `size` pending events; the heap is read by the caller before drainRun. */
+async function drainPrepare(env, { size, batchSize }) {
+  const name = dbName('drain');
+  const buffer = await openBuffer(env, name, { batchSize, maxBatchBytes: 900_000 });
+  const ms = await fillPending(env, buffer, size);
+  fixtures.drain = { name, buffer, size };
+  return { size, ms };
+}
+
+async function drainRun(env) {
+  const f = fixtures.drain;
+  const t0 = env.now();
+  const report = await f.buffer.flush();
+  const ms = env.now() - t0;
+  if (report.sent !== f.size || report.remaining !== 0) throw new Error(`drain: ${JSON.stringify(report)}`);
+  await f.buffer.close();
+  await deleteDb(env, f.name);
+  delete fixtures.drain;
+  return { events: f.size, ms, requests: report.requests };
+}
+
+// ----- reconcile and query ---------------------------------------------------------------------
+
+function notBuilt(error) {
+  return /not built yet/i.test(String(error?.message ?? error));
+}
+
+/** reconcile() pulling `n` server events (seeded on the mock server by the caller) into an empty mirror. */
+async function reconcileScenario(env, { n, externalCustomerId }) {
+  const name = dbName('reconcile');
+  const buffer = await openBuffer(env, name);
+  try {
+    const t0 = env.now();
+    const report = await buffer.reconcile({ externalCustomerId });
+    const ms = env.now() - t0;
+    if (report.fetched < n) throw new Error(`reconcile: fetched ${report.fetched} of ${n}`);
+    return { events: report.fetched, ms, added: report.added };
+  } catch (error) {
+    if (notBuilt(error)) return { notBuilt: true, message: String(error.message) };
+    throw error;
+  } finally {
+    await buffer.close();
+    await deleteDb(env, name);
+  }
+}
+
+/**
+ * A mirror of `size` server UserEvents over 500 customers, written through reconcile(array)
+ * (the contract's "take these wire UserEvents as given") in pages of 5,000.
+ */
+async function mirrorSetup(env, { size, organizationId }) {
+  if (fixtures.mirror) return { size: fixtures.mirror.size, ms: 0 };
+  const name = dbName('mirror');
+  const buffer = await openBuffer(env, name);
+  const base = Date.UTC(2026, 0, 1);
+  const t0 = env.now();
+  try {
+    const page = 5_000;
+    for (let done = 0; done < size; done += page) {
+      const items = Array.from({ length: Math.min(page, size - done) }, (_, k) => {
+        const i = done + k;
+        const input = eventInput(i);
+        const hex = i.toString(16).padStart(12, '0');
+        return {
+          id: `7f3c1a2e-0000-4000-8000-${hex}`,
+          timestamp: new Date(base + i * 1000).toISOString(),
+          organization_id: organizationId,
+          customer_id: null,
+          customer: null,
+          external_customer_id: input.externalCustomerId,
+          name: input.name,
+          source: 'user',
+          metadata: input.metadata,
+        };
+      });
+      await buffer.reconcile(items);
+    }
+  } catch (error) {
+    await buffer.close();
+    await deleteDb(env, name);
+    if (notBuilt(error)) return { notBuilt: true, message: String(error.message) };
+    throw error;
+  }
+  const ms = env.now() - t0;
+  const stats = await buffer.stats();
+  fixtures.mirror = { name, buffer, size: stats.mirrored };
+  return { size: stats.mirrored, ms };
+}
+
+/** Median-worthy single figure: one query() for one customer (200 of the 100,000 events). */
+async function queryOneCustomer(env, { externalCustomerId, repeat }) {
+  const f = fixtures.mirror;
+  if (!f) return { notBuilt: true, message: 'the mirror could not be built' };
+  const times = [];
+  let rows = 0;
+  try {
+    for (let k = 0; k < repeat; k++) {
+      const t0 = env.now();
+      const result = await f.buffer.query({ externalCustomerId });
+      times.push(env.now() - t0);
+      rows = result.length;
+    }
+  } catch (error) {
+    if (notBuilt(error)) return { notBuilt: true, message: String(error.message) };
+    throw error;
+  }
+  times.sort((a, b) => a - b);
+  return { ms: times[Math.floor(times.length / 2)], rows, times };
+}
+
+async function dropFixtures(env) {
+  for (const key of Object.keys(fixtures)) {
+    const f = fixtures[key];
+    await f.buffer.close().catch(() => undefined);
+    await deleteDb(env, f.name);
+    delete fixtures[key];
+  }
+  return {};
+}
+
+export const scenarios = {
+  rawOneTx,
+  rawPerEvent,
+  workboxLike,
+  trackConcurrent,
+  trackSequential,
+  backlogSetup,
+  backlogTrackSequential,
+  backlogTrackConcurrent,
+  flush: flushScenario,
+  drainPrepare,
+  drainRun,
+  reconcile: reconcileScenario,
+  mirrorSetup,
+  queryOneCustomer,
+  dropFixtures,
+};
