@@ -70,7 +70,7 @@ const llm = fc.record(
     total_tokens: fc.nat(),
     // No `cost`: the client takes `_llm.cost` as { amount, currency } while the mock server takes a
     // decimal, and Polar's SDK (0.49) has no such field: an open question for the contract (see
-    // docs/GUARANTEES.md), so it is left out of the "valid" inputs here.
+    // README.md, Guarantees), so it is left out of the "valid" inputs here.
   },
   { requiredKeys: ['vendor', 'model', 'input_tokens', 'output_tokens', 'total_tokens'] },
 );
