@@ -250,14 +250,16 @@ async function main() {
     { scenario: 'reconcile', params: { n: 10_000, externalCustomerId: RECON_CUSTOMER }, before: () => seedReconcile(10_000), skipIfNotBuilt: true },
   ];
 
-  for (const env of envs) {
+  const queryOnly = process.env.BENCH_ONLY_QUERY === '1';
+  if (queryOnly) round.length = 0;
+  for (const env of queryOnly ? [] : envs) {
     log(`${env.name}: building the ${BACKLOG.toLocaleString('en-US')}-event backlog`);
     const b = await runOne(env, 'backlogSetup', { size: BACKLOG });
     if (b) log(`  backlog of ${b.size} in ${fmtMs(b.ms)} ms`);
   }
 
   const notBuilt = new Set();
-  for (let r = 0; r < ROUNDS; r++) {
+  for (let r = 0; r < (queryOnly ? 0 : ROUNDS); r++) {
     log(`round ${r + 1}/${ROUNDS}`);
     const order = r % 2 === 0 ? envs : [...envs].reverse();
     for (const step of round) {
@@ -298,7 +300,7 @@ async function main() {
   for (const env of envs) await runOne(env, 'dropFixtures', {});
 
   // Peak heap while draining 100,000 events (one run per environment).
-  for (const env of envs) {
+  for (const env of queryOnly ? [] : envs) {
     mock.reset();
     log(`${env.name}: draining ${DRAIN.toLocaleString('en-US')} events (heap sampled every 50 ms)`);
     const prep = await runOne(env, 'drainPrepare', { size: DRAIN, batchSize: 1_000 });
@@ -345,7 +347,7 @@ async function main() {
   rmSync(tmp, { recursive: true, force: true });
 
   const markdown = report({ machine, size, notBuilt, seconds: (Date.now() - started) / 1000 });
-  writeFileSync(join(root, 'bench/RESULTS.md'), markdown);
+  writeFileSync(join(root, queryOnly ? 'bench/RESULTS-query.md' : 'bench/RESULTS.md'), markdown);
   log('wrote bench/RESULTS.md');
   console.log(markdown);
 }
@@ -425,7 +427,7 @@ function report({ machine, size, notBuilt, seconds }) {
   lines.push(`| figure | ${envNames.join(' | ')} |`);
   lines.push(`|---|${envNames.map(() => '---:').join('|')}|`);
   const q = (e) => results.queryOneCustomer?.[e]?.[0];
-  lines.push(`| \`query()\` for one customer (200 rows) in a ${fmtN(MIRROR_SIZE)}-event mirror, median of 31 (min–max) | ${envNames
+  lines.push(`| \`query()\` for one customer (${fmtN(MIRROR_SIZE / 500)} rows) in a ${fmtN(MIRROR_SIZE)}-event mirror, median of 31 (min–max) | ${envNames
     .map((e) => (notBuilt.has('query') ? 'not built yet' : q(e) ? `${fmtMs(q(e).ms)} ms (${fmtMs(Math.min(...q(e).times))}–${fmtMs(Math.max(...q(e).times))})` : 'failed'))
     .join(' | ')} |`);
   const h = (e) => results.drainHeap?.[e]?.[0];

@@ -372,7 +372,8 @@ async function mirrorSetup(env, { size, organizationId }) {
   if (fixtures.mirror) return { size: fixtures.mirror.size, ms: 0 };
   const name = dbName('mirror');
   const buffer = await openBuffer(env, name);
-  const base = Date.UTC(2026, 0, 1);
+  // Recent timestamps (one per second up to now): older ones would be pruned by the mirror's retention.
+  const base = Date.now() - size * 1000 - 60_000;
   const t0 = env.now();
   try {
     const page = 5_000;
@@ -403,6 +404,7 @@ async function mirrorSetup(env, { size, organizationId }) {
   }
   const ms = env.now() - t0;
   const stats = await buffer.stats();
+  if (stats.mirrored !== size) throw new Error(`mirror: ${stats.mirrored} of ${size} server events kept`);
   fixtures.mirror = { name, buffer, size: stats.mirrored };
   return { size: stats.mirrored, ms };
 }
@@ -424,6 +426,7 @@ async function queryOneCustomer(env, { externalCustomerId, repeat }) {
     if (notBuilt(error)) return { notBuilt: true, message: String(error.message) };
     throw error;
   }
+  if (rows === 0) throw new Error('query() found no event of the customer: the figure would be meaningless');
   times.sort((a, b) => a - b);
   return { ms: times[Math.floor(times.length / 2)], rows, times };
 }
