@@ -1,5 +1,5 @@
 import type { Struct } from 'superstruct';
-import { ClosedError, EventValidationError, NoIndexedDBError, type PolarEventBufferError } from './errors.js';
+import { ClosedError, EventValidationError, NoIndexedDBError, StorageError, type PolarEventBufferError } from './errors.js';
 import { Emitter } from './emitter.js';
 import { Flusher, type FlushReport } from './flush/flusher.js';
 import { PageExitSender } from './flush/page-exit.js';
@@ -21,7 +21,7 @@ import {
 } from './storage/queue-store.js';
 import type { EventRecord } from './storage/schema.js';
 import { BODY_OVERHEAD_BYTES, customerKeyOf, newRecord, toLocalEvent, toWire } from './storage/serialize.js';
-import { customerKeysFor } from './storage/mirror-store.js';
+import { customerKeysFor, relieveQuota } from './storage/mirror-store.js';
 import { queryMerged } from './reconcile/query.js';
 import { Reconciler } from './reconcile/reconciler.js';
 import type {
@@ -181,6 +181,7 @@ class PolarEventBuffer<Schemas extends Record<string, Struct<any, any>>> impleme
     // in between): a write queued after that check (e.g. by a caller resuming from this batch)
     // must see no running loop and start one, or it would wait forever.
     try {
+      let quotaRelieved = false;
       while (this.#writeQueue.length > 0) {
         const group = this.#writeQueue;
         this.#writeQueue = [];
@@ -194,6 +195,16 @@ class PolarEventBuffer<Schemas extends Record<string, Struct<any, any>>> impleme
             { maxQueueSize: this.#options.maxQueueSize, durability: this.#options.durability },
           ));
         } catch (error) {
+          // A full disk: the mirror (which the server can give back) makes room before any
+          // tracked event is refused, and the same write is tried once more.
+          if (!quotaRelieved && isQuotaError(error)) {
+            quotaRelieved = true;
+            const freed = await this.#relieveQuota().catch(() => 0);
+            if (freed > 0) {
+              this.#writeQueue.unshift(...group);
+              continue;
+            }
+          }
           for (const w of group) w.reject(error);
           continue;
         }
@@ -207,6 +218,21 @@ class PolarEventBuffer<Schemas extends Record<string, Struct<any, any>>> impleme
     } finally {
       this.#writing = undefined;
     }
+  }
+
+  async #relieveQuota(): Promise<number> {
+    const freed = await relieveQuota(await this.#connection.get(), { now: this.#options.clock.now(), durability: this.#options.durability });
+    if (freed > 0) {
+      this.#emitter.emit(
+        'error',
+        new StorageError(
+          'track',
+          `the storage quota was reached; ${freed} mirrored records (the oldest half of the mirror, which reconcile() can pull again) were removed to make room, and no tracked event was touched. Free space or lower \`retention\` to avoid this.`,
+        ),
+      );
+      this.#changed('clear');
+    }
+    return freed;
   }
 
   // ----- flush ------------------------------------------------------------------------------
@@ -371,4 +397,8 @@ function checkIds(ids: unknown): void {
   if (ids !== undefined && (!Array.isArray(ids) || ids.some((id) => typeof id !== 'string'))) {
     throw new TypeError('Expected an array of externalId strings (or nothing, for all dead letters).');
   }
+}
+
+function isQuotaError(error: unknown): boolean {
+  return error instanceof StorageError && (error.cause as { name?: unknown } | undefined)?.name === 'QuotaExceededError';
 }

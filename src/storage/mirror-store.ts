@@ -290,6 +290,23 @@ export async function pruneRetention(
   return removed;
 }
 
+/**
+ * Makes room when the browser's storage quota is reached: the older half of the mirror goes (with
+ * the confirmed local events it matched), oldest first. The mirror can be pulled again from the
+ * server; waiting, sent and dead events are never touched. Resolves to how many records went.
+ */
+export async function relieveQuota(db: BufferDatabase, options: { now: number; durability: Durability }): Promise<number> {
+  let count: number;
+  try {
+    count = await db.count(MIRROR);
+  } catch (error) {
+    throw storageError('quota relief', error);
+  }
+  if (count === 0) return 0;
+  const removed = await pruneRetention(db, { now: options.now, maxAge: Infinity, maxEvents: Math.floor(count / 2), durability: options.durability });
+  return removed.mirror + removed.events;
+}
+
 /** A plan for one merged-view read (built and checked by reconcile/query.ts). */
 export interface MergedReadPlan {
   /** Customer keys of one customer (its aliases included), or null for every customer. */
