@@ -123,27 +123,17 @@ function leaf<T>(type: string, what: string, check: (value: unknown) => boolean)
   return define<T>(type, (value) => check(value) || expected(what, value));
 }
 
-function optionalStruct<T, S>(struct: Struct<T, S>): Struct<T | undefined, S> {
-  return new Struct<T | undefined, S>({
-    type: struct.type,
-    schema: struct.schema,
-    coercer: struct.coercer,
-    entries: struct.entries as Struct<T | undefined, S>['entries'],
-    validator: (value, ctx) => value === undefined || struct.validator(value, ctx),
-    refiner: (value, ctx) => value === undefined || struct.refiner(value as T, ctx),
+/** `struct`, or exactly `allowed`: `undefined` makes it optional, `null` nullable. */
+function orValue<T, S, A extends undefined | null>(struct: Struct<T, S>, allowed: A): Struct<T | A, S> {
+  return new Struct<T | A, S>({
+    ...(struct as unknown as Struct<T | A, S>),
+    validator: (value, ctx) => value === allowed || struct.validator(value, ctx),
+    refiner: (value, ctx) => value === allowed || struct.refiner(value as T, ctx),
   });
 }
 
-function nullableStruct<T, S>(struct: Struct<T, S>): Struct<T | null, S> {
-  return new Struct<T | null, S>({
-    type: struct.type,
-    schema: struct.schema,
-    coercer: struct.coercer,
-    entries: struct.entries as Struct<T | null, S>['entries'],
-    validator: (value, ctx) => value === null || struct.validator(value, ctx),
-    refiner: (value, ctx) => value === null || struct.refiner(value as T, ctx),
-  });
-}
+const optionalStruct = <T, S>(struct: Struct<T, S>): Struct<T | undefined, S> => orValue(struct, undefined);
+const nullableStruct = <T, S>(struct: Struct<T, S>): Struct<T | null, S> => orValue(struct, null);
 
 function unknownKeyStruct(key: string, known: readonly string[]): Struct<unknown, null> {
   const shown = key.length > 60 ? `${key.slice(0, 60)}…` : key;
@@ -165,62 +155,72 @@ function copyOwnEnumerable(value: Record<string, unknown>): Record<string, unkno
 type Schema = Record<string, Struct<any, any>>;
 
 /**
- * A plain object with exactly these keys: unknown keys are refused with a message naming them.
- * `extra` adds checks on the whole object (they run even when a property fails, so that every
- * failure is reported at once).
+ * A plain object (anything else fails with "Expected `what`"), copied before its entries are
+ * checked. `entries` yields the checks of its properties; `toModel` (incoming wire JSON) replaces
+ * the copy; `extra` adds checks on the whole object (they run even when a property fails, so that
+ * every failure is reported at once).
  */
+function plainObject<T>(
+  type: string,
+  what: string,
+  entries: (value: Record<string, unknown>) => Iterable<Entry>,
+  toModel: (value: Record<string, unknown>) => unknown = copyOwnEnumerable,
+  extra?: (value: Record<string, unknown>, ctx: Context) => Iterable<Partial<Failure> | string>,
+): Struct<T, null> {
+  return new Struct<T, null>({
+    type,
+    schema: null,
+    coercer: (value) => (isPlainObject(value) ? toModel(value) : value),
+    *entries(value): Iterable<Entry> {
+      if (isPlainObject(value)) yield* entries(value);
+    },
+    *validator(value, ctx): Iterable<Partial<Failure> | string> {
+      if (!isPlainObject(value)) yield expected(what, value);
+      else if (extra) yield* extra(value, ctx);
+    },
+  });
+}
+
+/** Yields the checks of the keys of `schema`; with `strict`, refuses other keys by name. */
+function schemaEntries(schema: Schema, strict: boolean): (value: Record<string, unknown>) => Iterable<Entry> {
+  const known = Object.keys(schema);
+  return function* (value) {
+    for (const key of known) yield [key, value[key], schema[key] as Struct<any>];
+    if (strict) {
+      for (const key of Object.keys(value)) {
+        if (!hasOwn(schema, key)) yield [key, value[key], unknownKeyStruct(key, known)];
+      }
+    }
+  };
+}
+
+/** A plain object with exactly these keys: unknown keys are refused with a message naming them. */
 function strictObject<T>(
   type: string,
   what: string,
   schema: Schema,
   extra?: (value: Record<string, unknown>, ctx: Context) => Iterable<Partial<Failure> | string>,
 ): Struct<T, null> {
-  const known = Object.keys(schema);
-  return new Struct<T, null>({
-    type,
-    schema: null,
-    coercer: (value) => (isPlainObject(value) ? copyOwnEnumerable(value) : value),
-    *entries(value): Iterable<Entry> {
-      if (!isPlainObject(value)) return;
-      for (const key of known) yield [key, value[key], schema[key] as Struct<any>];
-      for (const key of Object.keys(value)) {
-        if (!hasOwn(schema, key)) yield [key, value[key], unknownKeyStruct(key, known)];
-      }
-    },
-    *validator(value, ctx): Iterable<Partial<Failure> | string> {
-      if (!isPlainObject(value)) {
-        yield expected(what, value);
-        return;
-      }
-      if (extra) yield* extra(value, ctx);
-    },
-  });
+  return plainObject<T>(type, what, schemaEntries(schema, true), undefined, extra);
 }
 
-/** A plain object with at least these keys; other keys are tolerated and kept. */
-function looseObject<T>(type: string, what: string, schema: Schema): Struct<T, null> {
-  const known = Object.keys(schema);
-  return new Struct<T, null>({
-    type,
-    schema: null,
-    coercer: (value) => (isPlainObject(value) ? copyOwnEnumerable(value) : value),
-    *entries(value): Iterable<Entry> {
-      if (!isPlainObject(value)) return;
-      for (const key of known) yield [key, value[key], schema[key] as Struct<any>];
-    },
-    validator: (value) => isPlainObject(value) || expected(what, value),
-  });
+/**
+ * A plain object of incoming wire JSON with at least these keys (other keys are tolerated and
+ * kept); `toModel` turns the wire object into the camelCase model before it is checked.
+ */
+function looseObject<T>(
+  type: string,
+  what: string,
+  schema: Schema,
+  toModel: (value: Record<string, unknown>) => unknown,
+): Struct<T, null> {
+  return plainObject<T>(type, what, schemaEntries(schema, false), toModel);
 }
 
-/** Runs `toModel` on plain objects before the struct coerces and validates them. */
-function withCoercion<T, S>(struct: Struct<T, S>, toModel: (value: Record<string, unknown>) => unknown): Struct<T, S> {
-  return new Struct<T, S>({
-    type: struct.type,
-    schema: struct.schema,
-    coercer: (value, ctx) => struct.coercer(isPlainObject(value) ? toModel(value) : value, ctx),
-    entries: struct.entries,
-    validator: struct.validator,
-    refiner: struct.refiner,
+/** A plain object every value of which passes `valueFor(key)`. */
+function recordOf<T>(type: string, what: string, valueFor: (key: string) => Struct<any, any>): Struct<T, null> {
+  return plainObject<T>(type, what, function* (value) {
+    for (const key of Object.keys(value)) yield [key, value[key], valueFor(key)];
   });
 }
 
@@ -470,18 +470,11 @@ function metadataValueStructFor(key: string): Struct<any, any> {
  * @example
  * assert({ tokens: 12 }, MetadataStruct); // throws a StructError for { tokens: null }
  */
-export const MetadataStruct: Struct<Metadata, null> = new Struct<Metadata, null>({
-  type: 'metadata',
-  schema: null,
-  coercer: (value) => (isPlainObject(value) ? copyOwnEnumerable(value) : value),
-  *entries(value): Iterable<Entry> {
-    if (!isPlainObject(value)) return;
-    for (const key of Object.keys(value)) yield [key, value[key], metadataValueStructFor(key)];
-  },
-  validator: (value) =>
-    isPlainObject(value) ||
-    expected(`a plain object of metadata (each value ${METADATA_VALUE_WHAT}, or the reserved _cost/_llm objects)`, value),
-});
+export const MetadataStruct: Struct<Metadata, null> = recordOf<Metadata>(
+  'metadata',
+  `a plain object of metadata (each value ${METADATA_VALUE_WHAT}, or the reserved _cost/_llm objects)`,
+  metadataValueStructFor,
+);
 
 /** Metadata that must pass `MetadataStruct` AND a user-supplied struct (its coercion runs first). */
 export function metadataWithSchema(schema: Struct<any, any>): Struct<Metadata, null> {
@@ -727,52 +720,40 @@ export interface SystemEvent {
 const NullableString = nullableStruct(StringStruct);
 const NullableWireDate = nullableStruct(WireDateStruct);
 
-/** A plain object whose values pass `value` (incoming metadata: kept exactly as the server sent it). */
-function recordOf(what: string, value: Struct<any, any>): Struct<Record<string, any>, null> {
-  return new Struct<Record<string, any>, null>({
-    type: 'record',
-    schema: null,
-    coercer: (v) => (isPlainObject(v) ? copyOwnEnumerable(v) : v),
-    *entries(v): Iterable<Entry> {
-      if (!isPlainObject(v)) return;
-      for (const key of Object.keys(v)) yield [key, v[key], value];
-    },
-    validator: (v) => isPlainObject(v) || expected(what, v),
-  });
+/** Incoming metadata: a plain object whose values pass `value`, kept exactly as the server sent them. */
+function incomingRecord(what: string, value: Struct<any, any>): Struct<Record<string, any>, null> {
+  return recordOf('record', what, () => value);
 }
 
-const CustomerMetadataStruct = recordOf(
+const isScalar = (v: unknown): boolean =>
+  typeof v === 'string' || typeof v === 'boolean' || (typeof v === 'number' && Number.isFinite(v));
+
+const CustomerMetadataStruct = incomingRecord(
   'a plain object of customer metadata',
-  leaf<string | number | boolean>(
-    'customer-metadata-value',
-    'a string, a finite number or a boolean',
-    (v) => typeof v === 'string' || typeof v === 'boolean' || (typeof v === 'number' && Number.isFinite(v)),
-  ),
+  leaf<string | number | boolean>('customer-metadata-value', 'a string, a finite number or a boolean', isScalar),
 );
 
 /** Incoming event metadata: as the server returns it (`_cost.amount` as "150", `_llm.prompt` null...). */
-const IncomingMetadataStruct = recordOf(
+const IncomingMetadataStruct = incomingRecord(
   'a plain object of event metadata',
   leaf<string | number | boolean | object>(
     'incoming-metadata-value',
     'a string, a finite number, a boolean or an object',
-    (v) =>
-      typeof v === 'string' ||
-      typeof v === 'boolean' ||
-      (typeof v === 'number' && Number.isFinite(v)) ||
-      isPlainObject(v),
+    (v) => isScalar(v) || isPlainObject(v),
   ),
 );
 
-const BillingAddressStruct: Struct<BillingAddress, null> = withCoercion(
-  looseObject<BillingAddress>('billing-address', 'a billing address object { line1?, line2?, postal_code?, city?, state?, country }', {
+const BillingAddressStruct: Struct<BillingAddress, null> = looseObject<BillingAddress>(
+  'billing-address',
+  'a billing address object { line1?, line2?, postal_code?, city?, state?, country }',
+  {
     line1: optionalStruct(NullableString),
     line2: optionalStruct(NullableString),
     postalCode: optionalStruct(NullableString),
     city: optionalStruct(NullableString),
     state: optionalStruct(NullableString),
     country: StringStruct,
-  }),
+  },
   camelizeKeys,
 );
 
@@ -789,8 +770,10 @@ function fillNulls(model: Record<string, unknown>, nullables: readonly string[],
  * @example
  * const customer = create({ id: '…', created_at: '2025-01-01T00:00:00Z', email: 'a@b.c', ... }, CustomerStruct);
  */
-export const CustomerStruct: Struct<Customer, null> = withCoercion(
-  looseObject<Customer>('customer', 'a Customer object', {
+export const CustomerStruct: Struct<Customer, null> = looseObject<Customer>(
+  'customer',
+  'a Customer object',
+  {
     id: StringStruct,
     createdAt: WireDateStruct,
     modifiedAt: NullableWireDate,
@@ -814,7 +797,7 @@ export const CustomerStruct: Struct<Customer, null> = withCoercion(
     organizationId: StringStruct,
     deletedAt: NullableWireDate,
     avatarUrl: NullableString,
-  }),
+  },
   (wire) =>
     fillNulls(camelizeKeys(wire), ['modifiedAt', 'externalId', 'name', 'billingAddress', 'taxId', 'deletedAt', 'avatarUrl']),
 );
@@ -826,8 +809,10 @@ export const CustomerStruct: Struct<Customer, null> = withCoercion(
  * @example
  * const events = page.items.filter((item) => !isSystemEvent(item)).map((item) => create(item, UserEventStruct));
  */
-export const UserEventStruct: Struct<UserEvent, null> = withCoercion(
-  looseObject<UserEvent>('user-event', 'a UserEvent object', {
+export const UserEventStruct: Struct<UserEvent, null> = looseObject<UserEvent>(
+  'user-event',
+  'a UserEvent object',
+  {
     id: StringStruct,
     timestamp: WireDateStruct,
     organizationId: StringStruct,
@@ -842,10 +827,10 @@ export const UserEventStruct: Struct<UserEvent, null> = withCoercion(
     childCount: optionalStruct(IntegerStruct),
     memberId: optionalStruct(NullableString),
     externalMemberId: optionalStruct(NullableString),
-  }),
+  },
   (wire) => {
     const model = fillNulls(camelizeKeys(wire), ['customerId', 'customer', 'externalCustomerId'], ['label', 'childCount']);
-    if (model['metadata'] === undefined || model['metadata'] === null) model['metadata'] = {};
+    model['metadata'] ??= {};
     return model;
   },
 );
@@ -855,17 +840,19 @@ export const UserEventStruct: Struct<UserEvent, null> = withCoercion(
  * @example
  * const system = create(item, SystemEventStruct);
  */
-export const SystemEventStruct: Struct<SystemEvent, null> = withCoercion(
-  looseObject<SystemEvent>('system-event', 'a SystemEvent object', {
+export const SystemEventStruct: Struct<SystemEvent, null> = looseObject<SystemEvent>(
+  'system-event',
+  'a SystemEvent object',
+  {
     id: StringStruct,
     timestamp: WireDateStruct,
     name: StringStruct,
     source: literalStruct('system'),
-    metadata: recordOf('a plain object of event metadata', define('unknown', () => true)),
-  }),
+    metadata: incomingRecord('a plain object of event metadata', define('unknown', () => true)),
+  },
   (wire) => {
     const model = camelizeKeys(wire);
-    if (model['metadata'] === undefined || model['metadata'] === null) model['metadata'] = {};
+    model['metadata'] ??= {};
     return model;
   },
 );
