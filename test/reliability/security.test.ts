@@ -5,7 +5,7 @@
  * without the configured token.
  */
 import { IDBFactory } from 'fake-indexeddb';
-import { describe, expect, test } from 'vitest';
+import { describe, expect, test, vi } from 'vitest';
 import { createEventBuffer } from '../../src/event-buffer.js';
 import { httpTransport } from '../../src/transport/http.js';
 import type { EventBuffer } from '../../src/types.js';
@@ -85,6 +85,29 @@ describe('security', () => {
     const all = Object.values(dump).flat();
     expect(all.length).toBeGreaterThan(4);
     expect(all.filter((text) => text.includes(token) || /bearer/i.test(text))).toEqual([]);
+  });
+
+  test('the library writes nothing to the console (no debug log), so no metadata value can leak there, through flushes, a 401, a dead letter and a reconcile', async () => {
+    const spies = (['log', 'info', 'warn', 'error', 'debug', 'trace'] as const).map((m) => vi.spyOn(console, m).mockImplementation(() => undefined));
+    try {
+      const token = 'polar_oat_console_check';
+      const server = await startServer({ token });
+      let current = 'wrong';
+      const { buffer } = await makeBuffer(server.url, () => current);
+      await buffer.trackMany([
+        { name: 'api_call', externalCustomerId: 'cust_a', metadata: { secret_note: 'do-not-print-me' } },
+        { name: 'api_call', externalCustomerId: 'cust_b', parentId: '5d1e2f3a-0000-4000-8000-000000000000' },
+      ] as never);
+      expect((await buffer.flush()).stoppedBy).toBe('unauthorized');
+      current = token;
+      const report = await buffer.flush();
+      expect(report.sent + report.deadLettered).toBe(2);
+      await buffer.reconcile();
+      await buffer.query({ externalCustomerId: 'cust_a' });
+      for (const spy of spies) expect(spy).not.toHaveBeenCalled();
+    } finally {
+      for (const spy of spies) spy.mockRestore();
+    }
   });
 
   test('clear({ externalCustomerId }) removes that customer\'s waiting events, dead letters and mirror, and nothing of anyone else', async () => {
