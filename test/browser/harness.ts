@@ -4,6 +4,7 @@
  * workers), the test pages and the browser example from 127.0.0.1, starts the mock Polar server
  * in-process with CORS on, and launches Debian's Chromium through playwright-core.
  */
+import { afterAll, afterEach, beforeAll } from 'vitest';
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
@@ -102,6 +103,30 @@ export async function startStaticServer(): Promise<{ url: string; close(): Promi
         server.closeAllConnections();
       }),
   };
+}
+
+/** The file's Chromium and, per test, the harness and context that test opened (closed after it). */
+export interface ChromiumRig {
+  browser: Browser;
+  h: Harness;
+  context: BrowserContext | undefined;
+}
+
+/** One Chromium per test file; each test's context and harness are closed after it, even on failure. */
+export function useChromium(): ChromiumRig {
+  const rig = { context: undefined } as ChromiumRig;
+  beforeAll(async () => {
+    rig.browser = await launchChromium();
+  });
+  afterAll(async () => {
+    await rig.browser?.close();
+  });
+  afterEach(async () => {
+    await rig.context?.close();
+    rig.context = undefined;
+    await (rig.h as Harness | undefined)?.close();
+  });
+  return rig;
 }
 
 export function launchChromium(): Promise<Browser> {

@@ -1,61 +1,47 @@
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import type { Browser, BrowserContext } from 'playwright-core';
-import { launchChromium, openTestPage, startHarness, waitFor, type Harness } from './harness.js';
+import { describe, expect, it } from 'vitest';
+import { useChromium, openTestPage, startHarness, waitFor } from './harness.js';
 
 type W = { T: any };
 
-let h: Harness;
-let browser: Browser;
-let context: BrowserContext | undefined;
-beforeAll(async () => {
-  browser = await launchChromium();
-});
-afterAll(async () => {
-  await browser?.close();
-});
-afterEach(async () => {
-  await context?.close();
-  context = undefined;
-  await h?.close();
-});
+const rig = useChromium();
 
 describe('offline in real Chromium', () => {
   it('keeps track() working offline and flushes by itself when the browser is back online', async () => {
-    h = await startHarness();
-    context = await browser.newContext();
-    const page = await openTestPage(context, h);
+    rig.h = await startHarness();
+    rig.context = await rig.browser.newContext();
+    const page = await openTestPage(rig.context, rig.h);
     // No timer: only the `online` event can start the flush.
     await page.evaluate(() => (window as unknown as W).T.open({ autoFlush: true, flushInterval: 0 }));
-    await context.setOffline(true);
+    await rig.context.setOffline(true);
     expect(await page.evaluate(() => navigator.onLine)).toBe(false);
 
     const ids: string[] = await page.evaluate(() => (window as unknown as W).T.track(40, 'offline'));
     const stats = await page.evaluate(() => (window as unknown as W).T.stats());
     expect(stats.pending + stats.sending).toBe(40);
-    expect(h.polar.requests).toHaveLength(0);
+    expect(rig.h.polar.requests).toHaveLength(0);
 
-    await context.setOffline(false);
-    await waitFor('all 40 events on the server', () => h.polar.events.length === 40);
-    const counts = h.polar.countByExternalId();
+    await rig.context.setOffline(false);
+    await waitFor('all 40 events on the server', () => rig.h.polar.events.length === 40);
+    const counts = rig.h.polar.countByExternalId();
     expect([...counts.keys()].sort()).toEqual([...ids].sort());
     expect(Math.max(...counts.values())).toBe(1);
     // The reachability probe (an empty ingest) came before the first batch.
-    const ingests = h.polar.ingestRequests();
+    const ingests = rig.h.polar.ingestRequests();
     expect((ingests[0]!.body as { events: unknown[] }).events).toEqual([]);
     await waitFor('pending 0', async () => (await page.evaluate(() => (window as unknown as W).T.stats())).pending === 0);
   });
 
   it('waits for the server to answer before flushing when the browser says online but the server is unreachable', async () => {
-    h = await startHarness();
-    context = await browser.newContext();
-    const page = await openTestPage(context, h);
+    rig.h = await startHarness();
+    rig.context = await rig.browser.newContext();
+    const page = await openTestPage(rig.context, rig.h);
     await page.evaluate(() => (window as unknown as W).T.open({ autoFlush: true, flushInterval: 0 }));
-    await context.setOffline(true);
+    await rig.context.setOffline(true);
     await page.evaluate(() => (window as unknown as W).T.track(10, 'unreachable'));
 
-    h.polar.setOnline(false);
-    await context.setOffline(false);
-    await waitFor('a refused probe', () => h.polar.rejectedConnections > 0);
+    rig.h.polar.setOnline(false);
+    await rig.context.setOffline(false);
+    await waitFor('a refused probe', () => rig.h.polar.rejectedConnections > 0);
     // No batch was attempted: the events are neither sending nor marked with a failed attempt.
     const waiting = await page.evaluate(async () => {
       const events = await (window as unknown as W).T.buffer.query({ status: 'pending' });
@@ -64,8 +50,8 @@ describe('offline in real Chromium', () => {
     expect(waiting).toEqual(new Array(10).fill(0));
     expect(await page.evaluate(() => (window as unknown as W).T.log.fetches.filter((f: { ids: string[] }) => f.ids.length > 0).length)).toBe(0);
 
-    h.polar.setOnline(true);
-    await waitFor('all 10 events on the server', () => h.polar.events.length === 10);
-    expect(Math.max(...h.polar.countByExternalId().values())).toBe(1);
+    rig.h.polar.setOnline(true);
+    await waitFor('all 10 events on the server', () => rig.h.polar.events.length === 10);
+    expect(Math.max(...rig.h.polar.countByExternalId().values())).toBe(1);
   });
 });

@@ -1,32 +1,18 @@
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import type { Browser, BrowserContext } from 'playwright-core';
-import { launchChromium, openTestPage, startHarness, waitFor, type Harness } from './harness.js';
+import { describe, expect, it } from 'vitest';
+import { useChromium, openTestPage, startHarness, waitFor } from './harness.js';
 
 type W = { T: any };
 type Fetch = { keepalive: boolean; bytes: number; ids: string[]; status: number | null };
 
-let h: Harness;
-let browser: Browser;
-let context: BrowserContext | undefined;
-beforeAll(async () => {
-  browser = await launchChromium();
-});
-afterAll(async () => {
-  await browser?.close();
-});
-afterEach(async () => {
-  await context?.close();
-  context = undefined;
-  await h?.close();
-});
+const rig = useChromium();
 
 const KEEPALIVE_LIMIT = 64 * 1024;
 
 describe('the page going away, in real Chromium', () => {
   it('sends with fetch keepalive in bodies under 64 KB when the document becomes hidden', async () => {
-    h = await startHarness();
-    context = await browser.newContext();
-    const page = await openTestPage(context, h);
+    rig.h = await startHarness();
+    rig.context = await rig.browser.newContext();
+    const page = await openTestPage(rig.context, rig.h);
     await page.evaluate(() => (window as unknown as W).T.open({ autoFlush: true, flushInterval: 0, batchSize: 1000, maxBatchBytes: 1_000_000 }));
     // About 160 KB of events: more than one keepalive body can carry.
     const ids: string[] = await page.evaluate(() => (window as unknown as W).T.track(300, 'hidden', { note: 'x'.repeat(450) }));
@@ -34,7 +20,7 @@ describe('the page going away, in real Chromium', () => {
       Object.defineProperty(document, 'visibilityState', { value: 'hidden', configurable: true });
       document.dispatchEvent(new Event('visibilitychange'));
     });
-    await waitFor('all 300 events on the server', () => h.polar.events.length === 300);
+    await waitFor('all 300 events on the server', () => rig.h.polar.events.length === 300);
 
     const fetches: Fetch[] = await page.evaluate(() => (window as unknown as W).T.log.fetches);
     const batches = fetches.filter((f) => f.ids.length > 0);
@@ -43,28 +29,28 @@ describe('the page going away, in real Chromium', () => {
       expect(f.keepalive).toBe(true);
       expect(f.bytes).toBeLessThanOrEqual(KEEPALIVE_LIMIT);
     }
-    const counts = h.polar.countByExternalId();
+    const counts = rig.h.polar.countByExternalId();
     expect([...counts.keys()].sort()).toEqual([...ids].sort());
     expect(Math.max(...counts.values())).toBe(1);
   });
 
   it('sends on pagehide with keepalive, keeps the events until acknowledged, and a send that never completed stays one event on the server', async () => {
-    h = await startHarness();
-    context = await browser.newContext();
-    const page = await openTestPage(context, h);
+    rig.h = await startHarness();
+    rig.context = await rig.browser.newContext();
+    const page = await openTestPage(rig.context, rig.h);
     await page.evaluate(() => (window as unknown as W).T.open({ autoFlush: true, flushInterval: 0 }));
     const ids: string[] = await page.evaluate(() => (window as unknown as W).T.track(20, 'pagehide', { note: 'y'.repeat(200) }));
     // The server stores what the last-chance send carries, but the answer never comes back.
-    h.polar.addFaults({ afterProcessing: true, drop: true, times: 5 });
+    rig.h.polar.addFaults({ afterProcessing: true, drop: true, times: 5 });
 
     await page.goto('about:blank');
-    await waitFor('the pagehide send to land', () => h.polar.events.length === 20);
-    const lastChance = h.polar.ingestRequests().find((r) => (r.body as { events: unknown[] }).events.length > 0)!;
+    await waitFor('the pagehide send to land', () => rig.h.polar.events.length === 20);
+    const lastChance = rig.h.polar.ingestRequests().find((r) => (r.body as { events: unknown[] }).events.length > 0)!;
     expect(Buffer.byteLength(JSON.stringify(lastChance.body))).toBeLessThanOrEqual(KEEPALIVE_LIMIT);
-    h.polar.clearFaults();
+    rig.h.polar.clearFaults();
 
     // Back on the page: the events were never acknowledged, so they are still waiting.
-    await openTestPage(context, h, page);
+    await openTestPage(rig.context, rig.h, page);
     await page.evaluate(() => (window as unknown as W).T.open());
     const stats = await page.evaluate(() => (window as unknown as W).T.stats());
     expect(stats.pending + stats.sending).toBe(20);
@@ -78,7 +64,7 @@ describe('the page going away, in real Chromium', () => {
     expect(duplicates).toBe(20);
     expect((await page.evaluate(() => (window as unknown as W).T.stats())).sent).toBe(20);
 
-    const counts = h.polar.countByExternalId();
+    const counts = rig.h.polar.countByExternalId();
     expect([...counts.keys()].sort()).toEqual([...ids].sort());
     expect(Math.max(...counts.values())).toBe(1);
   });

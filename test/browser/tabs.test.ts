@@ -1,32 +1,19 @@
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import type { Browser, BrowserContext, Page } from 'playwright-core';
-import { launchChromium, openTestPage, startHarness, waitFor, type Harness } from './harness.js';
+import { describe, expect, it } from 'vitest';
+import type { Page } from 'playwright-core';
+import { useChromium, openTestPage, startHarness, waitFor } from './harness.js';
 
 type W = { T: any };
 type Fetch = { ids: string[]; start: number; end: number | null; status: number | null };
 
-let h: Harness;
-let browser: Browser;
-let context: BrowserContext | undefined;
-beforeAll(async () => {
-  browser = await launchChromium();
-});
-afterAll(async () => {
-  await browser?.close();
-});
-afterEach(async () => {
-  await context?.close();
-  context = undefined;
-  await h?.close();
-});
+const rig = useChromium();
 
 /** Opens `n` tabs of the same origin; without Web Locks when `locks` is false. */
 async function openTabs(n: number, locks: boolean): Promise<Page[]> {
   const tabs: Page[] = [];
   for (let i = 0; i < n; i++) {
-    const page = await context!.newPage();
+    const page = await rig.context!.newPage();
     if (!locks) await page.addInitScript(() => delete (Navigator.prototype as { locks?: unknown }).locks);
-    tabs.push(await openTestPage(context!, h, page));
+    tabs.push(await openTestPage(rig.context!, rig.h, page));
     expect(await page.evaluate(() => 'locks' in navigator)).toBe(locks);
   }
   return tabs;
@@ -40,8 +27,8 @@ describe('several tabs, in real Chromium', () => {
     [4, false],
   ] as const) {
     it(`${count} tabs tracking at once share one database, flush one at a time (${locks ? 'Web Locks' : 'IndexedDB lease'}) and deliver each event once`, async () => {
-      h = await startHarness({ latencyMs: 20 });
-      context = await browser.newContext();
+      rig.h = await startHarness({ latencyMs: 20 });
+      rig.context = await rig.browser.newContext();
       const tabs = await openTabs(count, locks);
       await Promise.all(
         tabs.map((tab) => tab.evaluate(() => (window as unknown as W).T.open({ autoFlush: true, flushInterval: 50, batchSize: 15, leaseDuration: 5000 }))),
@@ -51,8 +38,8 @@ describe('several tabs, in real Chromium', () => {
       const all = tracked.flat() as string[];
       expect(new Set(all).size).toBe(count * perTab);
 
-      await waitFor(`all ${count * perTab} events on the server`, () => h.polar.events.length === count * perTab, 30_000);
-      const counts = h.polar.countByExternalId();
+      await waitFor(`all ${count * perTab} events on the server`, () => rig.h.polar.events.length === count * perTab, 30_000);
+      const counts = rig.h.polar.countByExternalId();
       expect([...counts.keys()].sort()).toEqual([...all].sort());
       expect(Math.max(...counts.values())).toBe(1);
 
@@ -69,8 +56,8 @@ describe('several tabs, in real Chromium', () => {
   }
 
   it('takes over the IndexedDB lease of a tab that died while flushing, once the lease has expired', async () => {
-    h = await startHarness();
-    context = await browser.newContext();
+    rig.h = await startHarness();
+    rig.context = await rig.browser.newContext();
     const [dying, survivor] = await openTabs(2, false);
     const options = { leaseDuration: 1500 };
     await dying!.evaluate((o) => (window as unknown as W).T.open(o), options);
@@ -78,15 +65,15 @@ describe('several tabs, in real Chromium', () => {
     const ids: string[] = await dying!.evaluate(() => (window as unknown as W).T.track(10, 'orphan'));
 
     // The dying tab's request hangs at the server; it holds the lease (and its batch) meanwhile.
-    h.polar.addFaults({ delayMs: 60_000 });
+    rig.h.polar.addFaults({ delayMs: 60_000 });
     void dying!.evaluate(() => void (window as unknown as W).T.flush());
-    await waitFor('the hanging request', () => h.polar.requests.some((r) => r.kind === 'ingest'));
+    await waitFor('the hanging request', () => rig.h.polar.requests.some((r) => r.kind === 'ingest'));
     const whileHeld = await survivor!.evaluate(() => (window as unknown as W).T.flush());
     expect(whileHeld.stoppedBy).toBe('locked');
     expect(whileHeld.sent).toBe(0);
 
     // The tab dies (renderer crash: no pagehide, no cleanup, the lease record stays).
-    const cdp = await context.newCDPSession(dying!);
+    const cdp = await rig.context.newCDPSession(dying!);
     const crashed = new Promise((resolve) => dying!.once('crash', resolve));
     // Page.crash never answers (the renderer is gone): wait for the crash event instead.
     void cdp.send('Page.crash').catch(() => undefined);
@@ -99,14 +86,14 @@ describe('several tabs, in real Chromium', () => {
       return report.remaining === 0 && report.stoppedBy === undefined;
     });
     expect(outcomes[0]).toBe('locked');
-    const counts = h.polar.countByExternalId();
+    const counts = rig.h.polar.countByExternalId();
     expect([...counts.keys()].sort()).toEqual([...ids].sort());
     expect(Math.max(...counts.values())).toBe(1);
   });
 
   it('fires "change" in every other tab when one tab tracks (BroadcastChannel)', async () => {
-    h = await startHarness();
-    context = await browser.newContext();
+    rig.h = await startHarness();
+    rig.context = await rig.browser.newContext();
     const tabs = await openTabs(4, true);
     for (const tab of tabs) await tab.evaluate(() => (window as unknown as W).T.open());
     await tabs[0]!.evaluate(() => (window as unknown as W).T.track(1, 'broadcast'));

@@ -1,34 +1,20 @@
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import type { Browser, BrowserContext } from 'playwright-core';
-import { launchChromium, openTestPage, startHarness, type Harness } from './harness.js';
+import { describe, expect, it } from 'vitest';
+import { useChromium, openTestPage, startHarness } from './harness.js';
 
 type W = { T: any };
 
-let h: Harness;
-let browser: Browser;
-let context: BrowserContext | undefined;
-beforeAll(async () => {
-  browser = await launchChromium();
-});
-afterAll(async () => {
-  await browser?.close();
-});
-afterEach(async () => {
-  await context?.close();
-  context = undefined;
-  await h?.close();
-});
+const rig = useChromium();
 
 describe('another tab upgrading the database, in real Chromium', () => {
   it('closes the open tab\'s connection on versionchange, lets the upgrade through, and keeps that tab working', async () => {
-    h = await startHarness();
-    context = await browser.newContext();
-    const older = await openTestPage(context, h);
+    rig.h = await startHarness();
+    rig.context = await rig.browser.newContext();
+    const older = await openTestPage(rig.context, rig.h);
     await older.evaluate(() => (window as unknown as W).T.open());
     const before: string[] = await older.evaluate(() => (window as unknown as W).T.track(5, 'before'));
 
     // A "newer library" in another tab opens the same database one version up and adds a store.
-    const newer = await openTestPage(context, h);
+    const newer = await openTestPage(rig.context, rig.h);
     const upgrade = await newer.evaluate(
       () =>
         new Promise<{ version: number; blocked: boolean; stores: string[] }>((resolve, reject) => {
@@ -59,7 +45,7 @@ describe('another tab upgrading the database, in real Chromium', () => {
     expect(stats.pending).toBe(10);
     const report = await older.evaluate(() => (window as unknown as W).T.flush());
     expect(report.sent).toBe(10);
-    expect([...h.polar.countByExternalId().keys()].sort()).toEqual([...before, ...after].sort());
+    expect([...rig.h.polar.countByExternalId().keys()].sort()).toEqual([...before, ...after].sort());
     expect(await older.evaluate(() => (window as unknown as W).T.log.errors)).toEqual([]);
   });
 });

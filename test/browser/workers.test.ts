@@ -1,29 +1,15 @@
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import type { Browser, BrowserContext } from 'playwright-core';
-import { launchChromium, openTestPage, startHarness, waitFor, type Harness } from './harness.js';
+import { describe, expect, it } from 'vitest';
+import { useChromium, openTestPage, startHarness, waitFor } from './harness.js';
 
-let h: Harness;
-let browser: Browser;
-let context: BrowserContext | undefined;
-beforeAll(async () => {
-  browser = await launchChromium();
-});
-afterAll(async () => {
-  await browser?.close();
-});
-afterEach(async () => {
-  await context?.close();
-  context = undefined;
-  await h?.close();
-});
+const rig = useChromium();
 
 type Call = (cmd: string, ...args: unknown[]) => Promise<any>;
 
 describe('workers, in real Chromium', () => {
   it('runs the buffer in a dedicated worker: tracks into IndexedDB and flushes each event once', async () => {
-    h = await startHarness();
-    context = await browser.newContext();
-    const page = await openTestPage(context, h);
+    rig.h = await startHarness();
+    rig.context = await rig.browser.newContext();
+    const page = await openTestPage(rig.context, rig.h);
     await page.evaluate((api) => {
       const worker = new Worker(`/pages/worker.js?api=${encodeURIComponent(api)}`, { type: 'module' });
       let seq = 0;
@@ -40,16 +26,16 @@ describe('workers, in real Chromium', () => {
           worker.postMessage({ id, cmd, args });
         });
       (window as unknown as { worker: Call }).worker = call;
-    }, h.polar.url);
+    }, rig.h.polar.url);
     const call = (cmd: string, ...args: unknown[]) => page.evaluate(([c, a]) => (window as unknown as { worker: Call }).worker(c as string, ...(a as unknown[])), [cmd, args] as const);
 
     expect(await call('open')).toBe(true);
     const ids: string[] = await call('track', 12, 'worker');
     expect((await call('stats')).pending).toBe(12);
-    expect(h.polar.events).toHaveLength(0);
+    expect(rig.h.polar.events).toHaveLength(0);
     const report = await call('flush');
     expect(report.sent).toBe(12);
-    const counts = h.polar.countByExternalId();
+    const counts = rig.h.polar.countByExternalId();
     expect([...counts.keys()].sort()).toEqual([...ids].sort());
     expect(Math.max(...counts.values())).toBe(1);
     // The page sees the same database.
@@ -61,9 +47,9 @@ describe('workers, in real Chromium', () => {
   });
 
   it('runs the buffer in a service worker, where a Background Sync event (or, without it, a message) triggers the flush', async () => {
-    h = await startHarness();
-    context = await browser.newContext();
-    const page = await openTestPage(context, h);
+    rig.h = await startHarness();
+    rig.context = await rig.browser.newContext();
+    const page = await openTestPage(rig.context, rig.h);
     const hasSync = await page.evaluate(async (api) => {
       const registration = await navigator.serviceWorker.register(`/pages/sw.js?api=${encodeURIComponent(api)}`, { type: 'module', scope: '/pages/' });
       await navigator.serviceWorker.ready;
@@ -84,13 +70,13 @@ describe('workers, in real Chromium', () => {
       (window as unknown as { sw: Call; registration: ServiceWorkerRegistration }).sw = call;
       (window as unknown as { registration: ServiceWorkerRegistration }).registration = registration;
       return 'sync' in registration;
-    }, h.polar.url);
+    }, rig.h.polar.url);
     const call = (cmd: string, ...args: unknown[]) => page.evaluate(([c, a]) => (window as unknown as { sw: Call }).sw(c as string, ...(a as unknown[])), [cmd, args] as const);
 
     expect(await call('open')).toBe(true);
     const ids: string[] = await call('track', 8, 'sw');
     expect((await call('stats')).pending).toBe(8);
-    expect(h.polar.events).toHaveLength(0);
+    expect(rig.h.polar.events).toHaveLength(0);
 
     if (hasSync) {
       await page.evaluate(() =>
@@ -98,12 +84,12 @@ describe('workers, in real Chromium', () => {
           'polar-event-buffer',
         ),
       );
-      await waitFor('the sync event to flush', () => h.polar.events.length === 8);
+      await waitFor('the sync event to flush', () => rig.h.polar.events.length === 8);
       expect(await call('syncs')).toContain('polar-event-buffer');
     } else {
       expect((await call('flush')).sent).toBe(8);
     }
-    const counts = h.polar.countByExternalId();
+    const counts = rig.h.polar.countByExternalId();
     expect([...counts.keys()].sort()).toEqual([...ids].sort());
     expect(Math.max(...counts.values())).toBe(1);
     await waitFor('sent in the service worker', async () => (await call('stats')).sent === 8);
