@@ -143,12 +143,17 @@ function unknownKeyStruct(key: string, known: readonly string[]): Struct<unknown
   );
 }
 
+/**
+ * Sets `out[key] = value` as a plain own data property: defineProperty, not assignment, so that an
+ * own "__proto__" key stays a plain data property instead of replacing the prototype.
+ */
+export function setOwn(out: object, key: string, value: unknown): void {
+  Object.defineProperty(out, key, { value, enumerable: true, writable: true, configurable: true });
+}
+
 function copyOwnEnumerable(value: Record<string, unknown>): Record<string, unknown> {
   const out: Record<string, unknown> = {};
-  for (const key of Object.keys(value)) {
-    // defineProperty, not assignment: an own "__proto__" key stays a plain data property.
-    Object.defineProperty(out, key, { value: value[key], enumerable: true, writable: true, configurable: true });
-  }
+  for (const key of Object.keys(value)) setOwn(out, key, value[key]);
   return out;
 }
 
@@ -642,7 +647,7 @@ function camelizeKeys(value: Record<string, unknown>): Record<string, unknown> {
   const out: Record<string, unknown> = {};
   for (const key of Object.keys(value)) {
     if (key === '__proto__') continue;
-    Object.defineProperty(out, snakeToCamel(key), { value: value[key], enumerable: true, writable: true, configurable: true });
+    setOwn(out, snakeToCamel(key), value[key]);
   }
   return out;
 }
@@ -884,7 +889,7 @@ function cloneJsonish(value: unknown): unknown {
   if (isPlainObject(value)) {
     const out: Record<string, unknown> = {};
     for (const key of Object.keys(value)) {
-      Object.defineProperty(out, key, { value: cloneJsonish(value[key]), enumerable: true, writable: true, configurable: true });
+      setOwn(out, key, cloneJsonish(value[key]));
     }
     return out;
   }
@@ -897,12 +902,7 @@ function modelToWire(model: object, special: Record<string, (value: unknown) => 
     const value = (model as Record<string, unknown>)[key];
     if (value === undefined) continue;
     const convert = special[key];
-    Object.defineProperty(out, camelToSnake(key), {
-      value: convert ? convert(value) : toWireValue(value),
-      enumerable: true,
-      writable: true,
-      configurable: true,
-    });
+    setOwn(out, camelToSnake(key), convert ? convert(value) : toWireValue(value));
   }
   return out;
 }

@@ -6,8 +6,8 @@ import { validate, StructError } from 'superstruct';
 import type { Struct } from 'superstruct';
 import { EventValidationError } from '../errors.js';
 import type { ValidationFailure } from '../errors.js';
-import { createTrackInputStruct, isPlainObject, isValidDate } from './structs.js';
-import type { Metadata, MetadataValue, TrackInput } from './structs.js';
+import { createTrackInputStruct, isPlainObject, isValidDate, setOwn } from './structs.js';
+import type { Metadata, TrackInput } from './structs.js';
 
 export interface TrackDefaults {
   externalCustomerId?: string | undefined;
@@ -99,12 +99,7 @@ function snapshot(value: unknown, path: string[]): unknown {
       } catch (error) {
         throw new ReadFailure([...path, key], error);
       }
-      Object.defineProperty(out, key, {
-        value: snapshot(item, [...path, key]),
-        enumerable: true,
-        writable: true,
-        configurable: true,
-      });
+      setOwn(out, key, snapshot(item, [...path, key]));
     }
     return out;
   } catch (error) {
@@ -113,24 +108,11 @@ function snapshot(value: unknown, path: string[]): unknown {
   }
 }
 
-function cloneMetadata(metadata: Metadata): Metadata {
-  const out: Metadata = {};
-  for (const key of Object.keys(metadata)) {
-    Object.defineProperty(out, key, {
-      value: cloneValue(metadata[key]) as MetadataValue,
-      enumerable: true,
-      writable: true,
-      configurable: true,
-    });
-  }
-  return out;
-}
-
 function cloneValue(value: unknown): unknown {
   if (!isPlainObject(value)) return value;
   const out: Record<string, unknown> = {};
   for (const key of Object.keys(value)) {
-    Object.defineProperty(out, key, { value: cloneValue(value[key]), enumerable: true, writable: true, configurable: true });
+    setOwn(out, key, cloneValue(value[key]));
   }
   return out;
 }
@@ -195,7 +177,7 @@ function toTrackInput(value: TrackInput): TrackInput {
   if (value.externalCustomerId !== undefined) out.externalCustomerId = value.externalCustomerId;
   if (value.customerId !== undefined) out.customerId = value.customerId;
   if (value.organizationId !== undefined) out.organizationId = value.organizationId;
-  if (value.metadata !== undefined) out.metadata = cloneMetadata(value.metadata);
+  if (value.metadata !== undefined) out.metadata = cloneValue(value.metadata) as Metadata; // a plain object: validated above
   if (value.timestamp !== undefined) out.timestamp = new Date(value.timestamp.getTime());
   if (value.externalId !== undefined) out.externalId = value.externalId;
   if (value.parentId !== undefined) out.parentId = value.parentId;
