@@ -77,13 +77,32 @@ function txDone(tx) {
   });
 }
 
+/**
+ * Deletes a database and waits until it is really gone (`onsuccess`). Every connection must be
+ * closed first: a still-open one makes the request `blocked`, and resolving then (as this helper
+ * once did) left the database on disk to slow every later scenario of the origin. A request still
+ * blocked after 30 s is an error in the bench, reported as such.
+ */
 async function deleteDb(env, name) {
-  await new Promise((resolve) => {
+  await new Promise((resolve, reject) => {
     const req = env.indexedDB.deleteDatabase(name);
-    req.onsuccess = () => resolve();
-    req.onerror = () => resolve();
-    req.onblocked = () => resolve();
+    const timer = setTimeout(() => reject(new Error(`deleteDatabase(${name}) still blocked after 30 s: a connection was left open`)), 30_000);
+    req.onsuccess = () => {
+      clearTimeout(timer);
+      resolve();
+    };
+    req.onerror = () => {
+      clearTimeout(timer);
+      reject(req.error ?? new Error(`deleteDatabase(${name}) failed`));
+    };
   });
+}
+
+/** The bench's databases still present in this origin (to check that every scenario cleaned up). */
+async function listDbs(env) {
+  if (typeof env.indexedDB.databases !== 'function') return { names: [] };
+  const all = await env.indexedDB.databases();
+  return { names: all.map((d) => d.name).filter((n) => n.startsWith('bench-')) };
 }
 
 /** Creates the library's own schema (stores and indexes) by opening a buffer, then hands back a raw connection. */
@@ -371,7 +390,8 @@ async function reconcileScenario(env, { n, externalCustomerId }) {
 async function mirrorSetup(env, { size, organizationId }) {
   if (fixtures.mirror) return { size: fixtures.mirror.size, ms: 0 };
   const name = dbName('mirror');
-  const buffer = await openBuffer(env, name);
+  // The default retention keeps the newest 50,000 mirrored events; the fixture must keep all `size`.
+  const buffer = await openBuffer(env, name, { retention: { maxEvents: Math.max(1_000_000, size) } });
   // Recent timestamps (one per second up to now): older ones would be pruned by the mirror's retention.
   const base = Date.now() - size * 1000 - 60_000;
   const t0 = env.now();
@@ -404,7 +424,11 @@ async function mirrorSetup(env, { size, organizationId }) {
   }
   const ms = env.now() - t0;
   const stats = await buffer.stats();
-  if (stats.mirrored !== size) throw new Error(`mirror: ${stats.mirrored} of ${size} server events kept`);
+  if (stats.mirrored !== size) {
+    await buffer.close();
+    await deleteDb(env, name);
+    throw new Error(`mirror: ${stats.mirrored} of ${size} server events kept`);
+  }
   fixtures.mirror = { name, buffer, size: stats.mirrored };
   return { size: stats.mirrored, ms };
 }
@@ -444,6 +468,7 @@ async function dropFixtures(env) {
 export const scenarios = {
   rawOneTx,
   rawPerEvent,
+  rawPerEventRelaxed: (env, params) => rawPerEvent(env, { ...params, durability: 'relaxed' }),
   workboxLike,
   trackConcurrent,
   trackSequential,
@@ -457,4 +482,5 @@ export const scenarios = {
   mirrorSetup,
   queryOneCustomer,
   dropFixtures,
+  listDbs,
 };
