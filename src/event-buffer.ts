@@ -252,11 +252,13 @@ class PolarEventBuffer<Schemas extends Record<string, Struct<any, any>>> impleme
       this.#exit.send(this.#options.transport, (r) => toWire(r, limit !== null && r.timestampMs > limit ? limit : r.timestampMs));
     }
     const keepalive = reason === 'hidden' || reason === 'pagehide';
-    this.#runFlush(keepalive ? { keepalive } : {}, false).catch((error) => this.#emitter.emit('error', error));
+    // After `online` (and a successful reachability probe), events that were only waiting for the
+    // network are due at once; a wait the server asked for (Retry-After) still holds.
+    this.#runFlush(keepalive ? { keepalive } : reason === 'online' ? { networkBack: true } : {}, false).catch((error) => this.#emitter.emit('error', error));
   }
 
   /** At most one flush per database: one promise inside this page, a Web Lock across tabs. */
-  #runFlush(options: { keepalive?: boolean }, explicit = true): Promise<FlushReport> {
+  #runFlush(options: { keepalive?: boolean; networkBack?: boolean }, explicit = true): Promise<FlushReport> {
     if (this.#flushing) return this.#flushing;
     const mark = this.#exit.mark();
     const run = (async () => {

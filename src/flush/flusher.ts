@@ -75,7 +75,7 @@ export class Flusher {
     this.#requests.abort();
   }
 
-  async run(signal: AbortSignal, options: { keepalive?: boolean; maxBatches?: number } = {}): Promise<FlushReport> {
+  async run(signal: AbortSignal, options: { keepalive?: boolean; maxBatches?: number; networkBack?: boolean } = {}): Promise<FlushReport> {
     const report: FlushReport = { sent: 0, duplicates: 0, deadLettered: 0, remaining: 0, requests: 0 };
     const o = this.#options;
     const maxBatchBytes = options.keepalive ? Math.min(o.maxBatchBytes, KEEPALIVE_MAX_BYTES) : o.maxBatchBytes;
@@ -94,6 +94,7 @@ export class Flusher {
         leaseDuration: o.leaseDuration,
         owner: this.#owner,
         durability: o.durability,
+        ...(options.networkBack ? { networkBack: true } : {}),
       });
       if (claim.corrupted.length > 0) {
         this.#hooks.onError(
@@ -270,7 +271,7 @@ export class Flusher {
     // baseUrl): nothing is dropped; the backoff is kept with the events so a reload honours it.
     // The server's last Retry-After is a floor: the next try never comes before it.
     const wait = Math.max(this.#backoff(records), Math.min(error.retryAfter ?? 0, o.retry.maxRetryAfter));
-    await this.#release(records, { countAttempt: true, nextAttemptAt: now + wait, error: message });
+    await this.#release(records, { countAttempt: true, nextAttemptAt: now + wait, error: message, waitingForNetwork: status === 0 && error.retryAfter === undefined });
     return status === 0 || status === 408 || status === 429 || status >= 500 ? 'retries-exhausted' : 'rejected';
   }
 
@@ -298,7 +299,7 @@ export class Flusher {
     return settle(db, settlements, { now: this.#options.clock.now(), owner: this.#owner, durability: this.#options.durability });
   }
 
-  async #release(records: EventRecord[], how: { countAttempt: boolean; nextAttemptAt: number; error: string | null }) {
+  async #release(records: EventRecord[], how: { countAttempt: boolean; nextAttemptAt: number; error: string | null; waitingForNetwork?: boolean }) {
     await this.#settle(records.map((r) => ({ externalId: r.externalId, to: 'pending', ...how })));
   }
 }

@@ -239,6 +239,8 @@ export interface ClaimOptions {
   durability: Durability;
   /** At most this many records are looked at, due or not (bounds the work when many are backing off). */
   scanLimit?: number;
+  /** The network just came back: events that were backing off only for want of it are due now. */
+  networkBack?: boolean;
 }
 
 export interface ClaimResult {
@@ -330,7 +332,7 @@ export async function claimBatch(db: BufferDatabase, options: ClaimOptions): Pro
           result.corrupted.push(dead);
           continue;
         }
-        if (record.nextAttemptAt > now) {
+        if (record.nextAttemptAt > now && !(options.networkBack && record.waitingForNetwork)) {
           result.nextDueAt = Math.min(result.nextDueAt ?? Infinity, record.nextAttemptAt);
           continue;
         }
@@ -389,7 +391,7 @@ export async function claimBatch(db: BufferDatabase, options: ClaimOptions): Pro
 export type Settlement =
   | { externalId: string; to: 'sent'; heldByServer?: boolean; fingerprint?: string }
   | { externalId: string; to: 'dead'; error: string }
-  | { externalId: string; to: 'pending'; nextAttemptAt: number; countAttempt: boolean; error: string | null };
+  | { externalId: string; to: 'pending'; nextAttemptAt: number; countAttempt: boolean; error: string | null; waitingForNetwork?: boolean };
 
 /**
  * Applies the outcome of one send in one transaction. A record settles only while it is still ours
@@ -430,6 +432,8 @@ export async function settle(
             nextAttemptAt: s.nextAttemptAt,
             error: s.error,
           };
+          if (s.waitingForNetwork) next.waitingForNetwork = true;
+          else delete next.waitingForNetwork;
         }
       }
       try {

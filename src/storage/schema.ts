@@ -70,6 +70,8 @@ export interface EventRecord {
   bytes: number;
   /** The server counted this event as a duplicate when it was resent: it provably holds it. */
   heldByServer?: boolean;
+  /** Its last send failed for want of a network (no answer at all): the network coming back makes it due. */
+  waitingForNetwork?: boolean;
   /** When the event was confirmed by reconcile. */
   confirmedAt?: number;
 }

@@ -1,0 +1,76 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import { createEventBuffer } from '../../src/event-buffer.js';
+import { httpTransport } from '../../src/transport/http.js';
+import type { EventBuffer } from '../../src/types.js';
+import { autoClose, freshIndexedDB } from '../helpers/fresh-db.js';
+import { useMockPolar } from '../helpers/mock-server.js';
+
+
+// Node has no window: give globalThis the `online` event of a page for these tests.
+const g = globalThis as unknown as Record<string, unknown>;
+let target: EventTarget | undefined;
+function pretendToBeAPage(): EventTarget {
+  target = new EventTarget();
+  g['addEventListener'] = target.addEventListener.bind(target);
+  g['removeEventListener'] = target.removeEventListener.bind(target);
+  return target;
+}
+afterEach(() => {
+  delete g['addEventListener'];
+  delete g['removeEventListener'];
+  target = undefined;
+});
+// Registered after the hook above, so (after-hooks run in reverse) buffers close before the page goes.
+const startPolar = useMockPolar();
+const closeLater = autoClose();
+
+async function waitFor(check: () => boolean, ms = 5000): Promise<void> {
+  const until = Date.now() + ms;
+  while (!check()) {
+    if (Date.now() > until) throw new Error('timed out');
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+async function setup() {
+  const page = pretendToBeAPage();
+  const server = await startPolar();
+  const buffer = createEventBuffer({
+    transport: httpTransport({ baseUrl: server.url, timeout: 1000 }),
+    indexedDB: freshIndexedDB(),
+    flushInterval: 0, // only the online event can start a flush
+    // After the retries, the backoff kept with the events is a minute.
+    retry: { retries: 0, minTimeout: 60_000, maxTimeout: 60_000, randomize: false },
+  }) as unknown as EventBuffer;
+  closeLater(buffer);
+  await buffer.trackMany([1, 2, 3].map((i) => ({ name: 'api_call', externalCustomerId: 'user_1', metadata: { i } })) as never);
+  return { page, server, buffer };
+}
+
+describe('the network coming back', () => {
+  it('sends at once the events that were backing off only because the network was down', async () => {
+    const { page, server, buffer } = await setup();
+    server.setOnline(false);
+    expect((await buffer.flush()).stoppedBy).toBe('retries-exhausted');
+    const [event] = await buffer.query({ externalCustomerId: 'user_1' });
+    expect(event!.nextAttemptAt!.getTime()).toBeGreaterThan(Date.now() + 30_000);
+
+    server.setOnline(true);
+    page.dispatchEvent(new Event('online'));
+    await waitFor(() => server.events.length === 3);
+    expect((await buffer.stats()).sent).toBe(3);
+  });
+
+  it('still honours a wait the server asked for (Retry-After) when the network comes back', async () => {
+    const { page, server, buffer } = await setup();
+    server.addFaults({ status: 503, retryAfter: 120 });
+    expect((await buffer.flush()).stoppedBy).toBe('retry-after');
+
+    page.dispatchEvent(new Event('online'));
+    // The probe (an empty ingest) answers, the flush runs, and finds nothing due.
+    await waitFor(() => server.ingestRequests().length >= 2);
+    await new Promise((r) => setTimeout(r, 200));
+    expect(server.events).toHaveLength(0);
+    expect((await buffer.stats()).pending).toBe(3);
+  });
+});
