@@ -128,7 +128,7 @@ function sleep(ms: number): Promise<void> {
 function plantWirePoison(events: EventCreateWire[]): EventCreateWire[] {
   return events.map((e) =>
     e.metadata && (e.metadata as Record<string, unknown>)['poison'] === 'yes'
-      ? { ...e, metadata: { ...e.metadata, poison: '' } as EventCreateWire['metadata'] }
+      ? { ...e, metadata: { ...e.metadata, poison: '' } as NonNullable<EventCreateWire['metadata']> }
       : e,
   );
 }

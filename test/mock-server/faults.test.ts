@@ -1,17 +1,8 @@
-import { afterEach, describe, expect, it } from 'vitest';
-import { startMockPolar } from '../../src/mock-server/index.js';
-import type { MockPolarOptions, MockPolarServer } from '../../src/mock-server/index.js';
+import { describe, expect, it } from 'vitest';
+import type { MockPolarServer } from '../../src/mock-server/index.js';
+import { useMockPolar } from '../helpers/mock-server.js';
 
-let server: MockPolarServer | undefined;
-afterEach(async () => {
-  await server?.close();
-  server = undefined;
-});
-
-async function start(options: MockPolarOptions = {}): Promise<MockPolarServer> {
-  server = await startMockPolar(options);
-  return server;
-}
+const start = useMockPolar();
 
 const EVENT = { name: 'api.call', external_customer_id: 'u1', external_id: 'e1' };
 
