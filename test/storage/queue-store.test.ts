@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { openBufferDb } from '../../src/storage/db.js';
-import { appendGroups, claimBatch, countByStatus, settle } from '../../src/storage/queue-store.js';
+import { appendGroups, claimBatch, clearCustomer, countByStatus, getEvents, settle } from '../../src/storage/queue-store.js';
 import { newRecord } from '../../src/storage/serialize.js';
 import { uuidv7 } from '../../src/ids.js';
 import { freshIndexedDB, uniqueDbName } from '../helpers/fresh-db.js';
@@ -105,6 +105,59 @@ describe('queue store', () => {
     );
     expect(written).toHaveLength(0);
     expect(await countByStatus(db)).toMatchObject({ sending: 2, dead: 0 });
+    db.close();
+  });
+
+  it('settles a sent batch from the claimed copies, without reading its records back one by one', async () => {
+    const db = await openBufferDb(freshIndexedDB(), uniqueDbName());
+    const now = Date.now();
+    await appendGroups(db, [{ records: records(50, now) }], { maxQueueSize: 100, durability: 'strict' });
+    const { batch } = await claimBatch(db, { ...claimOptions, now });
+    const original = IDBObjectStore.prototype.get;
+    let gets = 0;
+    IDBObjectStore.prototype.get = function (this: IDBObjectStore, ...args: Parameters<IDBObjectStore['get']>) {
+      gets++;
+      return original.apply(this, args);
+    } as IDBObjectStore['get'];
+    restore = () => (IDBObjectStore.prototype.get = original);
+    const written = await settle(db, batch.map((r) => ({ externalId: r.externalId, to: 'sent' as const, record: r })), { now: now + 5, owner: 'tab-a', durability: 'strict' });
+    restore();
+    expect(gets).toBe(0);
+    expect(written).toHaveLength(50);
+    expect(await countByStatus(db)).toMatchObject({ sending: 0, sent: 50 });
+    const stored = await getEvents(db, [batch[0]!.externalId]);
+    expect(stored[0]).toMatchObject({ status: 'sent', sentAt: now + 5, leaseOwner: null, leaseUntil: 0, name: 'api.call', metadata: { n: 0 } });
+    db.close();
+  });
+
+  it('never writes back from the claimed copy an event that clear() removed or a reconcile confirmed while it was on the wire', async () => {
+    const db = await openBufferDb(freshIndexedDB(), uniqueDbName());
+    const now = Date.now();
+    await appendGroups(db, [{ records: records(3, now) }], { maxQueueSize: 100, durability: 'strict' });
+    const { batch } = await claimBatch(db, { ...claimOptions, now });
+    const [cleared, confirmed, plain] = batch as [typeof batch[0], typeof batch[0], typeof batch[0]];
+    // Meanwhile: one event confirmed by a reconcile, then every event of its customer cleared but
+    // that one put back (as if it were another customer's) — so exactly `cleared` is gone.
+    await clearCustomer(db, [cleared.customerKey], 'strict');
+    await appendGroups(db, [{ records: [{ ...confirmed, status: 'confirmed', confirmedAt: now + 1 }, plain] }], { maxQueueSize: 100, durability: 'strict' });
+    const written = await settle(db, batch.map((r) => ({ externalId: r.externalId, to: 'sent' as const, record: r })), { now: now + 5, owner: 'tab-a', durability: 'strict' });
+    expect(written.map((r) => r.externalId)).toEqual([plain.externalId]);
+    expect((await getEvents(db, [cleared.externalId])).length).toBe(0);
+    expect((await getEvents(db, [confirmed.externalId]))[0]?.status).toBe('confirmed');
+    db.close();
+  });
+
+  it('claims without looking for expired leases when told (reclaim: false), as a flush does after its first claim', async () => {
+    const db = await openBufferDb(freshIndexedDB(), uniqueDbName());
+    const now = Date.now();
+    await appendGroups(db, [{ records: records(4, now) }], { maxQueueSize: 100, durability: 'strict' });
+    await claimBatch(db, { ...claimOptions, batchSize: 2, now, leaseDuration: 10 });
+    const later = await claimBatch(db, { ...claimOptions, batchSize: 4, owner: 'tab-b', now: now + 11, reclaim: false });
+    expect(later.reclaimed).toBe(0);
+    expect(later.batch).toHaveLength(2);
+    const again = await claimBatch(db, { ...claimOptions, batchSize: 4, owner: 'tab-b', now: now + 12 });
+    expect(again.reclaimed).toBe(2);
+    expect(again.batch).toHaveLength(2);
     db.close();
   });
 
