@@ -192,7 +192,7 @@ class PolarEventBuffer<Schemas extends Record<string, Struct<any, any>>> impleme
           ({ outcomes, waiting } = await appendGroups(
             db,
             group.map((w) => ({ records: w.records })),
-            { maxQueueSize: this.#options.maxQueueSize, durability: this.#options.durability },
+            { maxQueueSize: this.#options.maxQueueSize, durability: this.#options.durability, now: this.#options.clock.now() },
           ));
         } catch (error) {
           // A full disk: the mirror (which the server can give back) makes room before any

@@ -1,6 +1,11 @@
 /**
  * Tells the other tabs and workers on the same database that the queue or the mirror changed, so
  * `"change"` fires everywhere. A no-op where BroadcastChannel is missing.
+ *
+ * Posts are throttled (issue 6): a `postMessage` costs about as much renderer time as an
+ * IndexedDB put, so a burst of awaited `track()` calls would pay it once per call. The first
+ * change of a quiet period is posted at once; the changes that follow within `windowMs` are posted
+ * together when the window ends (each distinct reason once), and close() posts what is left.
  */
 interface ChannelLike {
   postMessage(message: unknown): void;
@@ -8,10 +13,42 @@ interface ChannelLike {
   onmessage: ((event: { data: unknown }) => void) | null;
 }
 
+export type ChangeReason = 'track' | 'flush' | 'deadletter' | 'reconcile' | 'retry' | 'purge' | 'clear';
+
+export interface ChannelTimers {
+  setTimeout(callback: () => void, ms: number): unknown;
+  clearTimeout(handle: unknown): void;
+}
+
+/** How long a burst of changes is gathered into one post per reason. */
+export const CHANGE_WINDOW_MS = 50;
+
+/**
+ * The window runs on the wall clock, not on the buffer's injected `clock`: it only paces messages
+ * between tabs, and must not move the domain time (backoff, leases) of a test clock.
+ */
+const wallClockTimers: ChannelTimers = {
+  setTimeout: (callback, ms) => globalThis.setTimeout(callback, ms),
+  clearTimeout: (handle) => globalThis.clearTimeout(handle as ReturnType<typeof setTimeout>),
+};
+
 export class ChangeChannel {
   #channel: ChannelLike | undefined;
+  readonly #timers: ChannelTimers;
+  readonly #windowMs: number;
+  /** Reasons waiting for the end of the current window. */
+  readonly #held = new Set<string>();
+  /** The window's timer while one is open. */
+  #window: unknown;
 
-  constructor(dbName: string, onMessage: (event: { reason: 'track' | 'flush' | 'deadletter' | 'reconcile' | 'retry' | 'purge' | 'clear' }) => void) {
+  constructor(
+    dbName: string,
+    onMessage: (event: { reason: ChangeReason }) => void,
+    timers: ChannelTimers = wallClockTimers,
+    windowMs = CHANGE_WINDOW_MS,
+  ) {
+    this.#timers = timers;
+    this.#windowMs = windowMs;
     const BC = (globalThis as { BroadcastChannel?: new (name: string) => ChannelLike }).BroadcastChannel;
     if (typeof BC !== 'function') return;
     try {
@@ -20,7 +57,7 @@ export class ChangeChannel {
       (this.#channel as { unref?: () => void }).unref?.();
       this.#channel.onmessage = (event) => {
         const data = event.data as { reason?: unknown } | null;
-        if (data && typeof data.reason === 'string') onMessage({ reason: data.reason as never });
+        if (data && typeof data.reason === 'string') onMessage({ reason: data.reason as ChangeReason });
       };
     } catch {
       this.#channel = undefined;
@@ -28,15 +65,43 @@ export class ChangeChannel {
   }
 
   post(message: { reason: string }): void {
-    try {
-      this.#channel?.postMessage(message);
-    } catch {
-      // A closed channel: nobody to tell.
+    if (!this.#channel) return;
+    if (this.#window !== undefined) {
+      this.#held.add(message.reason);
+      return;
     }
+    this.#send(message.reason);
+    this.#openWindow();
   }
 
   close(): void {
+    if (this.#window !== undefined) this.#timers.clearTimeout(this.#window);
+    this.#window = undefined;
+    this.#release();
     this.#channel?.close();
     this.#channel = undefined;
+  }
+
+  #openWindow(): void {
+    this.#window = this.#timers.setTimeout(() => {
+      this.#window = undefined;
+      if (this.#held.size === 0) return;
+      this.#release();
+      this.#openWindow();
+    }, this.#windowMs);
+    (this.#window as { unref?: () => void } | null)?.unref?.();
+  }
+
+  #release(): void {
+    for (const reason of this.#held) this.#send(reason);
+    this.#held.clear();
+  }
+
+  #send(reason: string): void {
+    try {
+      this.#channel?.postMessage({ reason });
+    } catch {
+      // A closed channel: nobody to tell.
+    }
   }
 }

@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { QueueFullError } from '../../src/errors.js';
 import { uuidv7 } from '../../src/ids.js';
 import { openBufferDb } from '../../src/storage/db.js';
-import { appendGroups, claimBatch, countByStatus, reviveDead, settle } from '../../src/storage/queue-store.js';
+import { appendGroups, claimBatch, countByStatus, RESERVE_MAX, RESERVE_MS, reviveDead, settle } from '../../src/storage/queue-store.js';
 import { newRecord } from '../../src/storage/serialize.js';
 import { freshIndexedDB, uniqueDbName } from '../helpers/fresh-db.js';
 
@@ -72,5 +72,73 @@ describe('queue-size check with a cached bound', () => {
     expect(again.outcomes[0]!.ok).toBe(true);
     expect(again.waiting).toBe(5);
     db.close();
+  });
+
+  it('writes new events within its reservation in a transaction of the events store alone, with no read', async () => {
+    const db = await openBufferDb(freshIndexedDB(), uniqueDbName());
+    const opts = { maxQueueSize: 100_000, durability: 'strict' as const, now };
+    await appendGroups(db, [{ records: records(1) }], opts); // checked: grants the reservation
+    const scopes: string[][] = [];
+    let reads = 0;
+    const transaction = IDBDatabase.prototype.transaction;
+    const get = IDBObjectStore.prototype.get;
+    const getAll = IDBObjectStore.prototype.getAll;
+    IDBDatabase.prototype.transaction = function (this: IDBDatabase, ...args: Parameters<IDBDatabase['transaction']>) {
+      scopes.push([args[0]].flat());
+      return transaction.apply(this, args);
+    } as IDBDatabase['transaction'];
+    IDBObjectStore.prototype.get = function (this: IDBObjectStore, ...args: Parameters<IDBObjectStore['get']>) {
+      reads++;
+      return get.apply(this, args);
+    } as IDBObjectStore['get'];
+    IDBObjectStore.prototype.getAll = function (this: IDBObjectStore, ...args: Parameters<IDBObjectStore['getAll']>) {
+      reads++;
+      return getAll.apply(this, args);
+    } as IDBObjectStore['getAll'];
+    try {
+      for (let i = 0; i < 10; i++) expect((await appendGroups(db, [{ records: records(1, 10 + i) }], opts)).outcomes[0]!.ok).toBe(true);
+    } finally {
+      IDBDatabase.prototype.transaction = transaction;
+      IDBObjectStore.prototype.get = get;
+      IDBObjectStore.prototype.getAll = getAll;
+    }
+    expect(scopes).toEqual(Array.from({ length: 10 }, () => ['events']));
+    expect(reads).toBe(0);
+    // Past its slots (or its time) the connection checks again and takes new ones.
+    await appendGroups(db, [{ records: records(RESERVE_MAX + 1, 100) }], opts);
+    await appendGroups(db, [{ records: records(1, 5000) }], { ...opts, now: now + RESERVE_MS });
+    expect((await countByStatus(db)).pending).toBe(RESERVE_MAX + 13);
+    db.close();
+  });
+
+  it('counts the slots another connection holds, so writes within a reservation never pass maxQueueSize; unused slots come back after RESERVE_MS', async () => {
+    const factory = freshIndexedDB();
+    const name = uniqueDbName();
+    const tabA = await openBufferDb(factory, name);
+    const tabB = await openBufferDb(factory, name);
+    const max = 400;
+    const add = (db: typeof tabA, count: number, from: number, at = now) =>
+      appendGroups(db, [{ records: records(count, from) }], { maxQueueSize: max, durability: 'strict', now: at });
+    expect((await add(tabB, 1, 0)).outcomes[0]!.ok).toBe(true); // B now holds floor(399 / 8) = 49 slots
+    expect((await add(tabA, 350, 1000)).outcomes[0]!.ok).toBe(true); // 1 + 350 + B's 49 = 400
+    expect((await add(tabA, 1, 2000)).outcomes[0]!.ok).toBe(false);
+    for (let i = 0; i < 49; i++) expect((await add(tabB, 1, 3000 + i)).outcomes[0]!.ok).toBe(true);
+    expect((await countByStatus(tabA)).pending).toBe(max);
+    expect((await add(tabB, 1, 4000)).outcomes[0]!.ok).toBe(false);
+
+    // B takes slots again once the queue has room, does not use them, and they lapse.
+    const { batch } = await claimBatch(tabA, { ...claim, batchSize: 200, now });
+    await settle(tabA, batch.map((r) => ({ externalId: r.externalId, to: 'sent' as const })), { now, owner: 'tab-a', durability: 'strict' });
+    expect((await add(tabB, 1, 5000)).outcomes[0]!.ok).toBe(true); // 201 waiting; B holds floor(199 / 8) = 24 slots
+    const fill = async (at: number) => {
+      let n = 0;
+      while ((await add(tabA, 1, 6000 + n, at)).outcomes[0]!.ok) n++;
+      return n;
+    };
+    expect(await fill(now)).toBe(max - 24 - 201);
+    expect(await fill(now + RESERVE_MS + 1)).toBe(24);
+    expect((await countByStatus(tabA)).pending).toBe(max);
+    tabA.close();
+    tabB.close();
   });
 });
