@@ -209,7 +209,12 @@ async function appendChecked(
       const record = found[i];
       if (record) known.set(externalId, record);
     });
-    const token = tokenRecord?.value;
+    // The token, and the bound its writer left with it (a checked append stores `{ id, bound }`:
+    // its waiting count plus every slot reserved then, its own included), so a new connection
+    // need not count a long backlog; markWaitingGrew stores a bare token, which forces a count.
+    const stored = tokenRecord?.value as { id?: unknown; bound?: unknown } | string | undefined;
+    const token = typeof stored === 'object' && stored !== null ? stored.id : stored;
+    const storedBound = typeof stored === 'object' && stored !== null && typeof stored.bound === 'number' ? stored.bound : undefined;
     // What the other connections may still write under their live reservations.
     let others = 0;
     for (const r of reserved) {
@@ -223,6 +228,9 @@ async function appendChecked(
       exact = true;
     } else if (bound && bound.token === token) {
       waiting = bound.upperBound;
+      exact = false;
+    } else if (storedBound !== undefined) {
+      waiting = storedBound;
       exact = false;
     } else {
       waiting = await countExactly();
@@ -274,7 +282,7 @@ async function appendChecked(
     }
     if (added > 0 || granted) {
       const grown = newToken();
-      rawMeta.put({ key: WAITING_TOKEN, value: grown });
+      rawMeta.put({ key: WAITING_TOKEN, value: { id: grown, bound: waiting + (granted?.left ?? 0) } });
       next = { upperBound: waiting, token: grown };
     } else {
       next = { upperBound: waiting, token };

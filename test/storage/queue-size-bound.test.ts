@@ -1,4 +1,4 @@
-import { describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it } from 'vitest';
 import { QueueFullError } from '../../src/errors.js';
 import { uuidv7 } from '../../src/ids.js';
 import { openBufferDb } from '../../src/storage/db.js';
@@ -141,4 +141,43 @@ describe('queue-size check with a cached bound', () => {
     tabA.close();
     tabB.close();
   });
+
+  it('a new connection starts from the bound the last writer left in meta instead of counting the backlog, and counts after a revive', async () => {
+    const factory = freshIndexedDB();
+    const name = uniqueDbName();
+    const writer = await openBufferDb(factory, name);
+    await appendGroups(writer, [{ records: records(300) }], { maxQueueSize: 100_000, durability: 'strict', now });
+    writer.close();
+    const original = IDBIndex.prototype.count;
+    let counts = 0;
+    IDBIndex.prototype.count = function (this: IDBIndex, ...args: Parameters<IDBIndex['count']>) {
+      counts++;
+      return original.apply(this, args);
+    } as IDBIndex['count'];
+    restoreCount = () => (IDBIndex.prototype.count = original);
+    const fresh = await openBufferDb(factory, name);
+    expect((await appendGroups(fresh, [{ records: records(10, 1000) }], { maxQueueSize: 100_000, durability: 'strict', now })).outcomes[0]!.ok).toBe(true);
+    expect(counts).toBe(0);
+    // Exact at the limit all the same: 310 waiting, and the stored bound (with the writer's slots) is higher.
+    // (Past its reservation's time, or that write would go unchecked.)
+    expect((await appendGroups(fresh, [{ records: records(1, 2000) }], { maxQueueSize: 310, durability: 'strict', now: now + RESERVE_MS })).outcomes[0]!.ok).toBe(false);
+    expect(counts).toBe(1);
+    fresh.close();
+    const third = await openBufferDb(factory, name);
+    const { batch } = await claimBatch(third, { ...claim, batchSize: 1, now });
+    await settle(third, [{ externalId: batch[0]!.externalId, to: 'dead', error: 'refused' }], { now, owner: 'tab-a', durability: 'strict' });
+    expect(await reviveDead(third, undefined, { durability: 'strict' })).toHaveLength(1);
+    third.close();
+    const fourth = await openBufferDb(factory, name);
+    counts = 0;
+    await appendGroups(fourth, [{ records: records(1, 3000) }], { maxQueueSize: 100_000, durability: 'strict', now });
+    expect(counts).toBe(1);
+    fourth.close();
+  });
+});
+
+let restoreCount: (() => void) | undefined;
+afterEach(() => {
+  restoreCount?.();
+  restoreCount = undefined;
 });
