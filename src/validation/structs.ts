@@ -144,11 +144,15 @@ function unknownKeyStruct(key: string, known: readonly string[]): Struct<unknown
 }
 
 /**
- * Sets `out[key] = value` as a plain own data property: defineProperty, not assignment, so that an
+ * Sets `out[key] = value` as a plain own data property: defineProperty for "__proto__", so that an
  * own "__proto__" key stays a plain data property instead of replacing the prototype.
  */
 export function setOwn(out: object, key: string, value: unknown): void {
-  Object.defineProperty(out, key, { value, enumerable: true, writable: true, configurable: true });
+  // Only `__proto__` is an accessor on Object.prototype: every other key assigned to a fresh plain
+  // object becomes an own data property, and assignment is several times cheaper than
+  // defineProperty on the track() path (issue 6).
+  if (key === '__proto__') Object.defineProperty(out, key, { value, enumerable: true, writable: true, configurable: true });
+  else (out as Record<string, unknown>)[key] = value;
 }
 
 function copyOwnEnumerable(value: Record<string, unknown>): Record<string, unknown> {
