@@ -85,7 +85,11 @@ export interface EventBufferOptions<Schemas extends Record<string, Struct<any, a
    * @example retry: { retries: 10, maxTimeout: 60_000 }
    */
   retry?: RetryOptions;
-  /** Most events waiting (pending + sending); past it track() rejects with QueueFullError. @default 10000 */
+  /**
+   * Most events waiting (pending + sending); past it track() rejects with QueueFullError. Across
+   * tabs the limit holds too; another tab's unused reserved slots (at most 1/8 of the room left,
+   * for 2 s) may be refused early. @default 10000
+   */
   maxQueueSize?: number;
   /** Upper bound of one ingest body, in bytes (keepalive sends stay under 64 KB whatever this says). @default 60000 */
   maxBatchBytes?: number;
