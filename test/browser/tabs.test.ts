@@ -55,6 +55,40 @@ describe('several tabs, in real Chromium', () => {
     });
   }
 
+  it('never passes maxQueueSize across tabs: a tab counts the slots another tab reserved, and they come back once they lapse', async () => {
+    rig.h = await startHarness();
+    rig.context = await rig.browser.newContext();
+    const [a, b] = (await openTabs(2, true)) as [Page, Page];
+    const max = 400;
+    await Promise.all([a, b].map((tab) => tab.evaluate((m) => (window as unknown as W).T.open({ maxQueueSize: m }), max)));
+    /** trackMany(count) in a tab; resolves to 'ok' or the refusal's code. */
+    const many = (tab: Page, count: number) =>
+      tab.evaluate(async (n) => {
+        const T = (window as unknown as W).T;
+        try {
+          await T.buffer.trackMany(Array.from({ length: n }, (_, i) => ({ name: 'fill.event', externalCustomerId: 'customer-1', metadata: { i } })));
+          return 'ok';
+        } catch (error) {
+          return String((error as { code?: string }).code);
+        }
+      }, count);
+    const pending = async () => (await a.evaluate(() => (window as unknown as W).T.stats())).pending as number;
+    expect(await many(b, 1)).toBe('ok'); // b now holds floor(399 / 8) = 49 slots
+    expect(await many(a, 350)).toBe('ok'); // 1 + 350 + b's 49 = 400
+    expect(await many(a, 1)).toBe('queue-full');
+    for (let i = 0; i < 49; i++) expect(await many(b, 1)).toBe('ok');
+    expect(await pending()).toBe(max);
+    expect(await many(b, 1)).toBe('queue-full');
+    // Room again (a flush), b takes slots and leaves them unused: a is refused them for two seconds at most.
+    await a.evaluate(() => (window as unknown as W).T.flush());
+    expect(await many(b, 1)).toBe('ok'); // 1 waiting; b holds 49 slots again
+    expect(await many(a, max - 1 - 49)).toBe('ok');
+    expect(await many(a, 1)).toBe('queue-full');
+    await new Promise((r) => setTimeout(r, 2_100));
+    expect(await many(a, 49)).toBe('ok');
+    expect(await pending()).toBe(max);
+  });
+
   it('takes over the IndexedDB lease of a tab that died while flushing, once the lease has expired', async () => {
     rig.h = await startHarness();
     rig.context = await rig.browser.newContext();
