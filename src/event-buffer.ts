@@ -12,7 +12,6 @@ import { randomId, uuidv7 } from './ids.js';
 import { Connection } from './storage/db.js';
 import {
   appendGroups,
-  appendNow,
   clearCustomer,
   countByStatus,
   listByStatus,
@@ -84,22 +83,12 @@ class PolarEventBuffer<Schemas extends Record<string, Struct<any, any>>> impleme
   #closed = false;
   #flushing: Promise<FlushReport> | undefined;
   #writeQueue: PendingWrite[] = [];
-  /** Writes started at once (appendNow) and not yet settled (close() waits for them). */
-  readonly #direct = new Set<Promise<EventRecord[]>>();
-  /** Transactions of those writes already announced with "change". */
-  readonly #announced = new WeakSet<Promise<void>>();
-  /** Quota relief already made for a failed transaction of those writes. */
-  readonly #reliefs = new WeakMap<Promise<void>, Promise<number>>();
   /** The write loop while it runs (close() waits for it). */
   #writing: Promise<void> | undefined;
 
   constructor(options: ResolvedOptions) {
     this.#options = options;
-    this.#connection = new Connection(options.indexedDB, options.dbName, {
-      // Take a reservation of queue slots at once, so that the first burst of track() calls
-      // already writes without a check (see appendNow).
-      onOpen: (db) => appendGroups(db, [], { maxQueueSize: options.maxQueueSize, durability: options.durability, now: options.clock.now() }),
-    });
+    this.#connection = new Connection(options.indexedDB, options.dbName);
     const owner = randomId();
     this.#lease = { connection: this.#connection, owner, duration: options.leaseDuration, clock: options.clock };
     this.#channel = new ChangeChannel(options.dbName, (event) => this.#emitter.emit('change', { ...event, source: 'remote' }));
@@ -178,48 +167,6 @@ class PolarEventBuffer<Schemas extends Record<string, Struct<any, any>>> impleme
    * transaction; each resolves after that transaction's `complete`.
    */
   #write(records: EventRecord[]): Promise<EventRecord[]> {
-    // Within this connection's reservation, and with nothing queued before it, the write starts
-    // now, in this task (see appendNow); otherwise it joins the queue.
-    const db = this.#writeQueue.length === 0 ? this.#connection.current() : undefined;
-    const direct = db && appendNow(db, records, { durability: this.#options.durability, now: this.#options.clock.now() });
-    if (direct) return this.#afterDirect(direct, records);
-    return this.#enqueue(records);
-  }
-
-  #afterDirect(direct: { done: Promise<void>; waiting: number }, records: EventRecord[]): Promise<EventRecord[]> {
-    const written = direct.done.then(
-      () => {
-        this.#exit.remember(records);
-        // One "change" per transaction, not per call.
-        if (!this.#announced.has(direct.done)) {
-          this.#announced.add(direct.done);
-          this.#changed('track');
-          if (direct.waiting >= this.#options.batchSize) this.#scheduler.trigger('batch-full');
-        }
-        return records;
-      },
-      // The transaction failed (a full disk, an abort): the queue writes these events again,
-      // with its checks, and reports what it cannot do. A full disk first makes room in the
-      // mirror (once per failed transaction), as the queue does for its own writes.
-      async (error: unknown) => {
-        if ((error as { name?: unknown } | null)?.name === 'QuotaExceededError') {
-          let relief = this.#reliefs.get(direct.done);
-          if (!relief) {
-            relief = this.#relieveQuota().catch(() => 0);
-            this.#reliefs.set(direct.done, relief);
-          }
-          await relief;
-        }
-        return this.#enqueue(records);
-      },
-    );
-    this.#direct.add(written);
-    const forget = () => this.#direct.delete(written);
-    written.then(forget, forget);
-    return written;
-  }
-
-  #enqueue(records: EventRecord[]): Promise<EventRecord[]> {
     return new Promise<EventRecord[]>((resolve, reject) => {
       this.#writeQueue.push({ records, resolve, reject });
       if (!this.#writing) {
@@ -431,7 +378,6 @@ class PolarEventBuffer<Schemas extends Record<string, Struct<any, any>>> impleme
     this.#channel.close();
     // Stop backoff waits at once; a request in flight finishes and is settled.
     this.#closing.abort(new ClosedError('flush'));
-    await Promise.allSettled([...this.#direct]);
     await this.#writing;
     await this.#flushing?.catch(() => undefined);
     await this.#reconciler.idle();

@@ -23,8 +23,6 @@ export interface ConnectionEvents {
   onVersionChange?: (newVersion: number | null) => void;
   /** Our open waits for another tab to close its older connection. */
   onBlocked?: () => void;
-  /** Runs once per (re)open, before the database is handed out; its failure is ignored. */
-  onOpen?: (db: BufferDatabase) => Promise<unknown>;
 }
 
 /** Opens `name` at DB_VERSION with `factory`, running migrations from whatever version is there. */
@@ -89,8 +87,6 @@ export class Connection {
   readonly #name: string;
   readonly #events: ConnectionEvents;
   #db: Promise<BufferDatabase> | undefined;
-  /** The same database once it is open, for callers that must not wait a tick. */
-  #ready: BufferDatabase | undefined;
   #closed = false;
 
   constructor(factory: IDBFactory, name: string, events: ConnectionEvents = {}) {
@@ -103,29 +99,20 @@ export class Connection {
     return this.#name;
   }
 
-  /** The open database right now, or undefined while it is (re)opening or closed. */
-  current(): BufferDatabase | undefined {
-    return this.#closed ? undefined : this.#ready;
-  }
-
   /** The open database; opens (or reopens) it when needed. */
   get(): Promise<BufferDatabase> {
     if (this.#closed) return Promise.reject(new StorageError('open', `database "${this.#name}" connection was closed.`));
     if (!this.#db) {
-      const pending = openBufferDb(this.#factory, this.#name, this.#events).then(async (db) => {
+      const pending = openBufferDb(this.#factory, this.#name, this.#events).then((db) => {
         const raw = db as unknown as IDBDatabase;
         raw.addEventListener('versionchange', (event) => {
           db.close();
-          if (this.#ready === db) this.#ready = undefined;
           if (this.#db === pending) this.#db = undefined;
           this.#events.onVersionChange?.((event as IDBVersionChangeEvent).newVersion);
         });
         raw.addEventListener('close', () => {
-          if (this.#ready === db) this.#ready = undefined;
           if (this.#db === pending) this.#db = undefined;
         });
-        if (this.#events.onOpen) await this.#events.onOpen(db).catch(() => undefined);
-        if (this.#db === pending) this.#ready = db;
         return db;
       });
       pending.catch(() => {
@@ -140,7 +127,6 @@ export class Connection {
     this.#closed = true;
     const db = this.#db;
     this.#db = undefined;
-    this.#ready = undefined;
     if (db) {
       try {
         (await db).close();

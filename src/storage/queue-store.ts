@@ -63,7 +63,7 @@ export type AppendOutcome = { ok: true; records: EventRecord[] } | { ok: false; 
 const WAITING_TOKEN = 'waiting-token';
 const RESERVE_PREFIX = 'reserve:';
 /** Most slots one connection holds at a time. */
-export const RESERVE_MAX = 10_000;
+export const RESERVE_MAX = 1000;
 /** How long a reservation lasts (a crashed tab's slots come back after it). */
 export const RESERVE_MS = 2000;
 /** Fewer slots than this are not worth a reservation: every write is checked then. */
@@ -133,89 +133,6 @@ export async function appendGroups(
     return appendReserved(db, groups, reservation, total, options.durability);
   }
   return appendChecked(db, groups, options, now);
-}
-
-interface OpenAppend {
-  tx: IDBTransaction;
-  store: IDBObjectStore;
-  done: Promise<void>;
-}
-
-/** Per connection: the transaction that `appendNow` calls of the current task share. */
-const openAppends = new WeakMap<object, OpenAppend>();
-
-function openAppend(db: BufferDatabase, durability: Durability): OpenAppend {
-  const tx = (unwrap(db) as unknown as IDBDatabase).transaction(EVENTS, 'readwrite', { durability });
-  const open: OpenAppend = { tx, store: tx.objectStore(EVENTS), done: transactionDone(tx) };
-  open.done.catch(() => undefined); // each caller awaits it
-  const forget = () => {
-    if (openAppends.get(db) === open) openAppends.delete(db);
-  };
-  open.done.then(forget, forget);
-  openAppends.set(db, open);
-  return open;
-}
-
-/**
- * New events written AT ONCE, inside the caller's task, when they fit in this connection's
- * reservation (generated ids only): the puts of every call made in the same task go into one
- * transaction as the calls come, so IndexedDB writes while the next calls are still validated
- * (issue 6). Returns undefined when the events do not qualify (the caller queues them for
- * appendGroups); otherwise a promise of the transaction's `complete`, and the waiting bound.
- */
-export function appendNow(
-  db: BufferDatabase,
-  records: EventRecord[],
-  options: { durability: Durability; now: number },
-): { done: Promise<void>; waiting: number } | undefined {
-  const reservation = reservations.get(db);
-  if (!reservation || reservation.left < records.length || !(options.now < reservation.until)) return undefined;
-  for (const record of records) if (record.externalId !== record.seq) return undefined;
-  let failure: unknown;
-  /** Puts every record; 'inactive' when the transaction took none (its task is over). */
-  const putAll = (target: OpenAppend): 'ok' | 'inactive' | 'failed' => {
-    for (let i = 0; i < records.length; i++) {
-      try {
-        target.store.put(records[i]!);
-      } catch (error) {
-        const name = (error as { name?: string } | null)?.name;
-        if (i === 0 && (name === 'TransactionInactiveError' || name === 'InvalidStateError')) return 'inactive';
-        failure = error;
-        // Part of this call is in the transaction: abort it, so that no call of it is half
-        // written (their callers queue them again when it rejects).
-        try {
-          target.tx.abort();
-        } catch {
-          // Already finished.
-        }
-        return 'failed';
-      }
-    }
-    return 'ok';
-  };
-  let open = openAppends.get(db);
-  let outcome = open ? putAll(open) : 'inactive';
-  if (outcome === 'inactive') {
-    // The last task's transaction is committing (or done): this task opens its own.
-    try {
-      open = openAppend(db, options.durability);
-    } catch {
-      return undefined; // the connection is closing: the queue reopens it
-    }
-    outcome = putAll(open);
-  }
-  if (outcome === 'failed') {
-    // Reported like a failed transaction: the caller writes the events again through the queue.
-    const done = Promise.reject(failure);
-    done.catch(() => undefined);
-    return { done, waiting: 0 };
-  }
-  if (outcome !== 'ok' || !open) return undefined;
-  // Taken now, even if the write fails: the bound only gets looser.
-  reservation.left -= records.length;
-  const bound = waitingBounds.get(db);
-  if (bound) bound.upperBound += records.length;
-  return { done: open.done, waiting: bound?.upperBound ?? records.length };
 }
 
 /** New events within this connection's reservation: one transaction of the `events` store, puts only. */

@@ -127,66 +127,6 @@ describe('track()', () => {
     expect((await buffer.stats()).pending).toBe(100);
   });
 
-  it('starts writing a burst while it is still being called: each call puts its event at once, into one transaction of the events store', async () => {
-    const buffer = make(undefined, { indexedDB: freshIndexedDB() });
-    await buffer.stats(); // open: the connection took its reservation of queue slots
-    tx.install();
-    const put = IDBObjectStore.prototype.put;
-    let puts = 0;
-    IDBObjectStore.prototype.put = function (this: IDBObjectStore, ...args: Parameters<IDBObjectStore['put']>) {
-      puts++;
-      return put.apply(this, args);
-    } as IDBObjectStore['put'];
-    const seen: number[] = [];
-    const calls: Promise<unknown>[] = [];
-    try {
-      for (let i = 0; i < 5; i++) {
-        calls.push(buffer.track(input(i)));
-        seen.push(puts); // synchronously, within the same task
-      }
-    } finally {
-      IDBObjectStore.prototype.put = put;
-    }
-    expect(seen).toEqual([1, 2, 3, 4, 5]);
-    await Promise.all(calls);
-    expect(tx.log.filter((t) => t.mode === 'readwrite').map((t) => t.stores)).toEqual([['events']]);
-    expect((await buffer.stats()).pending).toBe(5);
-  });
-
-  it('writes a burst again through the checked queue when its transaction fails, so no accepted call is lost', async () => {
-    const buffer = make(undefined, { indexedDB: freshIndexedDB() });
-    await buffer.stats();
-    const original = IDBDatabase.prototype.transaction;
-    let aborted = 0;
-    IDBDatabase.prototype.transaction = function (this: IDBDatabase, ...args: Parameters<IDBDatabase['transaction']>) {
-      const t = original.apply(this, args);
-      if (args[0] === 'events' && args[1] === 'readwrite' && aborted === 0) {
-        aborted++;
-        queueMicrotask(() => t.abort()); // after the burst put its events
-      }
-      return t;
-    } as IDBDatabase['transaction'];
-    try {
-      const events = await Promise.all(Array.from({ length: 3 }, (_, i) => buffer.track(input(i))));
-      expect(aborted).toBe(1);
-      expect((await buffer.stats()).pending).toBe(3);
-      expect((await buffer.query({ status: ['pending'] })).map((e) => e.externalId).sort()).toEqual(events.map((e) => e.externalId).sort());
-    } finally {
-      IDBDatabase.prototype.transaction = original;
-    }
-  });
-
-  it('close() waits for writes started at once', async () => {
-    const factory = freshIndexedDB();
-    const dbName = uniqueDbName();
-    const buffer = make(undefined, { indexedDB: factory, dbName });
-    await buffer.stats();
-    const pending = buffer.track(input(1));
-    await buffer.close();
-    const event = await pending;
-    expect((await readRecords(factory, dbName, [event.externalId]))[0]?.status).toBe('pending');
-  });
-
   it('enforces a per-name metadata schema', async () => {
     const buffer = make(undefined, { indexedDB: freshIndexedDB(), schemas: { 'llm.call': object({ tokens: number() }) } });
     const error = await buffer.track({ name: 'llm.call', externalCustomerId: 'u', metadata: { tokens: 'many' } } as never).catch((e: unknown) => e);

@@ -74,12 +74,11 @@ afterEach(() => {
 });
 
 /** The n-th put from now on (1-based) fails like a full disk: a QuotaExceededError. */
-/** A full disk from the n-th put on (until the test restores put): every later write fails too. */
 function quotaExceededOnPut(n: number, how: 'throw' | 'abort'): void {
   let puts = 0;
   FakeObjectStore.prototype.put = function (this: IDBObjectStore, ...args: Parameters<IDBObjectStore['put']>) {
     puts++;
-    if (puts >= n) {
+    if (puts === n) {
       if (how === 'throw') throw new DOMException('The quota has been exceeded.', 'QuotaExceededError');
       const request = originalPut.apply(this, args);
       this.transaction.abort();
