@@ -312,6 +312,29 @@ async function backlogTrackSequential(env, { n }) {
   return { events: n, ms, backlog };
 }
 
+/**
+ * The raw baseline on the backlog: one strict transaction per put, awaited one after another, in
+ * the backlog's own database (a second, raw connection). It tells what the size of the database
+ * costs IndexedDB itself, apart from the library.
+ */
+async function backlogRawPerEvent(env, { n }) {
+  const f = fixtures.backlog;
+  const backlog = f.size + f.added;
+  const db = await request(env.indexedDB.open(f.name));
+  const now = Date.now();
+  const records = Array.from({ length: n }, (_, i) => rawRecord(3_000_000 + f.added + i, now));
+  const t0 = env.now();
+  for (const r of records) {
+    const tx = db.transaction('events', 'readwrite', { durability: 'strict' });
+    tx.objectStore('events').put(r);
+    await txDone(tx);
+  }
+  const ms = env.now() - t0;
+  db.close();
+  f.added += n;
+  return { events: n, ms, backlog };
+}
+
 async function backlogTrackConcurrent(env, { n }) {
   const f = fixtures.backlog;
   const backlog = f.size + f.added;
@@ -474,6 +497,7 @@ export const scenarios = {
   trackSequential,
   backlogSetup,
   backlogTrackSequential,
+  backlogRawPerEvent,
   backlogTrackConcurrent,
   flush: flushScenario,
   drainPrepare,
