@@ -1,9 +1,10 @@
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { QueueFullError } from '../../src/errors.js';
 import { uuidv7 } from '../../src/ids.js';
 import { openBufferDb } from '../../src/storage/db.js';
 import { appendGroups, claimBatch, countByStatus, RESERVE_MAX, RESERVE_MS, reviveDead, settle } from '../../src/storage/queue-store.js';
 import { newRecord } from '../../src/storage/serialize.js';
+import { countCalls } from '../helpers/count-calls.js';
 import { freshIndexedDB, uniqueDbName } from '../helpers/fresh-db.js';
 
 // appendGroups caches an upper bound of the waiting count per connection instead of counting the
@@ -79,31 +80,13 @@ describe('queue-size check with a cached bound', () => {
     const opts = { maxQueueSize: 100_000, durability: 'strict' as const, now };
     await appendGroups(db, [{ records: records(1) }], opts); // checked: grants the reservation
     const scopes: string[][] = [];
-    let reads = 0;
-    const transaction = IDBDatabase.prototype.transaction;
-    const get = IDBObjectStore.prototype.get;
-    const getAll = IDBObjectStore.prototype.getAll;
-    IDBDatabase.prototype.transaction = function (this: IDBDatabase, ...args: Parameters<IDBDatabase['transaction']>) {
-      scopes.push([args[0]].flat());
-      return transaction.apply(this, args);
-    } as IDBDatabase['transaction'];
-    IDBObjectStore.prototype.get = function (this: IDBObjectStore, ...args: Parameters<IDBObjectStore['get']>) {
-      reads++;
-      return get.apply(this, args);
-    } as IDBObjectStore['get'];
-    IDBObjectStore.prototype.getAll = function (this: IDBObjectStore, ...args: Parameters<IDBObjectStore['getAll']>) {
-      reads++;
-      return getAll.apply(this, args);
-    } as IDBObjectStore['getAll'];
-    try {
-      for (let i = 0; i < 10; i++) expect((await appendGroups(db, [{ records: records(1, 10 + i) }], opts)).outcomes[0]!.ok).toBe(true);
-    } finally {
-      IDBDatabase.prototype.transaction = transaction;
-      IDBObjectStore.prototype.get = get;
-      IDBObjectStore.prototype.getAll = getAll;
-    }
+    const transactions = countCalls(IDBDatabase.prototype, 'transaction', (args) => scopes.push([args[0] as string | string[]].flat()));
+    const gets = countCalls(IDBObjectStore.prototype, 'get');
+    const getAlls = countCalls(IDBObjectStore.prototype, 'getAll');
+    for (let i = 0; i < 10; i++) expect((await appendGroups(db, [{ records: records(1, 10 + i) }], opts)).outcomes[0]!.ok).toBe(true);
+    for (const spy of [getAlls, gets, transactions]) spy.restore();
     expect(scopes).toEqual(Array.from({ length: 10 }, () => ['events']));
-    expect(reads).toBe(0);
+    expect(gets.calls + getAlls.calls).toBe(0);
     // Past its slots (or its time) the connection checks again and takes new ones.
     await appendGroups(db, [{ records: records(RESERVE_MAX + 1, 100) }], opts);
     await appendGroups(db, [{ records: records(1, 5000) }], { ...opts, now: now + RESERVE_MS });
@@ -148,20 +131,14 @@ describe('queue-size check with a cached bound', () => {
     const writer = await openBufferDb(factory, name);
     await appendGroups(writer, [{ records: records(300) }], { maxQueueSize: 100_000, durability: 'strict', now });
     writer.close();
-    const original = IDBIndex.prototype.count;
-    let counts = 0;
-    IDBIndex.prototype.count = function (this: IDBIndex, ...args: Parameters<IDBIndex['count']>) {
-      counts++;
-      return original.apply(this, args);
-    } as IDBIndex['count'];
-    restoreCount = () => (IDBIndex.prototype.count = original);
+    const counts = countCalls(IDBIndex.prototype, 'count');
     const fresh = await openBufferDb(factory, name);
     expect((await appendGroups(fresh, [{ records: records(10, 1000) }], { maxQueueSize: 100_000, durability: 'strict', now })).outcomes[0]!.ok).toBe(true);
-    expect(counts).toBe(0);
+    expect(counts.calls).toBe(0);
     // Exact at the limit all the same: 310 waiting, and the stored bound (with the writer's slots) is higher.
     // (Past its reservation's time, or that write would go unchecked.)
     expect((await appendGroups(fresh, [{ records: records(1, 2000) }], { maxQueueSize: 310, durability: 'strict', now: now + RESERVE_MS })).outcomes[0]!.ok).toBe(false);
-    expect(counts).toBe(1);
+    expect(counts.calls).toBe(1);
     fresh.close();
     const third = await openBufferDb(factory, name);
     const { batch } = await claimBatch(third, { ...claim, batchSize: 1, now });
@@ -169,15 +146,10 @@ describe('queue-size check with a cached bound', () => {
     expect(await reviveDead(third, undefined, { durability: 'strict' })).toHaveLength(1);
     third.close();
     const fourth = await openBufferDb(factory, name);
-    counts = 0;
+    counts.calls = 0;
     await appendGroups(fourth, [{ records: records(1, 3000) }], { maxQueueSize: 100_000, durability: 'strict', now });
-    expect(counts).toBe(1);
+    expect(counts.calls).toBe(1);
     fourth.close();
   });
 });
 
-let restoreCount: (() => void) | undefined;
-afterEach(() => {
-  restoreCount?.();
-  restoreCount = undefined;
-});

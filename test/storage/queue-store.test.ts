@@ -3,6 +3,7 @@ import { openBufferDb } from '../../src/storage/db.js';
 import { appendGroups, claimBatch, clearCustomer, countByStatus, getEvents, settle } from '../../src/storage/queue-store.js';
 import { newRecord } from '../../src/storage/serialize.js';
 import { uuidv7 } from '../../src/ids.js';
+import { countCalls } from '../helpers/count-calls.js';
 import { freshIndexedDB, uniqueDbName } from '../helpers/fresh-db.js';
 import { useMockPolar } from '../helpers/mock-server.js';
 import { bufferFactory, input, ManualClock } from '../event-buffer/support.js';
@@ -113,16 +114,10 @@ describe('queue store', () => {
     const now = Date.now();
     await appendGroups(db, [{ records: records(50, now) }], { maxQueueSize: 100, durability: 'strict' });
     const { batch } = await claimBatch(db, { ...claimOptions, now });
-    const original = IDBObjectStore.prototype.get;
-    let gets = 0;
-    IDBObjectStore.prototype.get = function (this: IDBObjectStore, ...args: Parameters<IDBObjectStore['get']>) {
-      gets++;
-      return original.apply(this, args);
-    } as IDBObjectStore['get'];
-    restore = () => (IDBObjectStore.prototype.get = original);
+    const gets = countCalls(IDBObjectStore.prototype, 'get');
     const written = await settle(db, batch.map((r) => ({ externalId: r.externalId, to: 'sent' as const, record: r })), { now: now + 5, owner: 'tab-a', durability: 'strict' });
-    restore();
-    expect(gets).toBe(0);
+    gets.restore();
+    expect(gets.calls).toBe(0);
     expect(written).toHaveLength(50);
     expect(await countByStatus(db)).toMatchObject({ sending: 0, sent: 50 });
     const stored = await getEvents(db, [batch[0]!.externalId]);
