@@ -1,7 +1,7 @@
 import { StorageError, TransportError, type ValidationDetail } from '../errors.js';
 import type { ResolvedOptions } from '../options.js';
 import type { Connection } from '../storage/db.js';
-import { claimBatch, countWaiting, settle, type ClaimResult, type Settlement } from '../storage/queue-store.js';
+import { claimBatch, countWaiting, settle, type Settlement } from '../storage/queue-store.js';
 import type { EventRecord } from '../storage/schema.js';
 import { fingerprintOf, toWire } from '../storage/serialize.js';
 import { backoffDelay, withRetry } from './retry-policy.js';
@@ -51,8 +51,6 @@ export class Flusher {
   readonly #owner: string;
   readonly #serverClock: ServerClock;
   #pausedUntil = 0;
-  /** Bumped whenever events go back to waiting (see the pipelining in `run`). */
-  #released = 0;
   readonly #requests = new AbortController();
 
   constructor(options: ResolvedOptions, connection: Connection, serverClock: ServerClock, owner: string, hooks: FlushHooks) {
@@ -81,9 +79,17 @@ export class Flusher {
     const report: FlushReport = { sent: 0, duplicates: 0, deadLettered: 0, remaining: 0, requests: 0 };
     const o = this.#options;
     const maxBatchBytes = options.keepalive ? Math.min(o.maxBatchBytes, KEEPALIVE_MAX_BYTES) : o.maxBatchBytes;
+    let batches = 0;
     let claims = 0;
-    const claimNext = async () =>
-      claimBatch(await this.#connection.get(), {
+    for (;;) {
+      if (signal.aborted) {
+        report.stoppedBy = 'closed';
+        break;
+      }
+      if (options.maxBatches !== undefined && batches >= options.maxBatches) break;
+      const db = await this.#connection.get();
+      const claim = await claimBatch(db, {
+        // Expired leases (a crashed holder's) are looked for once per flush, not once per batch.
         reclaim: claims++ === 0,
         now: o.clock.now(),
         batchSize: o.batchSize,
@@ -93,79 +99,32 @@ export class Flusher {
         durability: o.durability,
         ...(options.networkBack ? { networkBack: true } : {}),
       });
-    // Pipelining (issue 6): the next batch is claimed while the current one is on the wire, so the
-    // claim's IndexedDB work overlaps the request. It is used only when the current batch ended
-    // cleanly (every event sent or dead-lettered); when any event went back to waiting, the
-    // prefetched batch is released too and the claim starts again, so the oldest events still go
-    // first. Not on a bounded flush (page exit), where it would be wasted.
-    const pipeline = options.maxBatches === undefined && !options.keepalive;
-    let prefetched: Promise<ClaimResult> | undefined;
-    let batches = 0;
-    try {
-      for (;;) {
-        if (signal.aborted) {
-          report.stoppedBy = 'closed';
-          break;
-        }
-        if (options.maxBatches !== undefined && batches >= options.maxBatches) break;
-        let claim = await (prefetched ?? claimNext());
-        if (prefetched && claim.batch.length === 0) {
-          // Claimed while the previous batch was still `sending`, it held back that batch's
-          // children: look again now that their parents are settled.
-          await this.#releasePrefetched(prefetched, report);
-          claim = await claimNext();
-        } else if (prefetched && claim.batch[0]!.leaseUntil - o.clock.now() < o.leaseDuration / 2) {
-          // The current batch took long (retries): half the prefetched lease is gone, so it is
-          // claimed afresh rather than sent under a lease that could end mid-request.
-          await this.#releasePrefetched(prefetched, report);
-          claim = await claimNext();
-        }
-        prefetched = undefined;
-        if (claim.corrupted.length > 0) {
-          this.#hooks.onError(
-            new StorageError(
-              'flush (claim)',
-              `${claim.corrupted.length} corrupted record(s) in the queue (${claim.corrupted.map((r) => `${String(r.externalId)}: ${r.error}`).join('; ')}); ` +
-                'they were moved to the dead letters and the other events go on. Inspect them with deadLetters() and purge them.',
-            ),
-          );
-        }
-        const setAside = [...claim.dead, ...claim.oversized, ...claim.corrupted];
-        if (setAside.length > 0) {
-          report.deadLettered += setAside.length;
-          this.#hooks.onDeadLetter(setAside);
-        }
-        if (claim.batch.length === 0) {
-          if (claim.nextDueAt !== null) report.stoppedBy = 'not-due';
-          if (setAside.length > 0) continue;
-          break;
-        }
-        batches++;
-        const releasedBefore = this.#released;
-        const current = this.#sendAndSettle(claim.batch, signal, report, options.keepalive ?? false);
-        if (pipeline) {
-          // Started after the send began: the current batch is `sending`, so it is not claimed
-          // again and its children wait for a later batch.
-          prefetched = claimNext();
-          prefetched.catch(() => undefined); // awaited (or released) below
-        }
-        const stop = await current;
-        this.#hooks.onSettled();
-        if (stop) {
-          report.stoppedBy = stop;
-          break;
-        }
-        if (prefetched && this.#released !== releasedBefore) {
-          // Events of this batch went back to waiting (resent at once after a 422, a bisection...):
-          // they are older than the prefetched batch, which goes back too.
-          await this.#releasePrefetched(prefetched, report);
-          prefetched = undefined;
-        }
+      if (claim.corrupted.length > 0) {
+        this.#hooks.onError(
+          new StorageError(
+            'flush (claim)',
+            `${claim.corrupted.length} corrupted record(s) in the queue (${claim.corrupted.map((r) => `${String(r.externalId)}: ${r.error}`).join('; ')}); ` +
+              'they were moved to the dead letters and the other events go on. Inspect them with deadLetters() and purge them.',
+          ),
+        );
       }
-    } finally {
-      // A stop, close() or failure: the batch claimed ahead goes back as it was (a failure of
-      // that claim itself is left to the lease, like any crash).
-      if (prefetched) await this.#releasePrefetched(prefetched, report).catch(() => undefined);
+      const setAside = [...claim.dead, ...claim.oversized, ...claim.corrupted];
+      if (setAside.length > 0) {
+        report.deadLettered += setAside.length;
+        this.#hooks.onDeadLetter(setAside);
+      }
+      if (claim.batch.length === 0) {
+        if (claim.nextDueAt !== null) report.stoppedBy = 'not-due';
+        if (setAside.length > 0) continue;
+        break;
+      }
+      batches++;
+      const stop = await this.#sendAndSettle(claim.batch, signal, report, options.keepalive ?? false);
+      this.#hooks.onSettled();
+      if (stop) {
+        report.stoppedBy = stop;
+        break;
+      }
     }
     try {
       report.remaining = await countWaiting(await this.#connection.get());
@@ -173,17 +132,6 @@ export class Flusher {
       if (!signal.aborted) throw error;
     }
     return report;
-  }
-
-  /** A claimed batch that will not be sent now goes back to waiting as it was (due at once, no attempt counted). */
-  async #releasePrefetched(prefetched: Promise<ClaimResult>, report: FlushReport): Promise<void> {
-    const claim = await prefetched;
-    const setAside = [...claim.dead, ...claim.oversized, ...claim.corrupted];
-    if (setAside.length > 0) {
-      report.deadLettered += setAside.length;
-      this.#hooks.onDeadLetter(setAside);
-    }
-    await this.#release(claim.batch, { countAttempt: false, nextAttemptAt: 0, error: null }, false);
   }
 
   /** Sends one group of records and settles them; splits on 413 and on a 422 that names no event. */
@@ -355,13 +303,7 @@ export class Flusher {
     return settle(db, settlements, { now: this.#options.clock.now(), owner: this.#owner, durability: this.#options.durability });
   }
 
-  async #release(
-    records: EventRecord[],
-    how: { countAttempt: boolean; nextAttemptAt: number; error: string | null; waitingForNetwork?: boolean },
-    note = true,
-  ) {
-    if (records.length === 0) return;
-    if (note) this.#released++;
+  async #release(records: EventRecord[], how: { countAttempt: boolean; nextAttemptAt: number; error: string | null; waitingForNetwork?: boolean }) {
     await this.#settle(records.map((r) => ({ externalId: r.externalId, to: 'pending', ...how })));
   }
 }

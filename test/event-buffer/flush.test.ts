@@ -153,33 +153,7 @@ describe('flush()', () => {
     expect(seen).toEqual([[bad.externalId]]);
   });
 
-  it('claims the next batch while the current one is on the wire (pipelining), and sends everything in order', async () => {
-    const server = await startPolar();
-    const http = httpTransport({ baseUrl: server.url });
-    let buffer!: ReturnType<typeof make>;
-    const sendingSeen: number[] = [];
-    const transport: Transport = {
-      async ingest(events, options) {
-        // While this request is in flight, the flusher has claimed the next batch too.
-        let sending = 0;
-        for (let i = 0; i < 50 && sending < 6; i++) {
-          sending = (await buffer.stats()).sending;
-          if (sending < 6) await new Promise((r) => setTimeout(r, 5));
-        }
-        sendingSeen.push(sending);
-        return http.ingest(events, options);
-      },
-    };
-    buffer = make(server, { indexedDB: freshIndexedDB(), batchSize: 3, transport });
-    const tracked = await buffer.trackMany(Array.from({ length: 9 }, (_, i) => input(i)));
-    const report = await buffer.flush();
-    expect(report).toMatchObject({ sent: 9, remaining: 0 });
-    // Batches 1 and 2 each saw the next batch claimed; the last had nothing left to claim.
-    expect(sendingSeen).toEqual([6, 6, 3]);
-    expect(server.storedExternalIds()).toEqual(tracked.map((e) => e.externalId));
-  });
-
-  it('after a batch whose events went back to waiting (a 422 naming one), releases the batch claimed ahead, so older events still go first', async () => {
+  it('sends events that went back to waiting (refused only for sharing a batch with a 422) before newer ones', async () => {
     const server = await startPolar();
     const buffer = make(server, { indexedDB: freshIndexedDB(), batchSize: 3 });
     const tracked = await buffer.trackMany(Array.from({ length: 7 }, (_, i) => input(i)));
@@ -190,7 +164,7 @@ describe('flush()', () => {
     const report = await buffer.flush();
     expect(report).toMatchObject({ sent: 6, deadLettered: 1, remaining: 0 });
     const ids = tracked.map((e) => e.externalId);
-    // Events 0 and 2 (refused only for sharing the batch) are sent before 3..6, which were claimed ahead.
+    // Events 0 and 2 (refused only for sharing the batch) are sent before 3..6.
     expect(server.storedExternalIds()).toEqual([ids[0], ids[2], ids[3], ids[4], ids[5], ids[6]]);
     expect(ingestBodies(server).map((b) => b.map((e) => e.external_id))).toEqual([
       [ids[0], ids[1], ids[2]],
@@ -200,7 +174,7 @@ describe('flush()', () => {
     expect((await buffer.stats()).sending).toBe(0);
   });
 
-  it('when a batch stops the flush (retries exhausted), returns the batch claimed ahead to pending with no attempt counted', async () => {
+  it('when a batch stops the flush (retries exhausted), counts an attempt on that batch only; the later events are untouched', async () => {
     const server = await startPolar();
     const buffer = make(server, { indexedDB: freshIndexedDB(), batchSize: 2, dbName: uniqueDbName() });
     const tracked = await buffer.trackMany(Array.from({ length: 4 }, (_, i) => input(i)));
