@@ -392,9 +392,12 @@ async function main() {
     sampling = false;
     await sampler;
     peak = Math.max(peak, await env.heapUsed());
+    // What the drain left alive (a leak would show here), apart from the garbage the peak includes.
+    await env.collectGarbage();
+    const afterGc = await env.heapUsed();
     if (drained) {
-      record('drainHeap', env.name, { idle, peak, delta: peak - idle, events: drained.events, ms: drained.ms });
-      log(`  drained in ${fmtMs(drained.ms)} ms; heap idle ${(idle / 1e6).toFixed(1)} MB, peak ${(peak / 1e6).toFixed(1)} MB (+${((peak - idle) / 1e6).toFixed(1)} MB)`);
+      record('drainHeap', env.name, { idle, peak, afterGc, delta: peak - idle, events: drained.events, ms: drained.ms });
+      log(`  drained in ${fmtMs(drained.ms)} ms; heap idle ${(idle / 1e6).toFixed(1)} MB, peak ${(peak / 1e6).toFixed(1)} MB (+${((peak - idle) / 1e6).toFixed(1)} MB), after a GC at the end ${(afterGc / 1e6).toFixed(1)} MB`);
     }
   }
   mock.reset();
@@ -530,6 +533,7 @@ function report({ machine, size, notBuilt, seconds }) {
   lines.push(`| JS heap idle before draining ${fmtN(DRAIN)} events | ${envNames.map((e) => (h(e) ? `${(h(e).idle / 1e6).toFixed(1)} MB` : 'failed')).join(' | ')} |`);
   lines.push(`| JS heap peak while draining (sampled every 50 ms) | ${envNames.map((e) => (h(e) ? `${(h(e).peak / 1e6).toFixed(1)} MB` : 'failed')).join(' | ')} |`);
   lines.push(`| peak above idle | ${envNames.map((e) => (h(e) ? `**${((h(e).peak - h(e).idle) / 1e6).toFixed(1)} MB**` : 'failed')).join(' | ')} |`);
+  lines.push(`| JS heap after a forced GC at the end (what the drain left alive) | ${envNames.map((e) => (h(e)?.afterGc !== undefined ? `${(h(e).afterGc / 1e6).toFixed(1)} MB` : '—')).join(' | ')} |`);
   lines.push(`| drain of ${fmtN(DRAIN)} events (batches of 1,000) | ${envNames.map((e) => (h(e) ? `${fmtRate(h(e).events / (h(e).ms / 1000))} events/s` : 'failed')).join(' | ')} |`);
   lines.push(`| browser entry + idb + superstruct + p-retry, minified / gzipped | ${size.minified.toLocaleString('en-US')} B / **${size.gzipped.toLocaleString('en-US')} B (${(size.gzipped / 1024).toFixed(2)} KiB)** | |`);
   lines.push('');

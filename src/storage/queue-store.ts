@@ -453,7 +453,12 @@ export async function claimBatch(db: BufferDatabase, options: ClaimOptions): Pro
         }
         bytes += extra;
         resendBatch = resend;
-        const claimed: EventRecord = { ...record, status: 'sending', leaseUntil: now + leaseDuration, leaseOwner: owner };
+        // The record read by getAll is ours alone: updated in place, not copied (a copy per event
+        // was a good part of the garbage a long drain leaves for the collector: issue 6's heap).
+        const claimed = record;
+        claimed.status = 'sending';
+        claimed.leaseUntil = now + leaseDuration;
+        claimed.leaseOwner = owner;
         rawStore.put(claimed);
         result.batch.push(claimed);
         inBatch.add(claimed.externalId);
@@ -505,10 +510,13 @@ export async function settle(
     settlements.forEach((s, i) => {
       const record = records[i];
       if (!record) return;
+      const before = record.status; // `sent` updates the record in place
       let next: EventRecord | undefined;
       if (s.to === 'sent') {
         if (record.status === 'sent' || record.status === 'confirmed') return;
-        next = { ...record, status: 'sent', sentAt: options.now, leaseUntil: 0, leaseOwner: null, error: null, nextAttemptAt: 0 };
+        // In place: the record is this call's own (read just now, or the flusher's claimed copy,
+        // which it does not use again), and a copy per event only fed the garbage collector.
+        next = Object.assign(record, { status: 'sent', sentAt: options.now, leaseUntil: 0, leaseOwner: null, error: null, nextAttemptAt: 0 } as const);
         if (s.heldByServer) next.heldByServer = true;
         // Sent with a clamped timestamp: the server holds that one, so match on it.
         if (s.fingerprint !== undefined) next.fingerprint = s.fingerprint;
@@ -536,7 +544,7 @@ export async function settle(
         abortQuietly(tx);
         throw error;
       }
-      if ((record.status === 'pending' || record.status === 'sending') && next.status !== 'pending') leftWaiting++;
+      if ((before === 'pending' || before === 'sending') && next.status !== 'pending') leftWaiting++;
       written.push(next);
     });
     await tx.done;
