@@ -83,6 +83,8 @@ class PolarEventBuffer<Schemas extends Record<string, Struct<any, any>>> impleme
   #closed = false;
   #flushing: Promise<FlushReport> | undefined;
   #writeQueue: PendingWrite[] = [];
+  /** A network-back flush waits for the flush that was running when `online` came. */
+  #networkBackQueued = false;
   /** The write loop while it runs (close() waits for it). */
   #writing: Promise<void> | undefined;
 
@@ -252,6 +254,19 @@ class PolarEventBuffer<Schemas extends Record<string, Struct<any, any>>> impleme
       this.#exit.send(this.#options.transport, (r) => toWire(r, limit !== null && r.timestampMs > limit ? limit : r.timestampMs));
     }
     const keepalive = reason === 'hidden' || reason === 'pagehide';
+    if (reason === 'online' && this.#flushing) {
+      // A flush is running, and it claims without knowing that the network is back: once it ends,
+      // one more flush claims what waited only for the network (one, however many `online`s came).
+      if (!this.#networkBackQueued) {
+        this.#networkBackQueued = true;
+        const after = () => {
+          this.#networkBackQueued = false;
+          this.#autoFlush('online');
+        };
+        this.#flushing.then(after, after);
+      }
+      return;
+    }
     // After `online` (and a successful reachability probe), events that were only waiting for the
     // network are due at once; a wait the server asked for (Retry-After) still holds.
     this.#runFlush(keepalive ? { keepalive } : reason === 'online' ? { networkBack: true } : {}, false).catch((error) => this.#emitter.emit('error', error));

@@ -61,6 +61,25 @@ describe('the network coming back', () => {
     expect((await buffer.stats()).sent).toBe(3);
   });
 
+  it('when the network comes back during a flush, sends the events that waited only for it as soon as that flush ends', async () => {
+    const { page, server, buffer } = await setup();
+    server.setOnline(false);
+    expect((await buffer.flush()).stoppedBy).toBe('retries-exhausted');
+    server.setOnline(true);
+    server.setLatency(300);
+    // 300 new events: a flush of three batches (the three old events are backing off, not due).
+    await buffer.trackMany(Array.from({ length: 300 }, (_, i) => ({ name: 'api_call', externalCustomerId: 'user_1', metadata: { i: 10 + i } })) as never);
+    const before = server.ingestRequests().length;
+    const running = buffer.flush();
+    await waitFor(() => server.ingestRequests().length > before);
+    // The network is back while that flush runs: the reachability probe answers before it ends.
+    page.dispatchEvent(new Event('online'));
+    expect((await running).sent).toBe(300);
+    server.setLatency(0);
+    await waitFor(() => server.events.length === 303);
+    expect((await buffer.stats()).sent).toBe(303);
+  });
+
   it('still honours a wait the server asked for (Retry-After) when the network comes back', async () => {
     const { page, server, buffer } = await setup();
     server.addFaults({ status: 503, retryAfter: 120 });
