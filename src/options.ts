@@ -80,7 +80,7 @@ export interface EventBufferOptions<Schemas extends Record<string, Struct<any, a
   /** Flush on the timer, when batchSize events are waiting, when the page goes back online and when it is hidden. @default true */
   autoFlush?: boolean;
   /**
-   * p-retry options for one batch.
+   * p-retry options for one batch (and for one page of reconcile()).
    * @default { retries: 5, minTimeout: 1000, maxTimeout: 30000, factor: 2, randomize: true, maxRetryTime: Infinity, maxRetryAfter: 900000 }
    * @example retry: { retries: 10, maxTimeout: 60_000 }
    */

@@ -15,6 +15,7 @@ import { customerKeyOf } from '../storage/serialize.js';
 import type { ReconcileOptions, ReconcileReport } from '../types.js';
 import { isSystemEvent, isValidDate, UserEventStruct } from '../validation/structs.js';
 import { validationFailures } from '../validation/validate.js';
+import { withRetry } from '../flush/retry-policy.js';
 import { formatMicros, matcher, prepareServerEvent, wireMicros } from './match.js';
 
 export interface ReconcilerContext {
@@ -130,7 +131,13 @@ export class Reconciler {
 
     for (let page = 1; ; page++) {
       signal.throwIfAborted();
-      const answer = await list.call(options.transport, { ...query, page }, { signal });
+      // A page the server failed (5xx, 429, a dropped connection) is tried again with the
+      // buffer's retry options, as a flush does; each failed try is reported on "error".
+      const answer = await withRetry(() => list.call(options.transport, { ...query, page }, { signal }), options.retry, {
+        signal,
+        clock: options.clock,
+        onRetry: ({ error }) => this.#ctx.emitError(error as Error),
+      });
       report.pages++;
       const items = Array.isArray(answer?.items) ? answer.items : [];
       const prepared = this.#prepare(items, report, page);

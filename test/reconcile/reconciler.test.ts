@@ -73,6 +73,20 @@ describe('reconcile() paging', () => {
     expect(await interrupted.stats()).toEqual(await buffer.stats());
   });
 
+  it('retries a page the server failed (503 with Retry-After, a dropped connection) with the retry options, and reads every page', async () => {
+    const { polar, another } = await rig();
+    seed(polar, 250, (i) => T0 + i);
+    const errors: unknown[] = [];
+    const buffer = another({ retry: { retries: 3, minTimeout: 1, maxTimeout: 50, randomize: false } });
+    buffer.on('error', (e) => errors.push(e));
+    polar.addFaults({ match: 'list', status: 503, retryAfter: 0 }, { match: 'list', drop: true });
+    const report = await buffer.reconcile();
+    expect(report).toMatchObject({ fetched: 250, added: 250, pages: 3 });
+    expect(polar.pendingFaults).toHaveLength(0);
+    // Each failed try is reported on "error", as the flush does.
+    expect(errors.map((e) => (e as TransportError).status)).toEqual([503, 0]);
+  });
+
   it('keeps one cursor per customer', async () => {
     const { polar, buffer } = await rig();
     seed(polar, 3, (i) => T0 + i);
