@@ -84,7 +84,8 @@ export function httpTransport(options: HttpTransportOptions): Transport {
           : signal.aborted
             ? 'the request was aborted'
             : `network error (${(error as Error)?.message ?? String(error)})`;
-        throw new TransportError(`${method} ${url} failed: ${why}. The events stay queued and are sent again later.`, {
+        const then = method === 'GET' ? 'The page is read again (retry options); a later reconcile() resumes where this one stopped.' : 'The events stay queued and are sent again later.';
+        throw new TransportError(`${method} ${url} failed: ${why}. ${then}`, {
           status: 0,
           url,
           cause: error,
@@ -247,7 +248,10 @@ function describeFailure(method: string, url: string, status: number, json: unkn
   if (status === 413) return `${head} The body was too large; the batch is split and sent again.`;
   if (status === 422) return `${head} The server refused some events; they are dead-lettered with its reason and the rest are sent again.`;
   if (status === 429 || status >= 500) {
-    return `${head} The events stay queued and are retried${retryAfter !== undefined ? ` after ${Math.round(retryAfter / 1000)} s (Retry-After)` : ' with backoff'}.`;
+    const when = retryAfter !== undefined ? ` after ${Math.round(retryAfter / 1000)} s (Retry-After)` : ' with backoff';
+    // GET is reconcile()'s read of the server's events: nothing of ours waits on it.
+    if (method === 'GET') return `${head} The page is read again${when}; a later reconcile() resumes where this one stopped.`;
+    return `${head} The events stay queued and are retried${when}.`;
   }
   return head;
 }
