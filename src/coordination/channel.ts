@@ -4,16 +4,18 @@
  *
  * Posts are throttled (issue 6): a `postMessage` costs about as much renderer time as an
  * IndexedDB put, so a burst of awaited `track()` calls would pay it once per call. The first
- * change of a quiet period is posted at once; the changes that follow within `windowMs` are posted
+ * change of a quiet period is posted at once; the changes that follow within CHANGE_WINDOW_MS are posted
  * together when the window ends (each distinct reason once), and close() posts what is left.
  */
+import type { ChangeEvent } from '../types.js';
+
 interface ChannelLike {
   postMessage(message: unknown): void;
   close(): void;
   onmessage: ((event: { data: unknown }) => void) | null;
 }
 
-export type ChangeReason = 'track' | 'flush' | 'deadletter' | 'reconcile' | 'retry' | 'purge' | 'clear';
+export type ChangeReason = ChangeEvent['reason'];
 
 export interface ChannelTimers {
   setTimeout(callback: () => void, ms: number): unknown;
@@ -35,9 +37,8 @@ const wallClockTimers: ChannelTimers = {
 export class ChangeChannel {
   #channel: ChannelLike | undefined;
   readonly #timers: ChannelTimers;
-  readonly #windowMs: number;
   /** Reasons waiting for the end of the current window. */
-  readonly #held = new Set<string>();
+  readonly #held = new Set<ChangeReason>();
   /** The window's timer while one is open. */
   #window: unknown;
 
@@ -45,10 +46,8 @@ export class ChangeChannel {
     dbName: string,
     onMessage: (event: { reason: ChangeReason }) => void,
     timers: ChannelTimers = wallClockTimers,
-    windowMs = CHANGE_WINDOW_MS,
   ) {
     this.#timers = timers;
-    this.#windowMs = windowMs;
     const BC = (globalThis as { BroadcastChannel?: new (name: string) => ChannelLike }).BroadcastChannel;
     if (typeof BC !== 'function') return;
     try {
@@ -64,7 +63,7 @@ export class ChangeChannel {
     }
   }
 
-  post(message: { reason: string }): void {
+  post(message: { reason: ChangeReason }): void {
     if (!this.#channel) return;
     if (this.#window !== undefined) {
       this.#held.add(message.reason);
@@ -88,7 +87,7 @@ export class ChangeChannel {
       if (this.#held.size === 0) return;
       this.#release();
       this.#openWindow();
-    }, this.#windowMs);
+    }, CHANGE_WINDOW_MS);
     (this.#window as { unref?: () => void } | null)?.unref?.();
   }
 
@@ -97,7 +96,7 @@ export class ChangeChannel {
     this.#held.clear();
   }
 
-  #send(reason: string): void {
+  #send(reason: ChangeReason): void {
     try {
       this.#channel?.postMessage({ reason });
     } catch {

@@ -80,9 +80,24 @@ interface Reservation {
   until: number;
 }
 
-const waitingBounds = new WeakMap<object, WaitingBound>();
-const reservations = new WeakMap<object, Reservation>();
-const reservationIds = new WeakMap<object, string>();
+/** What one connection knows of the queue size: its bound, its reservation and that reservation's key. */
+interface ConnectionState {
+  /** The `meta` key of this connection's reservation. */
+  readonly reserveKey: string;
+  bound?: WaitingBound | undefined;
+  reservation?: Reservation | undefined;
+}
+
+const connections = new WeakMap<object, ConnectionState>();
+
+function stateOf(db: BufferDatabase): ConnectionState {
+  let state = connections.get(db);
+  if (!state) {
+    state = { reserveKey: `${RESERVE_PREFIX}${newToken()}` };
+    connections.set(db, state);
+  }
+  return state;
+}
 
 function newToken(): string {
   return `${Date.now().toString(36)}-${Math.random().toString(36).slice(2)}-${Math.random().toString(36).slice(2)}`;
@@ -99,7 +114,7 @@ export function markWaitingGrew(tx: { objectStore(name: typeof META): { put(valu
 
 /** This connection saw `count` events leave waiting (sent, dead): the bound tightens. */
 function noteWaitingShrank(db: BufferDatabase, count: number): void {
-  const bound = waitingBounds.get(db);
+  const bound = connections.get(db)?.bound;
   if (bound && count > 0) bound.upperBound = Math.max(0, bound.upperBound - count);
 }
 
@@ -122,23 +137,26 @@ export async function appendGroups(
   options: { maxQueueSize: number; durability: Durability; knownWaiting?: number; now?: number },
 ): Promise<{ outcomes: AppendOutcome[]; waiting: number }> {
   const now = options.now ?? Date.now();
+  const state = stateOf(db);
   let total = 0;
-  let chosen = false;
+  // externalIds the caller chose (externalId !== seq): only those can already be stored.
+  const chosen = new Set<string>();
   for (const group of groups) {
     total += group.records.length;
-    for (const record of group.records) if (record.externalId !== record.seq) chosen = true;
+    for (const record of group.records) if (record.externalId !== record.seq) chosen.add(record.externalId);
   }
-  const reservation = reservations.get(db);
-  if (!chosen && options.knownWaiting === undefined && reservation && reservation.left >= total && now < reservation.until) {
-    return appendReserved(db, groups, reservation, total, options.durability);
+  const reservation = state.reservation;
+  if (chosen.size === 0 && options.knownWaiting === undefined && reservation && reservation.left >= total && now < reservation.until) {
+    return appendReserved(db, groups, state, reservation, total, options.durability);
   }
-  return appendChecked(db, groups, options, now);
+  return appendChecked(db, groups, state, chosen, options, now);
 }
 
 /** New events within this connection's reservation: one transaction of the `events` store, puts only. */
 async function appendReserved(
   db: BufferDatabase,
   groups: AppendGroup[],
+  state: ConnectionState,
   reservation: Reservation,
   total: number,
   durability: Durability,
@@ -164,7 +182,7 @@ async function appendReserved(
     throw storageError('track', error);
   }
   // The other connections count this reservation as taken: the bound stays valid, ours grew.
-  const bound = waitingBounds.get(db);
+  const bound = state.bound;
   if (bound) bound.upperBound += total;
   return { outcomes: groups.map((group) => ({ ok: true, records: group.records })), waiting: bound?.upperBound ?? total };
 }
@@ -173,20 +191,18 @@ async function appendReserved(
 async function appendChecked(
   db: BufferDatabase,
   groups: AppendGroup[],
+  state: ConnectionState,
+  chosen: ReadonlySet<string>,
   options: { maxQueueSize: number; durability: Durability; knownWaiting?: number },
   now: number,
 ): Promise<{ outcomes: AppendOutcome[]; waiting: number }> {
   const outcomes: AppendOutcome[] = [];
   let waiting = 0;
-  const bound = waitingBounds.get(db);
+  const bound = state.bound;
+  const id = state.reserveKey;
   // Both are set again only when this transaction commits; our old reservation ends here.
-  waitingBounds.delete(db);
-  reservations.delete(db);
-  let id = reservationIds.get(db);
-  if (id === undefined) {
-    id = `${RESERVE_PREFIX}${newToken()}`;
-    reservationIds.set(db, id);
-  }
+  state.bound = undefined;
+  state.reservation = undefined;
   let next: WaitingBound | undefined;
   let granted: Reservation | undefined;
   try {
@@ -195,8 +211,6 @@ async function appendChecked(
     const store = tx.objectStore(EVENTS);
     const rawStore = unwrap(store) as unknown as IDBObjectStore;
     const rawMeta = unwrap(tx.objectStore(META)) as unknown as IDBObjectStore;
-    const chosen = new Set<string>();
-    for (const group of groups) for (const record of group.records) if (record.externalId !== record.seq) chosen.add(record.externalId);
     const chosenIds = [...chosen];
     const [tokenRecord, reserved, ...found] = await Promise.all([
       tx.objectStore(META).get(WAITING_TOKEN),
@@ -291,8 +305,8 @@ async function appendChecked(
   } catch (error) {
     throw storageError('track', error);
   }
-  waitingBounds.set(db, next);
-  if (granted) reservations.set(db, granted);
+  state.bound = next;
+  state.reservation = granted;
   return { outcomes, waiting };
 }
 

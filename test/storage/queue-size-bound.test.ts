@@ -4,6 +4,7 @@ import { uuidv7 } from '../../src/ids.js';
 import { openBufferDb } from '../../src/storage/db.js';
 import { appendGroups, claimBatch, countByStatus, RESERVE_MAX, RESERVE_MS, reviveDead, settle } from '../../src/storage/queue-store.js';
 import { newRecord } from '../../src/storage/serialize.js';
+import { spyTransactions } from '../event-buffer/support.js';
 import { countCalls } from '../helpers/count-calls.js';
 import { freshIndexedDB, uniqueDbName } from '../helpers/fresh-db.js';
 
@@ -16,6 +17,8 @@ const records = (count: number, from = 0) => Array.from({ length: count }, (_, i
 const append = (db: Awaited<ReturnType<typeof openBufferDb>>, rs: ReturnType<typeof rec>[], maxQueueSize = 5) =>
   appendGroups(db, [{ records: rs }], { maxQueueSize, durability: 'strict' });
 const claim = { batchSize: 100, maxBatchBytes: 60_000, leaseDuration: 30_000, owner: 'tab-a', durability: 'strict' as const };
+
+const transactions = spyTransactions();
 
 describe('queue-size check with a cached bound', () => {
   it('refuses at the exact limit when another connection added events since this one last wrote', async () => {
@@ -79,13 +82,11 @@ describe('queue-size check with a cached bound', () => {
     const db = await openBufferDb(freshIndexedDB(), uniqueDbName());
     const opts = { maxQueueSize: 100_000, durability: 'strict' as const, now };
     await appendGroups(db, [{ records: records(1) }], opts); // checked: grants the reservation
-    const scopes: string[][] = [];
-    const transactions = countCalls(IDBDatabase.prototype, 'transaction', (args) => scopes.push([args[0] as string | string[]].flat()));
+    transactions.install();
     const gets = countCalls(IDBObjectStore.prototype, 'get');
     const getAlls = countCalls(IDBObjectStore.prototype, 'getAll');
     for (let i = 0; i < 10; i++) expect((await appendGroups(db, [{ records: records(1, 10 + i) }], opts)).outcomes[0]!.ok).toBe(true);
-    for (const spy of [getAlls, gets, transactions]) spy.restore();
-    expect(scopes).toEqual(Array.from({ length: 10 }, () => ['events']));
+    expect(transactions.log.map((t) => t.stores)).toEqual(Array.from({ length: 10 }, () => ['events']));
     expect(gets.calls + getAlls.calls).toBe(0);
     // Past its slots (or its time) the connection checks again and takes new ones.
     await appendGroups(db, [{ records: records(RESERVE_MAX + 1, 100) }], opts);
