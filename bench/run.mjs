@@ -20,11 +20,11 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import v8 from 'node:v8';
 import vm from 'node:vm';
-import { gzipSync } from 'node:zlib';
 import { build } from 'esbuild';
 import { chromium } from 'playwright-core';
 import * as lib from '../dist/index.js';
 import { startMockPolar } from '../dist/mock-server.js';
+import { browserEntrySize } from './browser-entry-size.mjs';
 import { scenarios, wireBytesOf } from './scenarios.mjs';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
@@ -51,18 +51,8 @@ function log(...args) {
 // ----- the size of the browser entry (the same figure as test/size.test.ts) ----------------------
 
 async function sizeOfBrowserEntry() {
-  const result = await build({
-    entryPoints: [join(root, 'dist/index.js')],
-    bundle: true,
-    minify: true,
-    format: 'esm',
-    platform: 'browser',
-    target: 'es2022',
-    write: false,
-    logLevel: 'silent',
-  });
-  const bytes = result.outputFiles[0].contents;
-  return { minified: bytes.length, gzipped: gzipSync(bytes, { level: 9 }).length };
+  const { minified, gzipped } = await browserEntrySize(join(root, 'dist/index.js'));
+  return { minified: minified.length, gzipped };
 }
 
 // ----- servers ---------------------------------------------------------------------------------
