@@ -3,6 +3,7 @@ import { TransportError } from '../../src/errors.js';
 import { httpTransport } from '../../src/transport/http.js';
 import type { Transport } from '../../src/transport/transport.js';
 import { freshIndexedDB, uniqueDbName } from '../helpers/fresh-db.js';
+import { countCalls } from '../helpers/count-calls.js';
 import { useMockPolar } from '../helpers/mock-server.js';
 import { bufferFactory, input, readRecords } from './support.js';
 
@@ -151,6 +152,21 @@ describe('flush()', () => {
     expect(dead.map((e) => e.externalId)).toEqual([bad.externalId]);
     expect(dead[0]?.error).toContain('String should have at most 128 characters');
     expect(seen).toEqual([[bad.externalId]]);
+  });
+
+  it('looks for expired leases once per flush, not once per batch', async () => {
+    const server = await startPolar();
+    const buffer = make(server, { indexedDB: freshIndexedDB(), batchSize: 3 });
+    await buffer.trackMany(Array.from({ length: 9 }, (_, i) => input(i)));
+    let sendingReads = 0; // getAll over the `sending` state: the look for expired leases
+    const spy = countCalls(IDBIndex.prototype, 'getAll', (args) => {
+      const range = args[0] as IDBKeyRange | undefined;
+      if (Array.isArray(range?.lower) && range.lower[0] === 'sending') sendingReads++;
+    });
+    expect(await buffer.flush()).toMatchObject({ sent: 9 });
+    spy.restore();
+    expect(server.ingestRequests()).toHaveLength(3);
+    expect(sendingReads).toBe(1);
   });
 
   it('sends events that went back to waiting (refused only for sharing a batch with a 422) before newer ones', async () => {
