@@ -313,14 +313,14 @@ class PolarEventBuffer<Schemas extends Record<string, Struct<any, any>>> impleme
 
   async query(filter: QueryFilter = {}): Promise<LocalEvent[]> {
     this.#assertOpen('query');
-    return queryMerged(await this.#connection.get(), filter);
+    return queryMerged(await this.#connection.get(), filter, this.#options.clock.now());
   }
 
   // ----- inspection and dead letters -------------------------------------------------------
 
   async stats(): Promise<BufferStats> {
     this.#assertOpen('stats');
-    const counts = await countByStatus(await this.#connection.get());
+    const counts = await countByStatus(await this.#connection.get(), this.#options.clock.now());
     return {
       pending: counts.pending,
       sending: counts.sending,

@@ -19,7 +19,7 @@ const FILTER_KEYS = new Set(['externalCustomerId', 'customerId', 'name', 'since'
  * with no local record becomes a `confirmed` entry built from the UserEvent, whose `externalId` is
  * the server `id` (Polar never returns `external_id`).
  */
-export async function queryMerged(db: BufferDatabase, filter: QueryFilter): Promise<LocalEvent[]> {
+export async function queryMerged(db: BufferDatabase, filter: QueryFilter, now: number): Promise<LocalEvent[]> {
   const f = checkFilter(filter);
   const keys = f.customerKey === null ? null : await customerKeysFor(db, f.customerKey);
   const entries = await readMerged(db, {
@@ -29,6 +29,7 @@ export async function queryMerged(db: BufferDatabase, filter: QueryFilter): Prom
     untilMs: f.untilMs,
     statuses: f.statuses,
     limit: f.limit,
+    now,
   });
   return entries.map(toEntry);
 }

@@ -121,7 +121,7 @@ export class Reconciler {
     let start: number | undefined =
       cursor !== undefined ? cursor.timestampMicros - 1 : scope.since !== undefined ? scope.since.getTime() * 1000 - 1 : undefined;
     if (start !== undefined) {
-      const earliest = await earliestUnconfirmed(db, keys);
+      const earliest = await earliestUnconfirmed(db, keys, options.clock.now());
       if (earliest !== null) start = Math.min(start, (earliest - SENT_LOOKBACK_MS) * 1000 - 1);
     }
     const query: Record<string, string | number> = { sorting: 'timestamp', limit: PAGE_LIMIT };

@@ -1,6 +1,6 @@
 import { storageError, type BufferDatabase } from './db.js';
 import type { Durability } from './queue-store.js';
-import { markWaitingGrew, statusRange } from './queue-store.js';
+import { liveClaims, markWaitingGrew, statusRange } from './queue-store.js';
 import {
   BY_CUSTOMER,
   BY_FINGERPRINT,
@@ -62,19 +62,22 @@ export async function customerKeysFor(db: BufferDatabase, customerKey: string): 
 /**
  * The earliest timestamp (ms) of a `sent` or `sending` event not yet confirmed nor known to be held
  * by the server, among those customer keys (all when null). Reads only those states (a small set:
- * they are confirmed or resent), never the whole store.
+ * they are confirmed or resent) and the live flush claims, never the whole store.
  */
-export async function earliestUnconfirmed(db: BufferDatabase, keys: readonly string[] | null): Promise<number | null> {
+export async function earliestUnconfirmed(db: BufferDatabase, keys: readonly string[] | null, now: number): Promise<number | null> {
   try {
-    const tx = db.transaction(EVENTS, 'readonly');
-    const index = tx.store.index(BY_STATUS);
+    const tx = db.transaction([EVENTS, META], 'readonly');
+    const index = tx.objectStore(EVENTS).index(BY_STATUS);
     let earliest: number | null = null;
+    const consider = (customerKey: string, timestampMs: number) => {
+      if (keys === null || keys.includes(customerKey)) earliest = Math.min(earliest ?? Infinity, timestampMs);
+    };
     for (const status of ['sent', 'sending'] as const) {
-      for (const r of await index.getAll(statusRange(status))) {
-        if (!r.heldByServer && (keys === null || keys.includes(r.customerKey))) {
-          earliest = Math.min(earliest ?? Infinity, r.timestampMs);
-        }
-      }
+      for (const r of await index.getAll(statusRange(status))) if (!r.heldByServer) consider(r.customerKey, r.timestampMs);
+    }
+    // Events on the wire under a claim (stored pending): their earliest timestamp per customer.
+    for (const claim of await liveClaims(tx.objectStore(META), now)) {
+      for (const [customerKey, timestampMs] of Object.entries(claim.earliest ?? {})) consider(customerKey, timestampMs);
     }
     await tx.done;
     return earliest;
@@ -318,6 +321,8 @@ export interface MergedReadPlan {
   untilMs: number;
   statuses: ReadonlySet<EventStatus>;
   limit: number;
+  /** Claims whose lease runs at `now` make their pending events `sending`. */
+  now: number;
 }
 
 export type MergedEntry =
@@ -337,7 +342,7 @@ export async function readMerged(db: BufferDatabase, plan: MergedReadPlan): Prom
   const { keys, name, sinceMs, untilMs, statuses, limit } = plan;
   if (!(sinceMs < untilMs) || limit <= 0) return entries;
   try {
-    const tx = db.transaction([EVENTS, MIRROR], 'readonly');
+    const tx = db.transaction([EVENTS, MIRROR, META], 'readonly');
     const mirror = tx.objectStore(MIRROR);
     const events = tx.objectStore(EVENTS);
 
@@ -370,6 +375,11 @@ export async function readMerged(db: BufferDatabase, plan: MergedReadPlan): Prom
 
     const localStatuses = [...statuses].filter((s) => s !== 'confirmed');
     if (localStatuses.length > 0) {
+      // Events a live flush claim holds are stored `pending` and shown `sending` (see ClaimLease).
+      const claims = await liveClaims(tx.objectStore(META), plan.now);
+      const held = new Set<string>();
+      for (const claim of claims) for (const id of claim.ids) held.add(id);
+      const shown = (r: EventRecord): EventRecord => (r.status === 'pending' && held.has(r.externalId) ? { ...r, status: 'sending' } : r);
       const wanted = (r: EventRecord) =>
         statuses.has(r.status) &&
         r.status !== 'confirmed' &&
@@ -380,16 +390,21 @@ export async function readMerged(db: BufferDatabase, plan: MergedReadPlan): Prom
         for (const key of keys) {
           const records = await events.index(BY_CUSTOMER).getAll(customerTimeRange(key, sinceMs, untilMs));
           let taken = 0;
-          for (const record of records) {
+          for (const stored of records) {
             if (taken >= limit) break;
+            const record = shown(stored);
             if (!wanted(record)) continue;
             entries.push({ kind: 'local', record });
             taken++;
           }
         }
       } else {
-        for (const status of localStatuses) {
-          for (const record of await events.index(BY_STATUS).getAll(statusRange(status))) {
+        // `sending` events are stored pending (claimed) or, from an earlier version, `sending`.
+        const read = new Set(localStatuses);
+        if (read.has('sending') && claims.length > 0) read.add('pending');
+        for (const status of read) {
+          for (const stored of await events.index(BY_STATUS).getAll(statusRange(status))) {
+            const record = shown(stored);
             if (wanted(record)) entries.push({ kind: 'local', record });
           }
         }

@@ -119,6 +119,58 @@ function noteWaitingShrank(db: BufferDatabase, count: number): void {
 }
 
 /**
+ * A flush's lease on its batch (issue 6: flush speed). A claim writes ONE `meta` record,
+ * `claim:<owner>:<first seq>`, naming the events it took, instead of rewriting each event as `sending`: every
+ * event in a batch was written twice per flush (claimed, then sent), and IndexedDB writes are what
+ * bounds a flush. The events stay `pending` in the store; an event named by a live claim (until
+ * `leaseUntil`) is `sending` to everyone who reads it (stats, query, other claims). When the lease
+ * runs out (its holder died) the events are simply pending again: nothing to undo. Settling removes
+ * the settled events from the claim, and the last one removes the claim.
+ */
+export interface ClaimLease {
+  owner: string;
+  leaseUntil: number;
+  /** The events claimed, in creation order. */
+  ids: string[];
+  /** seq of the first and last of them: the `[status, seq]` range that holds them while pending. */
+  firstSeq: string;
+  lastSeq: string;
+  /** Per customer key, the earliest timestamp (ms) among them (reconcile's look-back). */
+  earliest: Record<string, number>;
+}
+
+const CLAIM_PREFIX = 'claim:';
+
+function claimKey(owner: string, firstSeq: string): string {
+  return `${CLAIM_PREFIX}${owner}:${firstSeq}`;
+}
+
+/** Every claim, or one owner's. */
+function claimRange(owner?: string): IDBKeyRange {
+  const prefix = owner === undefined ? CLAIM_PREFIX : `${CLAIM_PREFIX}${owner}:`;
+  return IDBKeyRange.bound(prefix, `${prefix}\uffff`);
+}
+
+type MetaStoreLike = { getAll(range: IDBKeyRange): Promise<{ key: string; value: unknown }[]> };
+
+/** The claims whose lease still runs at `now` (every holder's). */
+export async function liveClaims(meta: MetaStoreLike, now: number): Promise<ClaimLease[]> {
+  return (await meta.getAll(claimRange())).map((r) => r.value as ClaimLease).filter((c) => c && c.leaseUntil > now && Array.isArray(c.ids));
+}
+
+type StatusIndexLike = { getAllKeys(range: IDBKeyRange): Promise<string[]> };
+
+/** Of the events these live claims name, those still pending (not sent, cleared nor confirmed since): they are `sending`. */
+export async function claimedPending(index: StatusIndexLike, claims: readonly ClaimLease[]): Promise<Set<string>> {
+  const out = new Set<string>();
+  for (const claim of claims) {
+    const pending = new Set(await index.getAllKeys(IDBKeyRange.bound(['pending', claim.firstSeq], ['pending', claim.lastSeq])));
+    for (const id of claim.ids) if (pending.has(id)) out.add(id);
+  }
+  return out;
+}
+
+/**
  * Writes several groups (one per track()/trackMany() call) in ONE transaction. A group is all or
  * nothing: a group that would pass maxQueueSize fails alone with QueueFullError. An event whose
  * externalId is already stored is not written again: the stored record is returned (idempotent).
@@ -331,14 +383,14 @@ export interface ClaimOptions {
   /** The network just came back: events that were backing off only for want of it are due now. */
   networkBack?: boolean;
   /**
-   * Look for expired leases (crashed holders) first (default true). A flush does it on its first
-   * claim only: the later ones would read back its own batches in flight.
+   * Look for events an earlier version left `sending` under an expired per-event lease (default
+   * true). A flush does it on its first claim only.
    */
   reclaim?: boolean;
 }
 
 export interface ClaimResult {
-  /** The batch, now `sending` under our lease, in creation order, parents before children. */
+  /** The batch, leased by our claim (stored `pending`, `sending` to readers), in creation order, parents before children. */
   batch: EventRecord[];
   /** Children of dead parents, dead-lettered by this claim. */
   dead: EventRecord[];
@@ -373,29 +425,46 @@ export function recordCorruption(record: EventRecord): string | null {
 }
 
 /**
- * In one transaction: expired `sending` leases go back to `pending`; then up to `batchSize` due
- * `pending` events are read in creation order with a cursor (never the whole queue), bounded by
- * `maxBatchBytes`, holding back a child whose parent is still waiting and dead-lettering a child
- * whose parent is dead; the batch is marked `sending` with a lease.
+ * In one transaction: expired claims are dropped (their events are pending again); then up to
+ * `batchSize` due `pending` events that no live claim holds are read in creation order in a few
+ * getAll() chunks (never the whole queue), bounded by `maxBatchBytes`, holding back a child whose
+ * parent is still waiting and dead-lettering a child whose parent is dead; the batch is leased by
+ * one `claim:<owner>` record (see ClaimLease). The events themselves are not rewritten.
  */
 export async function claimBatch(db: BufferDatabase, options: ClaimOptions): Promise<ClaimResult> {
   const { now, batchSize, maxBatchBytes, leaseDuration, owner } = options;
   const scanLimit = options.scanLimit ?? Math.max(1000, batchSize * 10);
   const result: ClaimResult = { batch: [], dead: [], reclaimed: 0, nextDueAt: null, oversized: [], corrupted: [] };
   try {
-    const tx = db.transaction(EVENTS, 'readwrite', { durability: options.durability });
+    const tx = db.transaction([EVENTS, META], 'readwrite', { durability: options.durability });
     tx.done.catch(() => undefined); // awaited below; a failure is reported once, by that await
-    const index = tx.store.index(BY_STATUS);
+    const store = tx.objectStore(EVENTS);
+    const meta = tx.objectStore(META);
+    const index = store.index(BY_STATUS);
     // Reads in a few getAll() round trips and writes with raw puts that nothing waits for (a failed
     // one aborts the transaction, which tx.done reports): a cursor step per record cost two serial
     // round trips per event in Chromium (issue 6: flush >= 5,000 events/s).
-    const rawStore = unwrap(tx.store) as unknown as IDBObjectStore;
+    const rawStore = unwrap(store) as unknown as IDBObjectStore;
 
+    // Records that an earlier version left `sending` under a per-event lease. Looked for on a
+    // flush's first claim only.
     for (const record of options.reclaim === false ? [] : await index.getAll(statusRange('sending'))) {
       // `!(… > now)`: a record without a lease time (corrupted) is reclaimed too, then quarantined below.
       if (!(record.leaseUntil > now)) {
         rawStore.put({ ...record, status: 'pending', leaseUntil: 0, leaseOwner: null });
         result.reclaimed++;
+      }
+    }
+    // Live claims (any holder's, ours too: a batch given up on close() stays leased like any
+    // other) are skipped; expired ones (a crashed holder's) are dropped: their events are pending.
+    const held = new Set<string>();
+    for (const { key, value } of await meta.getAll(claimRange())) {
+      const claim = value as ClaimLease | undefined;
+      if (claim && claim.leaseUntil > now && Array.isArray(claim.ids)) {
+        for (const id of claim.ids) held.add(id);
+      } else {
+        void meta.delete(key).catch(() => undefined);
+        if (claim && Array.isArray(claim.ids)) result.reclaimed += claim.ids.length;
       }
     }
 
@@ -409,7 +478,7 @@ export async function claimBatch(db: BufferDatabase, options: ClaimOptions): Pro
     let full = false;
     while (!full && result.batch.length < batchSize && scanned < scanLimit) {
       // Read a little more than the batch still needs, so a few skipped records cost no extra round trip.
-      const want = Math.min(batchSize - result.batch.length + Math.min(16, Math.ceil(batchSize / 10)), scanLimit - scanned);
+      const want = Math.min(batchSize - result.batch.length + Math.min(16, Math.ceil(batchSize / 10)) + held.size, scanLimit - scanned);
       const range = after === undefined ? statusRange('pending') : IDBKeyRange.bound(['pending', after], ['pending', HIGH], true, false);
       const chunk = await index.getAll(range, want);
       for (const record of chunk) {
@@ -419,6 +488,7 @@ export async function claimBatch(db: BufferDatabase, options: ClaimOptions): Pro
         }
         scanned++;
         after = record.seq;
+        if (held.has(record.externalId)) continue;
         const corruption = recordCorruption(record);
         if (corruption !== null) {
           const dead = { ...record, status: 'dead', leaseUntil: 0, leaseOwner: null, error: `corrupted record: ${corruption}; set aside so the queue goes on` } as EventRecord;
@@ -431,7 +501,7 @@ export async function claimBatch(db: BufferDatabase, options: ClaimOptions): Pro
           continue;
         }
         if (record.parentId !== null && !inBatch.has(record.parentId)) {
-          const parent = record.parentId === record.externalId ? undefined : await tx.store.get(record.parentId);
+          const parent = record.parentId === record.externalId ? undefined : await store.get(record.parentId);
           if (parent && (parent.status === 'pending' || parent.status === 'sending')) {
             // The parent goes first; this child waits for a later batch.
             continue;
@@ -467,17 +537,23 @@ export async function claimBatch(db: BufferDatabase, options: ClaimOptions): Pro
         }
         bytes += extra;
         resendBatch = resend;
-        // The record read by getAll is ours alone: updated in place, not copied (a copy per event
-        // was a good part of the garbage a long drain leaves for the collector: issue 6's heap).
-        const claimed = record;
-        claimed.status = 'sending';
-        claimed.leaseUntil = now + leaseDuration;
-        claimed.leaseOwner = owner;
-        rawStore.put(claimed);
-        result.batch.push(claimed);
-        inBatch.add(claimed.externalId);
+        result.batch.push(record);
+        inBatch.add(record.externalId);
       }
       if (chunk.length < want) break;
+    }
+    if (result.batch.length > 0) {
+      const earliest: Record<string, number> = {};
+      for (const r of result.batch) earliest[r.customerKey] = Math.min(earliest[r.customerKey] ?? Infinity, r.timestampMs);
+      const lease: ClaimLease = {
+        owner,
+        leaseUntil: now + leaseDuration,
+        ids: result.batch.map((r) => r.externalId),
+        firstSeq: result.batch[0]!.seq,
+        lastSeq: result.batch[result.batch.length - 1]!.seq,
+        earliest,
+      };
+      void meta.put({ key: claimKey(owner, lease.firstSeq), value: lease }).catch(() => undefined);
     }
     await tx.done;
   } catch (error) {
@@ -488,15 +564,16 @@ export async function claimBatch(db: BufferDatabase, options: ClaimOptions): Pro
 }
 
 export type Settlement =
-  /** `record`: the copy the claim wrote; while the event is still `sending` it is written from it, unread. */
+  /** `record`: the claimed copy; while the event is still pending it is written from it, unread. */
   | { externalId: string; to: 'sent'; heldByServer?: boolean; fingerprint?: string; record?: EventRecord }
   | { externalId: string; to: 'dead'; error: string }
   | { externalId: string; to: 'pending'; nextAttemptAt: number; countAttempt: boolean; error: string | null; waitingForNetwork?: boolean };
 
 /**
- * Applies the outcome of one send in one transaction. A record settles only while it is still ours
- * (`sending` under our lease) — except `sent`, which is true whoever holds it now, since the server
- * has the event. Returns the records as written.
+ * Applies the outcome of one send in one transaction, and takes the settled events out of the
+ * owner's claim (the claim goes when it names none). An event settles only while it is still ours
+ * (pending and named by our claim) — except `sent`, which is true whoever holds it now, since the
+ * server has the event. Returns the records as written.
  */
 export async function settle(
   db: BufferDatabase,
@@ -506,23 +583,38 @@ export async function settle(
   const written: EventRecord[] = [];
   let leftWaiting = 0;
   try {
-    const tx = db.transaction(EVENTS, 'readwrite', { durability: options.durability });
+    const tx = db.transaction([EVENTS, META], 'readwrite', { durability: options.durability });
     tx.done.catch(() => undefined); // awaited below; a failure is reported once, by that await
-    const rawStore = unwrap(tx.store) as unknown as IDBObjectStore;
+    const store = tx.objectStore(EVENTS);
+    const meta = tx.objectStore(META);
+    const rawStore = unwrap(store) as unknown as IDBObjectStore;
+    // This owner's claims (one, unless an earlier batch was given up): which events are still ours.
+    const claims = (await meta.getAll(claimRange(options.owner))).filter((r) => Array.isArray((r.value as ClaimLease | undefined)?.ids));
+    const ours = new Set<string>();
+    for (const { value } of claims) for (const id of (value as ClaimLease).ids) ours.add(id);
     // Speed (issue 6): a batch the server took settles without reading its records back one by one.
-    // One key-only read of the `sending` index says which are still `sending` (not confirmed by a
-    // reconcile nor removed by clear() meanwhile): those are written from the claimed copy, the
-    // others are read as before.
-    const fromClaim = settlements.some((s) => s.to === 'sent' && s.record)
-      ? new Set(await tx.store.index(BY_STATUS).getAllKeys(statusRange('sending')))
-      : new Set<string>();
+    // One key-only read of the pending range the batch spans says which are still pending (not
+    // confirmed by a reconcile nor removed by clear() meanwhile): those are written from the
+    // claimed copy, the others are read.
+    let firstSeq: string | undefined;
+    let lastSeq: string | undefined;
+    for (const s of settlements) {
+      if (s.to !== 'sent' || !s.record) continue;
+      if (firstSeq === undefined || s.record.seq < firstSeq) firstSeq = s.record.seq;
+      if (lastSeq === undefined || s.record.seq > lastSeq) lastSeq = s.record.seq;
+    }
+    const fromClaim =
+      firstSeq !== undefined && lastSeq !== undefined
+        ? new Set(await store.index(BY_STATUS).getAllKeys(IDBKeyRange.bound(['pending', firstSeq], ['pending', lastSeq])))
+        : new Set<string>();
     const records = await Promise.all(
       settlements.map((s) =>
-        s.to === 'sent' && s.record && s.record.status === 'sending' && fromClaim.has(s.externalId) ? s.record : tx.store.get(s.externalId),
+        s.to === 'sent' && s.record && s.record.status === 'pending' && fromClaim.has(s.externalId) ? s.record : store.get(s.externalId),
       ),
     );
     settlements.forEach((s, i) => {
       const record = records[i];
+      const mine = ours.delete(s.externalId);
       if (!record) return;
       const before = record.status; // `sent` updates the record in place
       let next: EventRecord | undefined;
@@ -535,7 +627,7 @@ export async function settle(
         // Sent with a clamped timestamp: the server holds that one, so match on it.
         if (s.fingerprint !== undefined) next.fingerprint = s.fingerprint;
       } else {
-        if (record.status !== 'sending' || record.leaseOwner !== options.owner) return;
+        if (record.status !== 'pending' || !mine) return;
         if (s.to === 'dead') {
           next = { ...record, status: 'dead', leaseUntil: 0, leaseOwner: null, error: s.error };
         } else {
@@ -561,6 +653,14 @@ export async function settle(
       if ((before === 'pending' || before === 'sending') && next.status !== 'pending') leftWaiting++;
       written.push(next);
     });
+    // Settled events leave their claim; a claim that names none is gone.
+    for (const { key, value } of claims) {
+      const claim = value as ClaimLease;
+      const left = claim.ids.filter((id) => ours.has(id));
+      if (left.length === claim.ids.length) continue;
+      if (left.length === 0) void meta.delete(key).catch(() => undefined);
+      else void meta.put({ key, value: { ...claim, ids: left } }).catch(() => undefined);
+    }
     await tx.done;
   } catch (error) {
     throw storageError('flush (settle)', error);
@@ -569,15 +669,21 @@ export async function settle(
   return written;
 }
 
-/** Counts per status (one index count each, no record read). */
-export async function countByStatus(db: BufferDatabase): Promise<Record<EventStatus, number> & { mirrored: number }> {
+/**
+ * Counts per status (one index count each, no record read). Events that a live claim holds are
+ * counted `sending`, not `pending` (see ClaimLease).
+ */
+export async function countByStatus(db: BufferDatabase, now: number): Promise<Record<EventStatus, number> & { mirrored: number }> {
   try {
-    const tx = db.transaction([EVENTS, MIRROR], 'readonly');
+    const tx = db.transaction([EVENTS, MIRROR, META], 'readonly');
     const index = tx.objectStore(EVENTS).index(BY_STATUS);
     const counts = await Promise.all(STATUSES.map((s) => index.count(statusRange(s))));
     const mirrored = await tx.objectStore(MIRROR).count();
+    const claimed = (await claimedPending(index, await liveClaims(tx.objectStore(META), now))).size;
     const out = { mirrored } as Record<EventStatus, number> & { mirrored: number };
     STATUSES.forEach((s, i) => (out[s] = counts[i]!));
+    out.pending -= claimed;
+    out.sending += claimed;
     return out;
   } catch (error) {
     throw storageError('stats', error);

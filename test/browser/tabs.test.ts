@@ -105,6 +105,8 @@ describe('several tabs, in real Chromium', () => {
     const whileHeld = await survivor!.evaluate(() => (window as unknown as W).T.flush());
     expect(whileHeld.stoppedBy).toBe('locked');
     expect(whileHeld.sent).toBe(0);
+    // The other tab reads the batch on the wire as `sending` (one lease record names it).
+    expect(await survivor!.evaluate(() => (window as unknown as W).T.stats())).toMatchObject({ pending: 0, sending: 10 });
 
     // The tab dies (renderer crash: no pagehide, no cleanup, the lease record stays).
     const cdp = await rig.context.newCDPSession(dying!);
@@ -120,6 +122,7 @@ describe('several tabs, in real Chromium', () => {
       return report.remaining === 0 && report.stoppedBy === undefined;
     });
     expect(outcomes[0]).toBe('locked');
+    expect(await survivor!.evaluate(() => (window as unknown as W).T.stats())).toMatchObject({ pending: 0, sending: 0, sent: 10 });
     const counts = rig.h.polar.countByExternalId();
     expect([...counts.keys()].sort()).toEqual([...ids].sort());
     expect(Math.max(...counts.values())).toBe(1);

@@ -154,11 +154,11 @@ describe('flush()', () => {
     expect(seen).toEqual([[bad.externalId]]);
   });
 
-  it('looks for expired leases once per flush, not once per batch', async () => {
+  it('looks for events left `sending` by an earlier version once per flush, not once per batch', async () => {
     const server = await startPolar();
     const buffer = make(server, { indexedDB: freshIndexedDB(), batchSize: 3 });
     await buffer.trackMany(Array.from({ length: 9 }, (_, i) => input(i)));
-    let sendingReads = 0; // getAll over the `sending` state: the look for expired leases
+    let sendingReads = 0; // getAll over the stored `sending` state: the look for old per-event leases
     const spy = countCalls(IDBIndex.prototype, 'getAll', (args) => {
       const range = args[0] as IDBKeyRange | undefined;
       if (Array.isArray(range?.lower) && range.lower[0] === 'sending') sendingReads++;
@@ -167,6 +167,51 @@ describe('flush()', () => {
     spy.restore();
     expect(server.ingestRequests()).toHaveLength(3);
     expect(sendingReads).toBe(1);
+  });
+
+  it('writes each event once per flush: a batch is leased by one record, not by rewriting its events', async () => {
+    const server = await startPolar();
+    const buffer = make(server, { indexedDB: freshIndexedDB(), batchSize: 50 });
+    await buffer.trackMany(Array.from({ length: 200 }, (_, i) => input(i)));
+    let eventPuts = 0;
+    let otherPuts = 0;
+    const spy = countCalls(IDBObjectStore.prototype, 'put', ([value]) => {
+      if (value && typeof value === 'object' && 'externalId' in value) eventPuts++;
+      else otherPuts++;
+    });
+    expect(await buffer.flush()).toMatchObject({ sent: 200, remaining: 0 });
+    spy.restore();
+    expect(eventPuts).toBe(200);
+    expect(otherPuts).toBeLessThanOrEqual(4 * 2); // a lease per batch (and a shrinking lease at most once per settle)
+  });
+
+  it('shows the events of a batch on the wire as `sending` in stats() and query(), and as sent once the server answered', async () => {
+    let release!: () => void;
+    const held = new Promise<void>((resolve) => (release = resolve));
+    let entered!: () => void;
+    const onWire = new Promise<void>((resolve) => (entered = resolve));
+    const transport: Transport = {
+      async ingest(events) {
+        entered();
+        await held;
+        return { inserted: events.length, duplicates: 0 };
+      },
+    };
+    const buffer = make(undefined, { indexedDB: freshIndexedDB(), transport, batchSize: 3 });
+    const tracked = await buffer.trackMany(Array.from({ length: 5 }, (_, i) => input(i)));
+    const flushing = buffer.flush();
+    await onWire;
+    try {
+      expect(await buffer.stats()).toMatchObject({ pending: 2, sending: 3, sent: 0 });
+      const sending = await buffer.query({ status: 'sending' });
+      expect(sending.map((e) => [e.externalId, e.status])).toEqual(tracked.slice(0, 3).map((e) => [e.externalId, 'sending']));
+      const forOne = await buffer.query({ externalCustomerId: tracked[0]!.externalCustomerId! });
+      expect(forOne.find((e) => e.externalId === tracked[0]!.externalId)?.status).toBe('sending');
+    } finally {
+      release();
+    }
+    expect(await flushing).toMatchObject({ sent: 5, remaining: 0 });
+    expect(await buffer.stats()).toMatchObject({ pending: 0, sending: 0, sent: 5 });
   });
 
   it('sends events that went back to waiting (refused only for sharing a batch with a 422) before newer ones', async () => {

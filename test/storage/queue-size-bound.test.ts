@@ -32,7 +32,7 @@ describe('queue-size check with a cached bound', () => {
     expect(third.outcomes[0]!.ok).toBe(false);
     expect((third.outcomes[0] as { error: Error }).error).toBeInstanceOf(QueueFullError);
     // The refused event was written optimistically, then taken back in the same transaction.
-    expect((await countByStatus(tabA)).pending).toBe(5);
+    expect((await countByStatus(tabA, Date.now())).pending).toBe(5);
     tabA.close();
     tabB.close();
   });
@@ -61,7 +61,7 @@ describe('queue-size check with a cached bound', () => {
       durability: 'strict',
     });
     expect(both.outcomes.map((o) => o.ok)).toEqual([true, false, true]);
-    expect((await countByStatus(tabA)).pending).toBe(5);
+    expect((await countByStatus(tabA, Date.now())).pending).toBe(5);
     tabA.close();
     tabB.close();
   });
@@ -91,7 +91,7 @@ describe('queue-size check with a cached bound', () => {
     // Past its slots (or its time) the connection checks again and takes new ones.
     await appendGroups(db, [{ records: records(RESERVE_MAX + 1, 100) }], opts);
     await appendGroups(db, [{ records: records(1, 5000) }], { ...opts, now: now + RESERVE_MS });
-    expect((await countByStatus(db)).pending).toBe(RESERVE_MAX + 13);
+    expect((await countByStatus(db, Date.now())).pending).toBe(RESERVE_MAX + 13);
     db.close();
   });
 
@@ -107,7 +107,7 @@ describe('queue-size check with a cached bound', () => {
     expect((await add(tabA, 350, 1000)).outcomes[0]!.ok).toBe(true); // 1 + 350 + B's 49 = 400
     expect((await add(tabA, 1, 2000)).outcomes[0]!.ok).toBe(false);
     for (let i = 0; i < 49; i++) expect((await add(tabB, 1, 3000 + i)).outcomes[0]!.ok).toBe(true);
-    expect((await countByStatus(tabA)).pending).toBe(max);
+    expect((await countByStatus(tabA, Date.now())).pending).toBe(max);
     expect((await add(tabB, 1, 4000)).outcomes[0]!.ok).toBe(false);
 
     // B takes slots again once the queue has room, does not use them, and they lapse.
@@ -121,7 +121,7 @@ describe('queue-size check with a cached bound', () => {
     };
     expect(await fill(now)).toBe(max - 24 - 201);
     expect(await fill(now + RESERVE_MS + 1)).toBe(24);
-    expect((await countByStatus(tabA)).pending).toBe(max);
+    expect((await countByStatus(tabA, Date.now())).pending).toBe(max);
     tabA.close();
     tabB.close();
   });

@@ -1,5 +1,6 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { openBufferDb } from '../../src/storage/db.js';
+import { EVENTS, META } from '../../src/storage/schema.js';
 import { appendGroups, claimBatch, clearCustomer, countByStatus, getEvents, settle } from '../../src/storage/queue-store.js';
 import { newRecord } from '../../src/storage/serialize.js';
 import { uuidv7 } from '../../src/ids.js';
@@ -71,12 +72,13 @@ describe('queue store', () => {
     const db = await openBufferDb(freshIndexedDB(), uniqueDbName());
     await appendGroups(db, [{ records: records(5000) }], { maxQueueSize: 10_000, durability: 'relaxed' });
     const counter = countReads();
-    const claim = await claimBatch(db, { ...claimOptions, now: Date.now() });
+    const now = Date.now();
+    const claim = await claimBatch(db, { ...claimOptions, now });
     restore!();
     expect(claim.batch).toHaveLength(100);
     expect(counter.reads).toBeGreaterThanOrEqual(100);
     expect(counter.reads).toBeLessThanOrEqual(110);
-    expect(await countByStatus(db)).toMatchObject({ pending: 4900, sending: 100 });
+    expect(await countByStatus(db, now)).toMatchObject({ pending: 4900, sending: 100 });
     db.close();
   });
 
@@ -87,7 +89,14 @@ describe('queue store', () => {
     await appendGroups(db, [{ records: all.slice(0, 3) }, { records: all.slice(3) }], { maxQueueSize: 100, durability: 'strict' });
     const claim = await claimBatch(db, { ...claimOptions, batchSize: 3, now });
     expect(claim.batch.map((r) => r.externalId)).toEqual(all.slice(0, 3).map((r) => r.externalId));
-    expect(claim.batch.every((r) => r.status === 'sending' && r.leaseOwner === 'tab-a' && r.leaseUntil === now + 30_000)).toBe(true);
+    // One lease record for the batch; the events themselves are not rewritten, yet read as `sending`.
+    const leases = await db.getAll(META, IDBKeyRange.bound('claim:', 'claim:\uffff'));
+    expect(leases).toHaveLength(1);
+    expect(leases[0]!.value).toMatchObject({ owner: 'tab-a', leaseUntil: now + 30_000, ids: all.slice(0, 3).map((r) => r.externalId) });
+    expect((await getEvents(db, [all[0]!.externalId]))[0]).toMatchObject({ status: 'pending', leaseUntil: 0, leaseOwner: null });
+    expect(await countByStatus(db, now)).toMatchObject({ pending: all.length - 3, sending: 3 });
+    // Once the lease has run out (its holder died) they are pending again, with nothing to undo.
+    expect(await countByStatus(db, now + 30_000)).toMatchObject({ pending: all.length, sending: 0 });
     db.close();
   });
 
@@ -105,7 +114,7 @@ describe('queue store', () => {
       { now: now + 12, owner: 'tab-a', durability: 'strict' },
     );
     expect(written).toHaveLength(0);
-    expect(await countByStatus(db)).toMatchObject({ sending: 2, dead: 0 });
+    expect(await countByStatus(db, now + 12)).toMatchObject({ sending: 2, dead: 0 });
     db.close();
   });
 
@@ -114,12 +123,15 @@ describe('queue store', () => {
     const now = Date.now();
     await appendGroups(db, [{ records: records(50, now) }], { maxQueueSize: 100, durability: 'strict' });
     const { batch } = await claimBatch(db, { ...claimOptions, now });
-    const gets = countCalls(IDBObjectStore.prototype, 'get');
+    const keysRead: unknown[] = [];
+    const gets = countCalls(IDBObjectStore.prototype, 'get', ([key]) => keysRead.push(key));
     const written = await settle(db, batch.map((r) => ({ externalId: r.externalId, to: 'sent' as const, record: r })), { now: now + 5, owner: 'tab-a', durability: 'strict' });
     gets.restore();
-    expect(gets.calls).toBe(0);
+    expect(keysRead.filter((key) => batch.some((r) => r.externalId === key))).toEqual([]);
     expect(written).toHaveLength(50);
-    expect(await countByStatus(db)).toMatchObject({ sending: 0, sent: 50 });
+    expect(await countByStatus(db, now + 5)).toMatchObject({ sending: 0, sent: 50 });
+    // The settled batch's lease is gone.
+    expect(await db.getAll(META, IDBKeyRange.bound('claim:', 'claim:\uffff'))).toEqual([]);
     const stored = await getEvents(db, [batch[0]!.externalId]);
     expect(stored[0]).toMatchObject({ status: 'sent', sentAt: now + 5, leaseOwner: null, leaseUntil: 0, name: 'api.call', metadata: { n: 0 } });
     db.close();
@@ -142,17 +154,35 @@ describe('queue store', () => {
     db.close();
   });
 
-  it('claims without looking for expired leases when told (reclaim: false), as a flush does after its first claim', async () => {
+  it('looks for events an earlier version left `sending` under an expired lease only when told (a flush\'s first claim)', async () => {
     const db = await openBufferDb(freshIndexedDB(), uniqueDbName());
     const now = Date.now();
-    await appendGroups(db, [{ records: records(4, now) }], { maxQueueSize: 100, durability: 'strict' });
-    await claimBatch(db, { ...claimOptions, batchSize: 2, now, leaseDuration: 10 });
-    const later = await claimBatch(db, { ...claimOptions, batchSize: 4, owner: 'tab-b', now: now + 11, reclaim: false });
+    const old = records(4, now).map((r, i) => (i < 2 ? { ...r, status: 'sending' as const, leaseUntil: now - 1, leaseOwner: 'old-tab' } : r));
+    for (const r of old) await db.put(EVENTS, r);
+    const later = await claimBatch(db, { ...claimOptions, batchSize: 4, owner: 'tab-b', now, reclaim: false });
     expect(later.reclaimed).toBe(0);
-    expect(later.batch).toHaveLength(2);
-    const again = await claimBatch(db, { ...claimOptions, batchSize: 4, owner: 'tab-b', now: now + 12 });
+    expect(later.batch.map((r) => r.externalId)).toEqual([old[2]!.externalId, old[3]!.externalId]);
+    const again = await claimBatch(db, { ...claimOptions, batchSize: 4, owner: 'tab-b', now: now + 1 });
     expect(again.reclaimed).toBe(2);
-    expect(again.batch).toHaveLength(2);
+    expect(again.batch.map((r) => r.externalId)).toEqual([old[0]!.externalId, old[1]!.externalId]);
+    db.close();
+  });
+
+  it('skips the events of every live claim, its own owner\'s too, and takes those of an expired one', async () => {
+    const db = await openBufferDb(freshIndexedDB(), uniqueDbName());
+    const now = Date.now();
+    const all = records(6, now);
+    await appendGroups(db, [{ records: all }], { maxQueueSize: 100, durability: 'strict' });
+    const first = await claimBatch(db, { ...claimOptions, batchSize: 2, now, leaseDuration: 10 });
+    // A batch of tab-a's that was given up (never settled) is still leased: tab-a does not take it again.
+    const second = await claimBatch(db, { ...claimOptions, batchSize: 2, now });
+    const third = await claimBatch(db, { ...claimOptions, batchSize: 2, owner: 'tab-b', now: now + 5 });
+    expect([first, second, third].map((c) => c.batch.map((r) => r.externalId))).toEqual([0, 2, 4].map((i) => [all[i]!.externalId, all[i + 1]!.externalId]));
+    expect(await countByStatus(db, now + 5)).toMatchObject({ pending: 0, sending: 6 });
+    // The first lease runs out: its events are taken by the next claim, which counts them reclaimed.
+    const fourth = await claimBatch(db, { ...claimOptions, batchSize: 6, owner: 'tab-b', now: now + 11 });
+    expect(fourth.reclaimed).toBe(2);
+    expect(fourth.batch.map((r) => r.externalId)).toEqual([all[0]!.externalId, all[1]!.externalId]);
     db.close();
   });
 
