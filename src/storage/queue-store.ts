@@ -607,11 +607,13 @@ export async function settle(
       firstSeq !== undefined && lastSeq !== undefined
         ? new Set(await store.index(BY_STATUS).getAllKeys(IDBKeyRange.bound(['pending', firstSeq], ['pending', lastSeq])))
         : new Set<string>();
-    const records = await Promise.all(
-      settlements.map((s) =>
-        s.to === 'sent' && s.record && s.record.status === 'pending' && fromClaim.has(s.externalId) ? s.record : store.get(s.externalId),
-      ),
+    // Only the others are read (a promise per event of a sent batch was garbage for nothing).
+    const records: (EventRecord | undefined)[] = settlements.map((s) =>
+      s.to === 'sent' && s.record && s.record.status === 'pending' && fromClaim.has(s.externalId) ? s.record : undefined,
     );
+    const toRead = settlements.flatMap((_, i) => (records[i] === undefined ? [i] : []));
+    const read = await Promise.all(toRead.map((i) => store.get(settlements[i]!.externalId)));
+    toRead.forEach((i, k) => (records[i] = read[k]));
     settlements.forEach((s, i) => {
       const record = records[i];
       const mine = ours.delete(s.externalId);

@@ -33,6 +33,25 @@ describe('httpTransport', () => {
     expect(server.ingestRequests()[0]!.body).toEqual({ events: [EVENT] });
   });
 
+  it('sends the body as UTF-8 JSON bytes built event by event: exactly {"events": [...]} for any text, and for no event', async () => {
+    const bodies: unknown[] = [];
+    const fetch = async (_url: string | URL | Request, init?: RequestInit) => {
+      bodies.push(init?.body);
+      return new Response('{"inserted": 1, "duplicates": 0}', { status: 200, headers: { date: new Date().toUTCString() } });
+    };
+    const transport = httpTransport({ baseUrl: 'http://127.0.0.1:9', fetch });
+    const events = [
+      { ...EVENT, metadata: { text: 'café ünïcödé 東京 🚀 "quoted" \\ back\nline', n: 1.5 } },
+      { ...EVENT, external_id: '0190b0c0-0000-7000-8000-0000000000ab', metadata: { empty: false } },
+    ];
+    await transport.ingest(events, { signal: signal() });
+    await transport.ingest([], { signal: signal() });
+    expect(bodies.every((b) => b instanceof Uint8Array)).toBe(true);
+    const [many, none] = bodies as Uint8Array[];
+    expect(Buffer.from(many!).toString('utf8')).toBe(JSON.stringify({ events }));
+    expect(Buffer.from(none!).toString('utf8')).toBe('{"events":[]}');
+  });
+
   it('calls headers() for every request and never reuses a token', async () => {
     const server = await startPolar();
     let calls = 0;
