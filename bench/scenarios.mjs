@@ -180,6 +180,43 @@ async function rawPerEvent(env, { n, durability = 'strict' }) {
 }
 
 /**
+ * The IndexedDB work of a flush with no network, as raw as it gets: `n` pending records of the
+ * library's shape; per batch, one transaction reads `batchSize` of them by the status index (the
+ * claim), then one transaction writes each back as `sent` (the settle). The ceiling of flush().
+ */
+async function rawFlushIO(env, { n, batchSize }) {
+  const name = dbName('rawflush');
+  const db = await rawDbWithLibrarySchema(env, name);
+  const now = Date.now();
+  {
+    const tx = db.transaction('events', 'readwrite', { durability: 'relaxed' });
+    const store = tx.objectStore('events');
+    for (let i = 0; i < n; i++) store.put(rawRecord(i, now));
+    await txDone(tx);
+  }
+  const pending = IDBKeyRange.bound(['pending', ''], ['pending', []]);
+  const t0 = env.now();
+  for (;;) {
+    const claim = db.transaction('events', 'readwrite', { durability: 'strict' });
+    const batch = await request(claim.objectStore('events').index('byStatus').getAll(pending, batchSize));
+    await txDone(claim);
+    if (batch.length === 0) break;
+    const settle = db.transaction('events', 'readwrite', { durability: 'strict' });
+    const store = settle.objectStore('events');
+    for (const r of batch) {
+      r.status = 'sent';
+      r.sentAt = now;
+      store.put(r);
+    }
+    await txDone(settle);
+  }
+  const ms = env.now() - t0;
+  db.close();
+  await deleteDb(env, name);
+  return { events: n, ms };
+}
+
+/**
  * A workbox-background-sync-like queue, written here from its documented behaviour (no workbox
  * dependency): `pushRequest({ request })` turns the Request into a storable object (reads the body
  * into an ArrayBuffer, copies the headers) and adds it to an autoIncrement `requests` store with a
@@ -500,6 +537,7 @@ export const scenarios = {
   backlogRawPerEvent,
   backlogTrackConcurrent,
   flush: flushScenario,
+  rawFlushIO,
   drainPrepare,
   drainRun,
   reconcile: reconcileScenario,
