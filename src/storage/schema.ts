@@ -13,6 +13,7 @@ export const DEFAULT_DB_NAME = 'polar-event-buffer';
 
 export const EVENTS = 'events';
 export const MIRROR = 'mirror';
+/** Small records: reconcile cursors and aliases, the flush lock's lease, queue-size token and reservations, flush claims (`claim:<owner>:<seq>`). */
 export const META = 'meta';
 
 /** `[status, seq]`: a state's records in creation order (flush claims, stats, dead letters). */
@@ -27,7 +28,7 @@ export const BY_NAME = 'byName';
 export const BY_TIME = 'byTime';
 
 /**
- * Where an event is in its life: `pending` (waiting), `sending` (claimed by a flush), `sent` (the server answered 2xx), `confirmed` (a reconcile found it on the server), `dead` (the server refused it).
+ * Where an event is in its life: `pending` (waiting), `sending` (claimed by a flush: stored `pending`, named by a live claim in `meta`), `sent` (the server answered 2xx), `confirmed` (a reconcile found it on the server), `dead` (the server refused it).
  * @example
  * const failed = await buffer.query({ status: 'dead' satisfies EventStatus });
  */
@@ -55,7 +56,11 @@ export interface EventRecord {
   attempts: number;
   /** Epoch ms before which a flush does not claim this event (0: due now). */
   nextAttemptAt: number;
-  /** While `sending`: the lease expiry; past it the holder is presumed dead. */
+  /**
+   * A per-event lease, written only by versions before batch leases (a stored `sending` status with
+   * its expiry and holder); 0 and null now. A flush's batch is leased by one `meta` record instead
+   * (ClaimLease in queue-store.ts), and its events stay `pending` in the store.
+   */
   leaseUntil: number;
   leaseOwner: string | null;
   createdAt: number;
