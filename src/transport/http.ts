@@ -170,28 +170,28 @@ function isCount(value: unknown): boolean {
 }
 
 /**
- * `{"events":[...]}` as UTF-8 bytes, encoded one event at a time. The body of a batch of 1,000
- * events is some 330 KB; built as one string it went straight to V8's large-object space and stayed
- * there until a full GC, a good part of the heap a long drain piles up (issue 6). Small strings
- * die young and the bytes live outside the JS heap.
+ * `{"events":[...]}` as UTF-8 bytes, encoded one event at a time into one growing buffer. The body
+ * of a batch of 1,000 events is some 330 KB; built as one string it went straight to V8's
+ * large-object space and stayed there until a full GC, a good part of the heap a long drain piled
+ * up (issue 6). Here each event's string dies young and the bytes live outside the JS heap.
  */
 function ingestBody(events: readonly unknown[]): Uint8Array<ArrayBuffer> {
   const encoder = new TextEncoder();
-  const parts = events.map((event) => encoder.encode(JSON.stringify(event)));
-  const head = encoder.encode('{"events":[');
-  let size = head.length + 2 + Math.max(0, parts.length - 1);
-  for (const part of parts) size += part.length;
-  const out = new Uint8Array(size);
-  out.set(head);
-  let at = head.length;
-  parts.forEach((part, i) => {
-    if (i > 0) out[at++] = 0x2c; // ,
-    out.set(part, at);
-    at += part.length;
-  });
-  out[at++] = 0x5d; // ]
-  out[at] = 0x7d; // }
-  return out;
+  let out = new Uint8Array(16_384);
+  let at = 0;
+  const write = (text: string) => {
+    const most = at + text.length * 3; // UTF-8 takes at most 3 bytes per UTF-16 unit
+    if (most > out.length) {
+      const grown = new Uint8Array(Math.max(most, out.length * 2));
+      grown.set(out.subarray(0, at));
+      out = grown;
+    }
+    at += encoder.encodeInto(text, out.subarray(at)).written;
+  };
+  write('{"events":[');
+  events.forEach((event, i) => write(i === 0 ? JSON.stringify(event) : `,${JSON.stringify(event)}`));
+  write(']}');
+  return out.slice(0, at);
 }
 
 async function readText(response: Response, max: number): Promise<string> {
