@@ -518,15 +518,18 @@ function report({ machine, size, notBuilt, seconds }) {
   lines.push(`| figure | ${envNames.join(' | ')} |`);
   lines.push(`|---|${envNames.map(() => '---:').join('|')}|`);
   const q = (e) => results.queryOneCustomer?.[e]?.[0];
+  // In a partial run (BENCH_SCENARIOS) a figure that was not asked for is "not measured", not "failed".
+  const asked = (scenario) => !process.env.BENCH_SCENARIOS || process.env.BENCH_SCENARIOS.split(',').map((s) => s.trim()).includes(scenario);
+  const missing = (scenario) => (asked(scenario) ? 'failed' : 'not measured');
   lines.push(`| \`query()\` for one customer (${fmtN(MIRROR_SIZE / 500)} rows) in a ${fmtN(MIRROR_SIZE)}-event mirror, median of 31 (min–max) | ${envNames
-    .map((e) => (notBuilt.has('query') ? 'not built yet' : q(e) ? `${fmtMs(q(e).ms)} ms (${fmtMs(Math.min(...q(e).times))}–${fmtMs(Math.max(...q(e).times))})` : 'failed'))
+    .map((e) => (notBuilt.has('query') ? 'not built yet' : q(e) ? `${fmtMs(q(e).ms)} ms (${fmtMs(Math.min(...q(e).times))}–${fmtMs(Math.max(...q(e).times))})` : missing('query')))
     .join(' | ')} |`);
   const h = (e) => results.drainHeap?.[e]?.[0];
-  lines.push(`| JS heap idle before draining ${fmtN(DRAIN)} events | ${envNames.map((e) => (h(e) ? `${(h(e).idle / 1e6).toFixed(1)} MB` : 'failed')).join(' | ')} |`);
-  lines.push(`| JS heap peak while draining (sampled every 50 ms) | ${envNames.map((e) => (h(e) ? `${(h(e).peak / 1e6).toFixed(1)} MB` : 'failed')).join(' | ')} |`);
-  lines.push(`| peak above idle | ${envNames.map((e) => (h(e) ? `**${((h(e).peak - h(e).idle) / 1e6).toFixed(1)} MB**` : 'failed')).join(' | ')} |`);
+  lines.push(`| JS heap idle before draining ${fmtN(DRAIN)} events | ${envNames.map((e) => (h(e) ? `${(h(e).idle / 1e6).toFixed(1)} MB` : missing('drain'))).join(' | ')} |`);
+  lines.push(`| JS heap peak while draining (sampled every 50 ms) | ${envNames.map((e) => (h(e) ? `${(h(e).peak / 1e6).toFixed(1)} MB` : missing('drain'))).join(' | ')} |`);
+  lines.push(`| peak above idle | ${envNames.map((e) => (h(e) ? `**${((h(e).peak - h(e).idle) / 1e6).toFixed(1)} MB**` : missing('drain'))).join(' | ')} |`);
   lines.push(`| JS heap after a forced GC at the end (what the drain left alive) | ${envNames.map((e) => (h(e)?.afterGc !== undefined ? `${(h(e).afterGc / 1e6).toFixed(1)} MB` : '—')).join(' | ')} |`);
-  lines.push(`| drain of ${fmtN(DRAIN)} events (batches of 1,000) | ${envNames.map((e) => (h(e) ? `${fmtRate(h(e).events / (h(e).ms / 1000))} events/s` : 'failed')).join(' | ')} |`);
+  lines.push(`| drain of ${fmtN(DRAIN)} events (batches of 1,000) | ${envNames.map((e) => (h(e) ? `${fmtRate(h(e).events / (h(e).ms / 1000))} events/s` : missing('drain'))).join(' | ')} |`);
   lines.push(`| browser entry + idb + superstruct + p-retry, minified / gzipped | ${size.minified.toLocaleString('en-US')} B / **${size.gzipped.toLocaleString('en-US')} B (${(size.gzipped / 1024).toFixed(2)} KiB)** | |`);
   lines.push('');
   lines.push('Node\'s heap figures include fake-indexeddb\'s data (it keeps the database in the JS heap), so only');

@@ -2,7 +2,7 @@
  * `validateTrackInput()`: the single gate in front of `track()`. It never throws anything but
  * `EventValidationError`, whatever it is given, and returns a fresh plain copy of the input.
  */
-import { validate, StructError } from 'superstruct';
+import { validate, type StructError } from 'superstruct';
 import type { Struct } from 'superstruct';
 import { EventValidationError } from '../errors.js';
 import type { ValidationFailure } from '../errors.js';
