@@ -9,7 +9,8 @@ export function createDriver(api) {
   globalThis.fetch = async (input, init = {}) => {
     const url = String(input instanceof Request ? input.url : input);
     if (!url.includes('/v1/events/ingest')) return realFetch(input, init);
-    const body = typeof init.body === 'string' ? init.body : '';
+    // httpTransport sends an ingest body as UTF-8 bytes (a Uint8Array).
+    const body = typeof init.body === 'string' ? init.body : init.body instanceof Uint8Array ? new TextDecoder().decode(init.body) : '';
     const ids = body ? (JSON.parse(body).events ?? []).map((e) => e.external_id) : [];
     const entry = { keepalive: init.keepalive === true, bytes: new TextEncoder().encode(body).length, ids, start: Date.now(), end: null, status: null };
     log.fetches.push(entry);
