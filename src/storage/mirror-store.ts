@@ -399,11 +399,19 @@ export async function readMerged(db: BufferDatabase, plan: MergedReadPlan): Prom
           }
         }
       } else {
-        // `sending` events are stored pending (claimed) or, from an earlier version, `sending`.
-        const read = new Set(localStatuses);
-        if (read.has('sending') && claims.length > 0) read.add('pending');
-        for (const status of read) {
+        for (const status of localStatuses) {
           for (const stored of await events.index(BY_STATUS).getAll(statusRange(status))) {
+            const record = shown(stored);
+            if (wanted(record)) entries.push({ kind: 'local', record });
+          }
+        }
+        // `sending` events are stored pending under a claim (or, from an earlier version, `sending`,
+        // read above). Without `pending` in the filter they are read by key: a claim names at most
+        // a batch, and the pending range can be the whole backlog.
+        if (statuses.has('sending') && !statuses.has('pending')) {
+          const claimed = await Promise.all([...held].map((id) => events.get(id)));
+          for (const stored of claimed) {
+            if (stored?.status !== 'pending') continue;
             const record = shown(stored);
             if (wanted(record)) entries.push({ kind: 'local', record });
           }

@@ -203,8 +203,17 @@ describe('flush()', () => {
     await onWire;
     try {
       expect(await buffer.stats()).toMatchObject({ pending: 2, sending: 3, sent: 0 });
+      // Read by key from the claim, not by reading the whole pending range (the backlog).
+      let pendingReads = 0;
+      const spy = countCalls(IDBIndex.prototype, 'getAll', (args) => {
+        const range = args[0] as IDBKeyRange | undefined;
+        if (Array.isArray(range?.lower) && range.lower[0] === 'pending') pendingReads++;
+      });
       const sending = await buffer.query({ status: 'sending' });
+      spy.restore();
+      expect(pendingReads).toBe(0);
       expect(sending.map((e) => [e.externalId, e.status])).toEqual(tracked.slice(0, 3).map((e) => [e.externalId, 'sending']));
+      expect((await buffer.query({ status: 'pending' })).map((e) => e.externalId)).toEqual(tracked.slice(3).map((e) => e.externalId));
       const forOne = await buffer.query({ externalCustomerId: tracked[0]!.externalCustomerId! });
       expect(forOne.find((e) => e.externalId === tracked[0]!.externalId)?.status).toBe('sending');
     } finally {
