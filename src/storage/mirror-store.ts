@@ -1,6 +1,6 @@
 import { storageError, type BufferDatabase } from './db.js';
 import type { Durability } from './queue-store.js';
-import { liveClaims, markWaitingGrew, statusRange } from './queue-store.js';
+import { heldIds, liveClaims, markWaitingGrew, statusRange } from './queue-store.js';
 import {
   BY_CUSTOMER,
   BY_FINGERPRINT,
@@ -136,6 +136,9 @@ export async function applyPage(
     const meta = t.objectStore(META);
     const byFingerprint = events.index(BY_FINGERPRINT);
     const aliases = new Map<string, { keys: Set<string>; changed: boolean }>();
+    // Events on the wire are stored pending under a flush claim: the matcher must see them as
+    // `sending`, which it prefers to a pending twin (the one on the wire is the one the server got).
+    const held = heldIds(await liveClaims(meta, options.now));
 
     for (const item of items) {
       const existing = await mirror.get(item.record.id);
@@ -150,7 +153,9 @@ export async function applyPage(
       }
       if (localExternalId === null) {
         const candidates: EventRecord[] = [];
-        for (const fingerprint of item.record.fingerprints) candidates.push(...(await byFingerprint.getAll(fingerprint)));
+        for (const fingerprint of item.record.fingerprints) {
+          for (const c of await byFingerprint.getAll(fingerprint)) candidates.push(c.status === 'pending' && held.has(c.externalId) ? { ...c, status: 'sending' } : c);
+        }
         const match = options.matcher.choose(candidates);
         if (match) {
           const confirmed = options.matcher.confirm(match, item.record.id, options.now);
@@ -376,9 +381,7 @@ export async function readMerged(db: BufferDatabase, plan: MergedReadPlan): Prom
     const localStatuses = [...statuses].filter((s) => s !== 'confirmed');
     if (localStatuses.length > 0) {
       // Events a live flush claim holds are stored `pending` and shown `sending` (see ClaimLease).
-      const claims = await liveClaims(tx.objectStore(META), plan.now);
-      const held = new Set<string>();
-      for (const claim of claims) for (const id of claim.ids) held.add(id);
+      const held = heldIds(await liveClaims(tx.objectStore(META), plan.now));
       const shown = (r: EventRecord): EventRecord => (r.status === 'pending' && held.has(r.externalId) ? { ...r, status: 'sending' } : r);
       const wanted = (r: EventRecord) =>
         statuses.has(r.status) &&

@@ -158,6 +158,13 @@ export async function liveClaims(meta: MetaStoreLike, now: number): Promise<Clai
   return (await meta.getAll(claimRange())).map((r) => r.value as ClaimLease).filter((c) => c && c.leaseUntil > now && Array.isArray(c.ids));
 }
 
+/** Every event these claims name. */
+export function heldIds(claims: readonly ClaimLease[]): Set<string> {
+  const held = new Set<string>();
+  for (const claim of claims) for (const id of claim.ids) held.add(id);
+  return held;
+}
+
 type StatusIndexLike = { getAllKeys(range: IDBKeyRange): Promise<string[]> };
 
 /** Of the events these live claims name, those still pending (not sent, cleared nor confirmed since): they are `sending`. */
@@ -275,6 +282,12 @@ async function appendChecked(
       const record = found[i];
       if (record) known.set(externalId, record);
     });
+    // An event already stored and on the wire (pending, named by a live claim) is returned as
+    // `sending`, as stats() and query() show it.
+    if ([...known.values()].some((r) => r.status === 'pending')) {
+      const held = heldIds(await liveClaims(tx.objectStore(META), now));
+      for (const [externalId, record] of known) if (record.status === 'pending' && held.has(externalId)) known.set(externalId, { ...record, status: 'sending' });
+    }
     // The token, and the bound its writer left with it (a checked append stores `{ id, bound }`:
     // its waiting count plus every slot reserved then, its own included), so a new connection
     // need not count a long backlog; markWaitingGrew stores a bare token, which forces a count.

@@ -5,7 +5,9 @@ import type { Transport } from '../../src/transport/transport.js';
 import { freshIndexedDB, uniqueDbName } from '../helpers/fresh-db.js';
 import { countCalls } from '../helpers/count-calls.js';
 import { useMockPolar } from '../helpers/mock-server.js';
-import { bufferFactory, input, readRecords } from './support.js';
+import { EVENTS } from '../../src/storage/schema.js';
+import { userEventItem } from '../fixtures/events-list/polar-wire.js';
+import { bufferFactory, input, readRecords, withDb } from './support.js';
 
 const startPolar = useMockPolar();
 const make = bufferFactory();
@@ -221,6 +223,71 @@ describe('flush()', () => {
     }
     expect(await flushing).toMatchObject({ sent: 5, remaining: 0 });
     expect(await buffer.stats()).toMatchObject({ pending: 0, sending: 0, sent: 5 });
+  });
+
+  it('confirms, in a reconcile while a batch is on the wire, the event on the wire rather than an older twin that backs off', async () => {
+    let release!: () => void;
+    const gate = new Promise<void>((resolve) => (release = resolve));
+    let entered!: () => void;
+    const onWire = new Promise<void>((resolve) => (entered = resolve));
+    const transport: Transport = {
+      async ingest(events) {
+        entered();
+        await gate;
+        return { inserted: events.length, duplicates: 0 };
+      },
+    };
+    const factory = freshIndexedDB();
+    const dbName = uniqueDbName();
+    const buffer = make(undefined, { indexedDB: factory, dbName, transport });
+    const ts = new Date(Date.now() - 60_000);
+    const same = { name: 'api.call', externalCustomerId: 'user_42', metadata: { n: 1 }, timestamp: ts };
+    const twin = await buffer.track(same);
+    // The older twin was tried once (its send failed) and backs off for an hour.
+    await withDb(factory, dbName, async (db) => {
+      const r = (await db.get(EVENTS, twin.externalId))!;
+      await db.put(EVENTS, { ...r, attempts: 1, nextAttemptAt: Date.now() + 3_600_000, error: '503' });
+    });
+    const onTheWire = await buffer.track(same);
+    const flushing = buffer.flush();
+    await onWire;
+    try {
+      // The server stored the event on the wire; a reconcile sees it before the answer comes back.
+      await buffer.reconcile([userEventItem({ name: 'api.call', timestamp: ts.toISOString().replace('Z', '000+00:00'), metadata: { n: 1 } })]);
+    } finally {
+      release();
+    }
+    await flushing;
+    const [a, b] = await readRecords(factory, dbName, [twin.externalId, onTheWire.externalId]);
+    // Confirming the twin instead would leave it never sent: lost.
+    expect(b!.status).toBe('confirmed');
+    expect(a!.status).toBe('pending');
+  });
+
+  it('returns an event tracked again under its own externalId while it is on the wire as sending, as query() shows it', async () => {
+    let release!: () => void;
+    const gate = new Promise<void>((resolve) => (release = resolve));
+    let entered!: () => void;
+    const onWire = new Promise<void>((resolve) => (entered = resolve));
+    const transport: Transport = {
+      async ingest(events) {
+        entered();
+        await gate;
+        return { inserted: events.length, duplicates: 0 };
+      },
+    };
+    const buffer = make(undefined, { indexedDB: freshIndexedDB(), transport });
+    await buffer.track(input(1, { externalId: 'order-1' }));
+    const flushing = buffer.flush();
+    await onWire;
+    try {
+      const again = await buffer.track(input(1, { externalId: 'order-1' }));
+      expect(again.status).toBe('sending');
+      expect((await buffer.query({ status: 'sending' })).map((e) => e.externalId)).toEqual(['order-1']);
+    } finally {
+      release();
+    }
+    expect(await flushing).toMatchObject({ sent: 1 });
   });
 
   it('sends events that went back to waiting (refused only for sharing a batch with a 422) before newer ones', async () => {
