@@ -94,6 +94,7 @@ export class Flusher {
         now: o.clock.now(),
         batchSize: o.batchSize,
         maxBatchBytes,
+        ...(maxBatchBytes < o.maxBatchBytes ? { configuredMaxBatchBytes: o.maxBatchBytes } : {}),
         leaseDuration: o.leaseDuration,
         owner: this.#owner,
         durability: o.durability,

@@ -393,6 +393,12 @@ export interface ClaimOptions {
   durability: Durability;
   /** At most this many records are looked at, due or not (bounds the work when many are backing off). */
   scanLimit?: number;
+  /**
+   * The configured maxBatchBytes when `maxBatchBytes` is a smaller limit of this send only (a
+   * keepalive body): an event that fits the configured limit but not this one waits for a normal
+   * flush instead of being dead-lettered as one that can never be sent.
+   */
+  configuredMaxBatchBytes?: number;
   /** The network just came back: events that were backing off only for want of it are due now. */
   networkBack?: boolean;
   /**
@@ -531,6 +537,8 @@ export async function claimBatch(db: BufferDatabase, options: ClaimOptions): Pro
           }
         }
         if (BODY_OVERHEAD_BYTES + record.bytes > maxBatchBytes) {
+          // Too large for this send only (keepalive): it stays pending for a normal flush.
+          if (BODY_OVERHEAD_BYTES + record.bytes <= (options.configuredMaxBatchBytes ?? maxBatchBytes)) continue;
           // It can never fit: set it aside with a reason rather than block the queue forever.
           const dead: EventRecord = {
             ...record,

@@ -14,6 +14,10 @@ describe('the page going away, in real Chromium', () => {
     rig.context = await rig.browser.newContext();
     const page = await openTestPage(rig.context, rig.h);
     await page.evaluate(() => (window as unknown as W).T.open({ autoFlush: true, flushInterval: 0, batchSize: 1000, maxBatchBytes: 1_000_000 }));
+    // One event of ~75 KB, larger than any keepalive body: it must wait for a normal flush, not die.
+    const [big]: string[] = await page.evaluate(() =>
+      (window as unknown as W).T.track(1, 'big', Object.fromEntries(Array.from({ length: 150 }, (_, k) => [`k${k}`, 'x'.repeat(480)]))),
+    );
     // About 160 KB of events: more than one keepalive body can carry.
     const ids: string[] = await page.evaluate(() => (window as unknown as W).T.track(300, 'hidden', { note: 'x'.repeat(450) }));
     await page.evaluate(() => {
@@ -29,9 +33,14 @@ describe('the page going away, in real Chromium', () => {
       expect(f.keepalive).toBe(true);
       expect(f.bytes).toBeLessThanOrEqual(KEEPALIVE_LIMIT);
     }
-    const counts = rig.h.polar.countByExternalId();
+    let counts = rig.h.polar.countByExternalId();
     expect([...counts.keys()].sort()).toEqual([...ids].sort());
     expect(Math.max(...counts.values())).toBe(1);
+    // The big event is still waiting (not a dead letter), and the next normal flush sends it.
+    expect(await page.evaluate(() => (window as unknown as W).T.stats())).toMatchObject({ pending: 1, dead: 0 });
+    expect(await page.evaluate(() => (window as unknown as W).T.flush())).toMatchObject({ sent: 1, deadLettered: 0 });
+    counts = rig.h.polar.countByExternalId();
+    expect(counts.get(big!)).toBe(1);
   });
 
   it('sends on pagehide with keepalive, keeps the events until acknowledged, and a send that never completed stays one event on the server', async () => {

@@ -186,6 +186,26 @@ describe('queue store', () => {
     db.close();
   });
 
+  it('leaves pending an event too large for a keepalive body but not for maxBatchBytes, and dead-letters only one that can never fit', async () => {
+    const db = await openBufferDb(freshIndexedDB(), uniqueDbName());
+    const now = Date.now();
+    // ~75 KB on the wire: over a keepalive body (60,000 B), under the configured 1,000,000 B.
+    const bigMetadata = Object.fromEntries(Array.from({ length: 150 }, (_, k) => [`k${k}`, 'x'.repeat(480)]));
+    const [small1, , small2] = records(3, now);
+    const big = newRecord({ name: 'api.call', externalCustomerId: 'user_42', metadata: bigMetadata }, uuidv7(now), now);
+    await appendGroups(db, [{ records: [small1!, big, small2!] }], { maxQueueSize: 100, durability: 'strict' });
+    expect(big.bytes).toBeGreaterThan(60_000);
+    const keepalive = await claimBatch(db, { ...claimOptions, maxBatchBytes: 60_000, configuredMaxBatchBytes: 1_000_000, now });
+    expect(keepalive.batch.map((r) => r.externalId)).toEqual([small1!.externalId, small2!.externalId]);
+    expect(keepalive.oversized).toEqual([]);
+    expect((await getEvents(db, [big.externalId]))[0]?.status).toBe('pending');
+    // A flush whose own limit is the configured one: the event can never fit, so it is set aside with a reason.
+    const plain = await claimBatch(db, { ...claimOptions, maxBatchBytes: 60_000, owner: 'tab-b', now });
+    expect(plain.oversized.map((r) => r.externalId)).toEqual([big.externalId]);
+    expect((await getEvents(db, [big.externalId]))[0]).toMatchObject({ status: 'dead', error: expect.stringContaining('maxBatchBytes') });
+    db.close();
+  });
+
   it('returns the batch of a crashed flush to waiting after leaseDuration, and a new buffer sends each event once', async () => {
     const server = await startPolar();
     const factory = freshIndexedDB();
