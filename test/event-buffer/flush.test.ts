@@ -7,7 +7,7 @@ import { countCalls } from '../helpers/count-calls.js';
 import { useMockPolar } from '../helpers/mock-server.js';
 import { EVENTS } from '../../src/storage/schema.js';
 import { userEventItem } from '../fixtures/events-list/polar-wire.js';
-import { bufferFactory, input, readRecords, withDb } from './support.js';
+import { bufferFactory, heldTransport, input, readRecords, withDb } from './support.js';
 
 const startPolar = useMockPolar();
 const make = bufferFactory();
@@ -188,17 +188,7 @@ describe('flush()', () => {
   });
 
   it('shows the events of a batch on the wire as `sending` in stats() and query(), and as sent once the server answered', async () => {
-    let release!: () => void;
-    const held = new Promise<void>((resolve) => (release = resolve));
-    let entered!: () => void;
-    const onWire = new Promise<void>((resolve) => (entered = resolve));
-    const transport: Transport = {
-      async ingest(events) {
-        entered();
-        await held;
-        return { inserted: events.length, duplicates: 0 };
-      },
-    };
+    const { transport, onWire, release } = heldTransport();
     const buffer = make(undefined, { indexedDB: freshIndexedDB(), transport, batchSize: 3 });
     const tracked = await buffer.trackMany(Array.from({ length: 5 }, (_, i) => input(i)));
     const flushing = buffer.flush();
@@ -226,17 +216,7 @@ describe('flush()', () => {
   });
 
   it('confirms, in a reconcile while a batch is on the wire, the event on the wire rather than an older twin that backs off', async () => {
-    let release!: () => void;
-    const gate = new Promise<void>((resolve) => (release = resolve));
-    let entered!: () => void;
-    const onWire = new Promise<void>((resolve) => (entered = resolve));
-    const transport: Transport = {
-      async ingest(events) {
-        entered();
-        await gate;
-        return { inserted: events.length, duplicates: 0 };
-      },
-    };
+    const { transport, onWire, release } = heldTransport();
     const factory = freshIndexedDB();
     const dbName = uniqueDbName();
     const buffer = make(undefined, { indexedDB: factory, dbName, transport });
@@ -265,17 +245,7 @@ describe('flush()', () => {
   });
 
   it('returns an event tracked again under its own externalId while it is on the wire as sending, as query() shows it', async () => {
-    let release!: () => void;
-    const gate = new Promise<void>((resolve) => (release = resolve));
-    let entered!: () => void;
-    const onWire = new Promise<void>((resolve) => (entered = resolve));
-    const transport: Transport = {
-      async ingest(events) {
-        entered();
-        await gate;
-        return { inserted: events.length, duplicates: 0 };
-      },
-    };
+    const { transport, onWire, release } = heldTransport();
     const buffer = make(undefined, { indexedDB: freshIndexedDB(), transport });
     await buffer.track(input(1, { externalId: 'order-1' }));
     const flushing = buffer.flush();

@@ -8,6 +8,7 @@ import { getEvents } from '../../src/storage/queue-store.js';
 import type { EventRecord } from '../../src/storage/schema.js';
 import type { MockPolarServer } from '../../src/mock-server/index.js';
 import type { EventBuffer } from '../../src/types.js';
+import type { Transport } from '../../src/transport/transport.js';
 
 /** Polar's real wire format: microseconds and a +00:00 offset. */
 export const WIRE_TIME = '2025-06-02T09:15:27.123456+00:00';
@@ -174,4 +175,23 @@ export function spyTransactions() {
 /** A track() input in the shape users write. */
 export function input(n: number, extra: Record<string, unknown> = {}) {
   return { name: 'api.call', externalCustomerId: 'user_42', metadata: { n, model: 'gpt-4o' }, ...extra };
+}
+
+/**
+ * A transport whose ingest stops on the wire: `onWire` resolves when a batch is sent, and the
+ * server's answer (all inserted) comes back only after `release()`. For what a batch in flight looks like.
+ */
+export function heldTransport(): { transport: Transport; onWire: Promise<void>; release: () => void } {
+  let release!: () => void;
+  const gate = new Promise<void>((resolve) => (release = resolve));
+  let entered!: () => void;
+  const onWire = new Promise<void>((resolve) => (entered = resolve));
+  const transport: Transport = {
+    async ingest(events) {
+      entered();
+      await gate;
+      return { inserted: events.length, duplicates: 0 };
+    },
+  };
+  return { transport, onWire, release };
 }
