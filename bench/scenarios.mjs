@@ -372,6 +372,24 @@ async function backlogRawPerEvent(env, { n }) {
   return { events: n, ms, backlog };
 }
 
+/** The one-transaction limit in the backlog's own database: what the size costs IndexedDB for a big write. */
+async function backlogRawOneTx(env, { n }) {
+  const f = fixtures.backlog;
+  const backlog = f.size + f.added;
+  const db = await request(env.indexedDB.open(f.name));
+  const now = Date.now();
+  const records = Array.from({ length: n }, (_, i) => rawRecord(4_000_000 + f.added + i, now));
+  const t0 = env.now();
+  const tx = db.transaction('events', 'readwrite', { durability: 'strict' });
+  const store = tx.objectStore('events');
+  for (const r of records) store.put(r);
+  await txDone(tx);
+  const ms = env.now() - t0;
+  db.close();
+  f.added += n;
+  return { events: n, ms, backlog };
+}
+
 async function backlogTrackConcurrent(env, { n }) {
   const f = fixtures.backlog;
   const backlog = f.size + f.added;
@@ -536,6 +554,7 @@ export const scenarios = {
   backlogTrackSequential,
   backlogRawPerEvent,
   backlogTrackConcurrent,
+  backlogRawOneTx,
   flush: flushScenario,
   rawFlushIO,
   drainPrepare,
