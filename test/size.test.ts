@@ -12,14 +12,16 @@ import { browserEntrySize } from '../bench/browser-entry-size.mjs';
  * (27,792 B gzipped at commit 797aff3), rounded up to the next 0.5 KiB; raised to 28.5 KiB on purpose
  * when the speed work (queue reservations, the stored bound, throttled change posts: ~0.7 KB)
  * brought it to 28,598 B; raised to 29 KiB when batch leases (one lease record per flushed batch,
- * read as `sending` by stats() and query(): ~0.8 KB) brought it to 29,359 B. It stops the bundle from
+ * read as `sending` by stats() and query(): ~0.8 KB) brought it to 29,359 B; raised to 29.5 KiB when
+ * the fixes of that change's review (the matcher and track() see claimed events as `sending`; a
+ * keepalive flush leaves a large event for a normal one) brought it to 29,730 B. It stops the bundle from
  * growing unnoticed. Issue 6's target is 10 KiB (TARGET_BYTES, printed alongside); it is not met,
  * and issue 6 stays open until it is. Lower BUDGET_BYTES whenever the bundle shrinks.
  *
  * dist/ comes from `npm run build` (which `npm test` runs first); when it is missing (a bare
  * `npx vitest run` on a fresh clone) the same entry is bundled from src/ and the label says so.
  */
-const BUDGET_BYTES = 29 * 1024;
+const BUDGET_BYTES = 29.5 * 1024;
 /** Issue 6's target for the same measure (not enforced here; see above). */
 const TARGET_BYTES = 10 * 1024;
 

@@ -1,6 +1,6 @@
 import { storageError, type BufferDatabase } from './db.js';
 import type { Durability } from './queue-store.js';
-import { heldIds, liveClaims, markWaitingGrew, statusRange } from './queue-store.js';
+import { asShown, heldIds, liveClaims, markWaitingGrew, statusRange } from './queue-store.js';
 import {
   BY_CUSTOMER,
   BY_FINGERPRINT,
@@ -154,7 +154,7 @@ export async function applyPage(
       if (localExternalId === null) {
         const candidates: EventRecord[] = [];
         for (const fingerprint of item.record.fingerprints) {
-          for (const c of await byFingerprint.getAll(fingerprint)) candidates.push(c.status === 'pending' && held.has(c.externalId) ? { ...c, status: 'sending' } : c);
+          for (const c of await byFingerprint.getAll(fingerprint)) candidates.push(asShown(c, held));
         }
         const match = options.matcher.choose(candidates);
         if (match) {
@@ -382,7 +382,6 @@ export async function readMerged(db: BufferDatabase, plan: MergedReadPlan): Prom
     if (localStatuses.length > 0) {
       // Events a live flush claim holds are stored `pending` and shown `sending` (see ClaimLease).
       const held = heldIds(await liveClaims(tx.objectStore(META), plan.now));
-      const shown = (r: EventRecord): EventRecord => (r.status === 'pending' && held.has(r.externalId) ? { ...r, status: 'sending' } : r);
       const wanted = (r: EventRecord) =>
         statuses.has(r.status) &&
         r.status !== 'confirmed' &&
@@ -395,7 +394,7 @@ export async function readMerged(db: BufferDatabase, plan: MergedReadPlan): Prom
           let taken = 0;
           for (const stored of records) {
             if (taken >= limit) break;
-            const record = shown(stored);
+            const record = asShown(stored, held);
             if (!wanted(record)) continue;
             entries.push({ kind: 'local', record });
             taken++;
@@ -404,7 +403,7 @@ export async function readMerged(db: BufferDatabase, plan: MergedReadPlan): Prom
       } else {
         for (const status of localStatuses) {
           for (const stored of await events.index(BY_STATUS).getAll(statusRange(status))) {
-            const record = shown(stored);
+            const record = asShown(stored, held);
             if (wanted(record)) entries.push({ kind: 'local', record });
           }
         }
@@ -415,7 +414,7 @@ export async function readMerged(db: BufferDatabase, plan: MergedReadPlan): Prom
           const claimed = await Promise.all([...held].map((id) => events.get(id)));
           for (const stored of claimed) {
             if (stored?.status !== 'pending') continue;
-            const record = shown(stored);
+            const record = asShown(stored, held);
             if (wanted(record)) entries.push({ kind: 'local', record });
           }
         }

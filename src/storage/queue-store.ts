@@ -155,7 +155,7 @@ type MetaStoreLike = { getAll(range: IDBKeyRange): Promise<{ key: string; value:
 
 /** The claims whose lease still runs at `now` (every holder's). */
 export async function liveClaims(meta: MetaStoreLike, now: number): Promise<ClaimLease[]> {
-  return (await meta.getAll(claimRange())).map((r) => r.value as ClaimLease).filter((c) => c && c.leaseUntil > now && Array.isArray(c.ids));
+  return (await meta.getAll(claimRange())).map((r) => r.value as ClaimLease).filter((c) => isLive(c, now));
 }
 
 /** Every event these claims name. */
@@ -163,6 +163,15 @@ export function heldIds(claims: readonly ClaimLease[]): Set<string> {
   const held = new Set<string>();
   for (const claim of claims) for (const id of claim.ids) held.add(id);
   return held;
+}
+
+/** The record as readers see it: `sending` when it is pending and a live claim holds it. */
+export function asShown(record: EventRecord, held: ReadonlySet<string>): EventRecord {
+  return record.status === 'pending' && held.has(record.externalId) ? { ...record, status: 'sending' } : record;
+}
+
+function isLive(claim: ClaimLease | undefined, now: number): claim is ClaimLease {
+  return !!claim && claim.leaseUntil > now && Array.isArray(claim.ids);
 }
 
 type StatusIndexLike = { getAllKeys(range: IDBKeyRange): Promise<string[]> };
@@ -286,7 +295,7 @@ async function appendChecked(
     // `sending`, as stats() and query() show it.
     if ([...known.values()].some((r) => r.status === 'pending')) {
       const held = heldIds(await liveClaims(tx.objectStore(META), now));
-      for (const [externalId, record] of known) if (record.status === 'pending' && held.has(externalId)) known.set(externalId, { ...record, status: 'sending' });
+      for (const [externalId, record] of known) known.set(externalId, asShown(record, held));
     }
     // The token, and the bound its writer left with it (a checked append stores `{ id, bound }`:
     // its waiting count plus every slot reserved then, its own included), so a new connection
@@ -479,11 +488,12 @@ export async function claimBatch(db: BufferDatabase, options: ClaimOptions): Pro
     const held = new Set<string>();
     for (const { key, value } of await meta.getAll(claimRange())) {
       const claim = value as ClaimLease | undefined;
-      if (claim && claim.leaseUntil > now && Array.isArray(claim.ids)) {
+      if (isLive(claim, now)) {
         for (const id of claim.ids) held.add(id);
       } else {
         void meta.delete(key).catch(() => undefined);
-        if (claim && Array.isArray(claim.ids)) result.reclaimed += claim.ids.length;
+        const ids = (value as { ids?: unknown } | undefined)?.ids;
+        result.reclaimed += Array.isArray(ids) ? ids.length : 0;
       }
     }
 
