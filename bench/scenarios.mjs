@@ -151,14 +151,28 @@ async function rawOneTx(env, { n }) {
   const now = Date.now();
   const records = Array.from({ length: n }, (_, i) => rawRecord(i, now));
   const t0 = env.now();
-  const tx = db.transaction('events', 'readwrite', { durability: 'strict' });
-  const store = tx.objectStore('events');
-  for (const r of records) store.put(r);
-  await txDone(tx);
+  await putAllInOneTx(db, records);
   const ms = env.now() - t0;
   db.close();
   await deleteDb(env, name);
   return { events: n, ms };
+}
+
+/** Every record in ONE strict readwrite transaction. */
+async function putAllInOneTx(db, records) {
+  const tx = db.transaction('events', 'readwrite', { durability: 'strict' });
+  const store = tx.objectStore('events');
+  for (const r of records) store.put(r);
+  await txDone(tx);
+}
+
+/** One readwrite transaction per record, each awaited before the next. */
+async function putEachInItsOwnTx(db, records, durability = 'strict') {
+  for (const r of records) {
+    const tx = db.transaction('events', 'readwrite', { durability });
+    tx.objectStore('events').put(r);
+    await txDone(tx);
+  }
 }
 
 /** One readwrite transaction per event, each awaited before the next (strict, like track()'s default). */
@@ -168,11 +182,7 @@ async function rawPerEvent(env, { n, durability = 'strict' }) {
   const now = Date.now();
   const records = Array.from({ length: n }, (_, i) => rawRecord(i, now));
   const t0 = env.now();
-  for (const r of records) {
-    const tx = db.transaction('events', 'readwrite', { durability });
-    tx.objectStore('events').put(r);
-    await txDone(tx);
-  }
+  await putEachInItsOwnTx(db, records, durability);
   const ms = env.now() - t0;
   db.close();
   await deleteDb(env, name);
@@ -355,35 +365,23 @@ async function backlogTrackSequential(env, { n }) {
  * costs IndexedDB itself, apart from the library.
  */
 async function backlogRawPerEvent(env, { n }) {
-  const f = fixtures.backlog;
-  const backlog = f.size + f.added;
-  const db = await request(env.indexedDB.open(f.name));
-  const now = Date.now();
-  const records = Array.from({ length: n }, (_, i) => rawRecord(3_000_000 + f.added + i, now));
-  const t0 = env.now();
-  for (const r of records) {
-    const tx = db.transaction('events', 'readwrite', { durability: 'strict' });
-    tx.objectStore('events').put(r);
-    await txDone(tx);
-  }
-  const ms = env.now() - t0;
-  db.close();
-  f.added += n;
-  return { events: n, ms, backlog };
+  return rawInBacklog(env, n, 3_000_000, putEachInItsOwnTx);
 }
 
 /** The one-transaction limit in the backlog's own database: what the size costs IndexedDB for a big write. */
 async function backlogRawOneTx(env, { n }) {
+  return rawInBacklog(env, n, 4_000_000, putAllInOneTx);
+}
+
+/** Times `write(db, records)` of `n` raw records (ids from `idBase`) over a second connection to the backlog's database. */
+async function rawInBacklog(env, n, idBase, write) {
   const f = fixtures.backlog;
   const backlog = f.size + f.added;
   const db = await request(env.indexedDB.open(f.name));
   const now = Date.now();
-  const records = Array.from({ length: n }, (_, i) => rawRecord(4_000_000 + f.added + i, now));
+  const records = Array.from({ length: n }, (_, i) => rawRecord(idBase + f.added + i, now));
   const t0 = env.now();
-  const tx = db.transaction('events', 'readwrite', { durability: 'strict' });
-  const store = tx.objectStore('events');
-  for (const r of records) store.put(r);
-  await txDone(tx);
+  await write(db, records);
   const ms = env.now() - t0;
   db.close();
   f.added += n;
