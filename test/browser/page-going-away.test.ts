@@ -36,7 +36,9 @@ describe('the page going away, in real Chromium', () => {
     let counts = rig.h.polar.countByExternalId();
     expect([...counts.keys()].sort()).toEqual([...ids].sort());
     expect(Math.max(...counts.values())).toBe(1);
-    // The big event is still waiting (not a dead letter), and the next normal flush sends it.
+    // Once the hidden page's flush has ended, the big event is still waiting (not a dead letter),
+    // and the next normal flush sends it.
+    await waitFor('the hidden page\'s flush to end', () => page.evaluate(() => (window as unknown as W).T.log.flushes.length > 0));
     expect(await page.evaluate(() => (window as unknown as W).T.stats())).toMatchObject({ pending: 1, dead: 0 });
     expect(await page.evaluate(() => (window as unknown as W).T.flush())).toMatchObject({ sent: 1, deadLettered: 0 });
     counts = rig.h.polar.countByExternalId();
