@@ -145,10 +145,14 @@ function claimKey(owner: string, firstSeq: string): string {
   return `${CLAIM_PREFIX}${owner}:${firstSeq}`;
 }
 
+/** Every `meta` key that starts with `prefix`. */
+function prefixRange(prefix: string): IDBKeyRange {
+  return IDBKeyRange.bound(prefix, `${prefix}\uffff`);
+}
+
 /** Every claim, or one owner's. */
 function claimRange(owner?: string): IDBKeyRange {
-  const prefix = owner === undefined ? CLAIM_PREFIX : `${CLAIM_PREFIX}${owner}:`;
-  return IDBKeyRange.bound(prefix, `${prefix}\uffff`);
+  return prefixRange(owner === undefined ? CLAIM_PREFIX : `${CLAIM_PREFIX}${owner}:`);
 }
 
 type MetaStoreLike = { getAll(range: IDBKeyRange): Promise<{ key: string; value: unknown }[]> };
@@ -282,7 +286,7 @@ async function appendChecked(
     const chosenIds = [...chosen];
     const [tokenRecord, reserved, ...found] = await Promise.all([
       tx.objectStore(META).get(WAITING_TOKEN),
-      tx.objectStore(META).getAll(IDBKeyRange.bound(RESERVE_PREFIX, `${RESERVE_PREFIX}\uffff`)),
+      tx.objectStore(META).getAll(prefixRange(RESERVE_PREFIX)),
       ...chosenIds.map((externalId) => store.get(externalId)),
     ]);
     // Stored records by externalId: those found, then the fresh ones of earlier groups of this transaction.
