@@ -183,6 +183,12 @@ describe('queue store', () => {
     const fourth = await claimBatch(db, { ...claimOptions, batchSize: 6, owner: 'tab-b', now: now + 11 });
     expect(fourth.reclaimed).toBe(2);
     expect(fourth.batch.map((r) => r.externalId)).toEqual([all[0]!.externalId, all[1]!.externalId]);
+    // The expired claim is gone from `meta` (dropped in the same transaction); the live ones stay.
+    const left = await db.getAll(META, IDBKeyRange.bound('claim:', 'claim:\uffff'));
+    expect(left.map((r) => (r.value as { ids: string[] }).ids)).toEqual(
+      expect.arrayContaining([[all[0]!.externalId, all[1]!.externalId], [all[2]!.externalId, all[3]!.externalId], [all[4]!.externalId, all[5]!.externalId]]),
+    );
+    expect(left).toHaveLength(3);
     db.close();
   });
 
