@@ -126,6 +126,11 @@ function noteWaitingShrank(db: BufferDatabase, count: number): void {
  * `leaseUntil`) is `sending` to everyone who reads it (stats, query, other claims). When the lease
  * runs out (its holder died) the events are simply pending again: nothing to undo. Settling removes
  * the settled events from the claim, and the last one removes the claim.
+ *
+ * Every reader that reports or ranks an event by its status must overlay the live claims
+ * (`liveClaims` + `asShown`, or `claimedPending` for counts): countByStatus, readMerged, applyPage's
+ * matcher, earliestUnconfirmed, appendChecked. A reader that forgets treats an event on the wire as
+ * merely waiting (the matcher did, and confirmed the wrong twin).
  */
 export interface ClaimLease {
   owner: string;
