@@ -5,7 +5,7 @@ import { dts } from 'rollup-plugin-dts';
 // Runtime dependencies stay external: users' bundlers dedupe them, and the
 // mock server's node: imports must never be bundled.
 const external = (id) =>
-  id === 'idb' || id === 'superstruct' || id === 'p-retry' || id.startsWith('node:') || /^(idb|superstruct|p-retry)\//.test(id);
+  id === 'idb' || id === 'superstruct' || id === 'p-retry' || id === 'react' || id.startsWith('node:') || /^(idb|superstruct|p-retry|react)\//.test(id);
 
 // superstruct (and idb) ship ESM-only types, so TypeScript in a CommonJS consumer (module node16,
 // skipLibCheck false) refuses a plain import of them from our .d.cts files (TS1479). A types-only
@@ -23,13 +23,17 @@ const cjsTypeImports = {
 
 const entries = {
   index: 'src/index.ts',
+  mirror: 'src/mirror/index.ts',
+  meters: 'src/meters/index.ts',
+  react: 'src/react/index.ts',
   'mock-server': 'src/mock-server/index.ts',
 };
 
 // p-retry is ESM-only: a CommonJS build that require()d it would need Node >= 20.19 (require(esm)).
 // The CommonJS build bundles it (and its one dependency) so `require('polar-event-buffer')` works on
 // every Node >= 20; idb and superstruct ship CommonJS builds of their own and stay external.
-const cjsExternal = (id) => id === 'idb' || id === 'superstruct' || id.startsWith('node:') || /^(idb|superstruct)\//.test(id);
+const cjsExternal = (id) =>
+  id === 'idb' || id === 'superstruct' || id === 'react' || id.startsWith('node:') || /^(idb|superstruct|react)\//.test(id);
 
 const compile = () => typescript({ tsconfig: './tsconfig.json', declaration: false, outDir: 'dist', sourceMap: true });
 
