@@ -1,2 +1,86 @@
-// The polar-event-buffer/react entry (being built: see issues 12 and 14).
-export {};
+// polar-event-buffer/react: hooks over the buffer's stats and a meter's usage and balance.
+// React is an optional peer dependency; nothing here runs at import time.
+import { useMemo, useSyncExternalStore } from 'react';
+import type { BufferStats, EventBuffer } from '../types.js';
+
+/** What a hook returns: the last value, the last failure, and whether a first value is still awaited. */
+export interface LiveState<T> {
+  data: T | undefined;
+  error: Error | undefined;
+  loading: boolean;
+}
+
+/** Starts watching; calls `next` with each value and `fail` with each failure; returns a stop function. */
+type Watch<T> = (next: (value: T) => void, fail: (error: unknown) => void) => () => void;
+
+const LOADING: LiveState<never> = Object.freeze({ data: undefined, error: undefined, loading: true });
+// The server (and hydration) renders the loading state: no IndexedDB is opened outside a browser.
+const loadingState = () => LOADING;
+const asError = (error: unknown) => (error instanceof Error ? error : new Error(String(error)));
+
+/** A useSyncExternalStore store over a watch: the snapshot changes only when a value or error arrives. */
+function liveStore<T>(watch: Watch<T> | undefined) {
+  let state: LiveState<T> = LOADING;
+  return {
+    subscribe(onChange: () => void): () => void {
+      if (!watch) return () => {};
+      const set = (next: LiveState<T>) => {
+        state = next;
+        onChange();
+      };
+      const fail = (error: unknown) => set({ data: state.data, error: asError(error), loading: false });
+      try {
+        return watch((data) => set({ data, error: undefined, loading: false }), fail);
+      } catch (error) {
+        // A watch that refuses its arguments (a malformed meter) becomes the hook's error, not a crash.
+        fail(error);
+        return () => {};
+      }
+    },
+    get: () => state,
+  };
+}
+
+function useLive<T>(watch: Watch<T> | undefined, deps: unknown[]): LiveState<T> {
+  // eslint-disable-next-line react-hooks/exhaustive-deps -- deps stand for what `watch` closes over
+  const store = useMemo(() => liveStore(watch), deps);
+  return useSyncExternalStore(store.subscribe, store.get, loadingState);
+}
+
+/**
+ * The buffer's stats, read again on each of its "change" events (this tab, other tabs, workers).
+ * `buffer` may be null or undefined (on the server, where there is no IndexedDB): the state stays loading.
+ */
+export function useBufferStats(buffer: Pick<EventBuffer<any>, 'stats' | 'on'> | null | undefined): LiveState<BufferStats> {
+  return useLive<BufferStats>(buffer ? (next, fail) => watchStats(buffer, next, fail) : undefined, [buffer]);
+}
+
+function watchStats(buffer: Pick<EventBuffer<any>, 'stats' | 'on'>, next: (stats: BufferStats) => void, fail: (error: unknown) => void) {
+  let stopped = false;
+  let reading = false;
+  let again = false;
+  // One read at a time; changes during a read cause one more read, not one per change.
+  const read = async () => {
+    if (reading) {
+      again = true;
+      return;
+    }
+    reading = true;
+    do {
+      again = false;
+      try {
+        const stats = await buffer.stats();
+        if (!stopped) next(stats);
+      } catch (error) {
+        if (!stopped) fail(error);
+      }
+    } while (again && !stopped);
+    reading = false;
+  };
+  const off = buffer.on('change', () => void read());
+  void read();
+  return () => {
+    stopped = true;
+    off();
+  };
+}
