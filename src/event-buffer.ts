@@ -16,24 +16,19 @@ import {
   countByStatus,
   listByStatus,
   purgeDead,
+  readMeta,
   reviveDead,
   type AppendOutcome,
 } from './storage/queue-store.js';
 import type { EventRecord } from './storage/schema.js';
 import { BODY_OVERHEAD_BYTES, customerKeyOf, newRecord, toLocalEvent, toWire } from './storage/serialize.js';
-import { customerKeysFor, relieveQuota } from './storage/mirror-store.js';
-import { queryMerged } from './reconcile/query.js';
-import { Reconciler } from './reconcile/reconciler.js';
+import { register, type Reader } from './seam.js';
 import type {
   BufferedEvent,
   BufferEvents,
   BufferStats,
   ChangeEvent,
   EventBuffer,
-  LocalEvent,
-  QueryFilter,
-  ReconcileOptions,
-  ReconcileReport,
   TrackInputFor,
 } from './types.js';
 import { validateTrackInput } from './validation/validate.js';
@@ -72,7 +67,8 @@ class PolarEventBuffer<Schemas extends Record<string, Struct<any, any>>> impleme
   readonly #emitter = new Emitter<BufferEvents>();
   readonly #flusher: Flusher;
   readonly #scheduler: Scheduler;
-  readonly #reconciler: Reconciler;
+  /** Open mirrors (`./mirror`), closed before the database. */
+  readonly #readers = new Set<Reader>();
   readonly #channel: ChangeChannel;
   readonly #serverClock = new ServerClock();
   /** What this page tracked and no flush has reported sent: the `pagehide` last-chance send. */
@@ -102,11 +98,22 @@ class PolarEventBuffer<Schemas extends Record<string, Struct<any, any>>> impleme
       onError: (error) => this.#emitter.emit('error', error as PolarEventBufferError),
       onSettled: () => this.#changed('flush'),
     });
-    this.#reconciler = new Reconciler({
-      options,
+    const buffer = this;
+    register(this, {
       connection: this.#connection,
-      signal: this.#closing.signal,
-      emitError: (error) => this.#emitter.emit('error', error),
+      transport: options.transport,
+      retry: options.retry,
+      clock: options.clock,
+      durability: options.durability,
+      get closed() {
+        return buffer.#closed;
+      },
+      changed: (reason) => this.#changed(reason),
+      onChange: (listener) => this.#emitter.on('change', listener),
+      attach: (reader) => {
+        this.#readers.add(reader);
+        return () => void this.#readers.delete(reader);
+      },
     });
     this.#scheduler = new Scheduler(options, {
       flush: (reason) => this.#autoFlush(reason),
@@ -222,8 +229,10 @@ class PolarEventBuffer<Schemas extends Record<string, Struct<any, any>>> impleme
     }
   }
 
+  /** Only an open mirror can free space: what it holds the server can give back. */
   async #relieveQuota(): Promise<number> {
-    const freed = await relieveQuota(await this.#connection.get(), { now: this.#options.clock.now(), durability: this.#options.durability });
+    let freed = 0;
+    for (const reader of this.#readers) freed += await reader.relieve();
     if (freed > 0) {
       this.#emitter.emit(
         'error',
@@ -301,21 +310,6 @@ class PolarEventBuffer<Schemas extends Record<string, Struct<any, any>>> impleme
     return run;
   }
 
-  // ----- reconcile & query -----------------------------------------------------------------
-
-  async reconcile(arg?: ReconcileOptions | unknown[]): Promise<ReconcileReport> {
-    this.#assertOpen('reconcile');
-    const report = await this.#reconciler.reconcile(arg);
-    this.#emitter.emit('reconcile', report);
-    if (report.matched + report.added + report.updated + report.resent > 0) this.#changed('reconcile');
-    return report;
-  }
-
-  async query(filter: QueryFilter = {}): Promise<LocalEvent[]> {
-    this.#assertOpen('query');
-    return queryMerged(await this.#connection.get(), filter, this.#options.clock.now());
-  }
-
   // ----- inspection and dead letters -------------------------------------------------------
 
   async stats(): Promise<BufferStats> {
@@ -371,7 +365,9 @@ class PolarEventBuffer<Schemas extends Record<string, Struct<any, any>>> impleme
         ...(ref.externalCustomerId !== undefined ? [customerKeyOf({ externalCustomerId: ref.externalCustomerId })] : []),
         ...(ref.customerId !== undefined ? [customerKeyOf({ customerId: ref.customerId })] : []),
       ];
-      keys = [...new Set((await Promise.all(given.map((key) => customerKeysFor(db, key)))).flat())];
+      // `alias:<key>`: the other keys a reconcile saw for that customer.
+      const aliases = await Promise.all(given.map(async (key) => [key, ...((await readMeta<string[]>(db, `alias:${key}`)) ?? [])]));
+      keys = [...new Set(aliases.flat())];
     }
     await clearCustomer(db, keys, this.#options.durability);
     this.#exit.forgetAll();
@@ -379,8 +375,8 @@ class PolarEventBuffer<Schemas extends Record<string, Struct<any, any>>> impleme
   }
 
   on<K extends keyof BufferEvents>(eventName: K, handler: (payload: BufferEvents[K]) => void): () => void {
-    if (!['flush', 'deadletter', 'reconcile', 'error', 'change'].includes(eventName)) {
-      throw new TypeError(`Unknown event "${String(eventName)}": expected flush, deadletter, reconcile, error or change.`);
+    if (!['flush', 'deadletter', 'error', 'change'].includes(eventName)) {
+      throw new TypeError(`Unknown event "${String(eventName)}": expected flush, deadletter, error or change.`);
     }
     if (typeof handler !== 'function') throw new TypeError('Expected the handler to be a function.');
     return this.#emitter.on(eventName, handler);
@@ -395,7 +391,7 @@ class PolarEventBuffer<Schemas extends Record<string, Struct<any, any>>> impleme
     this.#closing.abort(new ClosedError('flush'));
     await this.#writing;
     await this.#flushing?.catch(() => undefined);
-    await this.#reconciler.idle();
+    for (const reader of [...this.#readers]) await reader.close();
     await this.#connection.close();
     this.#emitter.clear();
   }

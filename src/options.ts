@@ -31,18 +31,6 @@ export interface RetryOptions {
 }
 
 /**
- * How much reconcile keeps (see `retention`).
- * @example
- * retention: { maxAge: 30 * 24 * 60 * 60 * 1000, maxEvents: 10_000 }
- */
-export interface RetentionOptions {
-  /** Oldest event kept, as an age in ms before now (by event timestamp); Infinity keeps every age. @default 7776000000 (90 days) */
-  maxAge?: number;
-  /** Most mirrored events kept (the newest); Infinity keeps every one. @default 50000 */
-  maxEvents?: number;
-}
-
-/**
  * Timers and the clock, injectable for tests (defaults: the global ones).
  * @example
  * // A manual clock for a test that drives time itself:
@@ -67,7 +55,7 @@ export interface Clock {
  * });
  */
 export interface EventBufferOptions<Schemas extends Record<string, Struct<any, any>> = Record<string, Struct<any, any>>> {
-  /** Required: where events go. `httpTransport(...)` or any object with `ingest()` (and `list()` for reconcile). */
+  /** Required: where events go. `httpTransport(...)` or any object with `ingest()` (and `list()` for a mirror's reconcile). */
   transport: Transport;
   /** The IndexedDB factory. @default globalThis.indexedDB */
   indexedDB?: IDBFactory;
@@ -109,16 +97,6 @@ export interface EventBufferOptions<Schemas extends Record<string, Struct<any, a
    * @example defaults: { externalCustomerId: session.userId }
    */
   defaults?: { externalCustomerId?: string; customerId?: string; organizationId?: string };
-  /** Milliseconds after a successful send within which reconcile should confirm an event before it is resent. @default 600000 */
-  confirmGracePeriod?: number;
-  /**
-   * Bounds on what reconcile keeps: mirrored server events (and the confirmed local events they
-   * matched) older than `maxAge` ms (by event timestamp), or beyond the newest `maxEvents`, are
-   * pruned oldest first at the end of each reconcile. Waiting, sent and dead events are never pruned.
-   * @default { maxAge: 7776000000 (90 days), maxEvents: 50000 }
-   * @example retention: { maxAge: 30 * 24 * 60 * 60 * 1000, maxEvents: 10_000 }
-   */
-  retention?: RetentionOptions;
   /** Clock and timers. @default the global Date.now, setTimeout and clearTimeout */
   clock?: Clock;
 }
@@ -137,8 +115,6 @@ export interface ResolvedOptions {
   durability: Durability;
   schemas: Record<string, Struct<any, any>>;
   defaults: { externalCustomerId?: string; customerId?: string; organizationId?: string };
-  confirmGracePeriod: number;
-  retention: Required<RetentionOptions>;
   clock: Clock;
 }
 
@@ -157,13 +133,7 @@ const OPTION_KEYS: Record<keyof EventBufferOptions, true> = {
   durability: true,
   schemas: true,
   defaults: true,
-  confirmGracePeriod: true,
-  retention: true,
   clock: true,
-};
-const RETENTION_KEYS: Record<keyof RetentionOptions, true> = {
-  maxAge: true,
-  maxEvents: true,
 };
 const RETRY_KEYS: Record<keyof RetryOptions, true> = {
   retries: true,
@@ -183,6 +153,8 @@ const RENAMED: Record<string, string> = {
   name: 'dbName',
   fetch: 'transport (httpTransport({ baseUrl, fetch }))',
   baseUrl: 'transport (httpTransport({ baseUrl }))',
+  retention: "createMirror(buffer, { retention }) from 'polar-event-buffer/mirror'",
+  confirmGracePeriod: "createMirror(buffer, { confirmGracePeriod }) from 'polar-event-buffer/mirror'",
 };
 
 function describeValue(value: unknown): string {
@@ -301,20 +273,6 @@ export function resolveOptions(options: EventBufferOptions<any>): ResolvedOption
   if (defaults.externalCustomerId !== undefined && defaults.customerId !== undefined) {
     throw new TypeError('Expected only one of `defaults.externalCustomerId` and `defaults.customerId`: Polar takes one customer reference per event.');
   }
-  const retentionIn = options.retention ?? {};
-  if (typeof retentionIn !== 'object' || retentionIn === null || Array.isArray(retentionIn)) {
-    throw new TypeError('Expected `retention` to be an object { maxAge?, maxEvents? }.');
-  }
-  for (const key of Object.keys(retentionIn)) {
-    if (!(key in RETENTION_KEYS)) throw new TypeError(`Unknown option \`retention.${key}\`. Known: ${Object.keys(RETENTION_KEYS).join(', ')}.`);
-  }
-  const retention: Required<RetentionOptions> = {
-    maxAge: duration('retention.maxAge', retentionIn.maxAge, 1, 7_776_000_000, true),
-    maxEvents:
-      retentionIn.maxEvents === Infinity
-        ? Infinity
-        : integer('retention.maxEvents', retentionIn.maxEvents, 1, Number.MAX_SAFE_INTEGER, 50_000),
-  };
   const clock = options.clock ?? defaultClock();
   if (
     typeof clock !== 'object' ||
@@ -339,8 +297,6 @@ export function resolveOptions(options: EventBufferOptions<any>): ResolvedOption
     durability,
     schemas,
     defaults,
-    confirmGracePeriod: duration('confirmGracePeriod', options.confirmGracePeriod, 0, 600_000),
-    retention,
     clock,
   };
   return resolved;
