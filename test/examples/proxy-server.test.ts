@@ -303,6 +303,24 @@ describe('examples/proxy-server', () => {
       ]);
     });
 
+    test('when Polar cannot answer a parent check, the browser gets its status and Retry-After, and nothing is sent', async () => {
+      const { polar, proxyUrl, post } = await setup();
+      await post(ALICE_SESSION, [{ name: 'request' }]);
+      polar.addFaults({ match: 'any', status: 503, retryAfter: 3 });
+
+      const response = await fetch(`${proxyUrl}/v1/events/ingest`, {
+        method: 'POST',
+        headers: { Authorization: `Bearer ${ALICE_SESSION}`, 'Content-Type': 'application/json' },
+        body: JSON.stringify({ events: [{ name: 'step', parent_id: polar.events[0]!.id }] }),
+      });
+
+      expect([response.status, response.headers.get('retry-after')]).toEqual([503, '3']);
+      expect(polar.requests.map((r) => [r.kind, r.status])).toEqual([
+        ['ingest', 200],
+        ['get', 503],
+      ]);
+    });
+
     test('a child of an event sent in an earlier flush attaches by the buffer\'s own id (a UUID Polar does not know)', async () => {
       const { polar, browserBuffer } = await setup();
       const buffer = browserBuffer(ALICE_SESSION);
