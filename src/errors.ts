@@ -15,7 +15,8 @@ export type ErrorCode =
   | 'transport'
   | 'storage'
   | 'closed'
-  | 'no-indexeddb';
+  | 'no-indexeddb'
+  | 'meter-definition';
 
 /**
  * One problem found in a tracked input.
@@ -216,6 +217,21 @@ export class NoIndexedDBError extends PolarEventBufferError {
   }
 }
 
+/**
+ * A meter definition that Polar's server would refuse or could not evaluate; nothing was computed.
+ * @example
+ * if (error instanceof MeterDefinitionError) console.warn(error.path); // "filter.clauses.1.operator"
+ */
+export class MeterDefinitionError extends PolarEventBufferError {
+  /** Where in the meter the problem is, dot-separated (`filter.clauses.1.operator`). */
+  readonly path: string;
+  constructor(path: string, problem: string) {
+    super('meter-definition', `Meter refused at ${path || '(meter)'}: ${problem}`);
+    this.name = 'MeterDefinitionError';
+    this.path = path;
+  }
+}
+
 const NAMES = new Set([
   'PolarEventBufferError',
   'EventValidationError',
@@ -225,6 +241,7 @@ const NAMES = new Set([
   'StorageError',
   'ClosedError',
   'NoIndexedDBError',
+  'MeterDefinitionError',
 ]);
 
 /**
