@@ -36,6 +36,11 @@ export interface WireCustomer {
   organization_id: string;
   deleted_at: string | null;
   avatar_url: string | null;
+  /** Newer fields (the SDK's `Customer` union needs `type` and `billing_name`). */
+  type?: 'individual' | 'team';
+  billing_name?: string | null;
+  locale?: string | null;
+  default_payment_method_id?: string | null;
   [extra: string]: unknown;
 }
 
@@ -190,7 +195,12 @@ export class EventStore {
       organization_id: this.organizationId,
       deleted_at: null,
       avatar_url: null,
+      type: 'individual',
+      locale: null,
+      default_payment_method_id: null,
       ...input,
+      // Polar: "falls back to the customer name when not explicitly set".
+      billing_name: input.billing_name ?? input.name ?? null,
       id: id.toLowerCase(),
     };
     this.customersById.set(customer.id, customer);
