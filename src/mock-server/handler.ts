@@ -86,6 +86,8 @@ export interface MockRuntime {
   /** Milliseconds before an ingested event shows in lists (Polar lists from an asynchronous copy). */
   listingLag: number;
   rateLimit: RateLimit | undefined;
+  /** `'rejected'`: 422 for an unknown parent_id (servers before April 2026); `'hidden'`: stored, unlisted until the parent arrives. */
+  orphans: 'rejected' | 'hidden';
   /** Per-token fixed windows: start (real ms) and requests counted. */
   rateWindows: Map<string, { start: number; count: number }>;
   token: string | undefined;
@@ -332,7 +334,7 @@ function ingest(rt: MockRuntime, parsed: unknown, record: RecordedRequest): Answ
     else errors.push(...c.errors);
   }
   const batch = (parsed as { events: unknown[] }).events;
-  errors.push(...rt.store.checkParents(batch, valid));
+  if (rt.orphans === 'rejected') errors.push(...rt.store.checkParents(batch, valid));
   if (errors.length > 0) return { status: 422, body: { detail: sortErrors(errors) } };
   const outcome = rt.store.commit(valid, nowMicros, rt.listingLag > 0 ? Date.now() + rt.listingLag : 0);
   if (outcome.kind === 'server-error') return detail(500, 'Internal Server Error');

@@ -221,3 +221,41 @@ describe('listing lag', () => {
     expect((await list(s)).items.map((e: any) => e.name).sort()).toEqual(['child', 'other', 'parent']);
   });
 });
+
+describe('orphan children', () => {
+  it("rejects an unknown parent_id by default, as Polar did before April 2026", async () => {
+    const s = await start();
+    const r = await ingest(s, [{ name: 'child', external_customer_id: 'u', parent_id: 'nope' }]);
+    expect(r.status).toBe(422);
+    expect(r.body.detail).toEqual([
+      { type: 'parent_not_found', loc: ['body', 'events', 0, 'parent_id'], msg: 'Parent event not found.', input: 'nope' },
+    ]);
+  });
+
+  it("with orphans: 'hidden' (the newest server) stores the child, hides it until its parent arrives, then links it", async () => {
+    const s = await start({ orphans: 'hidden' });
+    const r = await ingest(s, [{ name: 'child', external_customer_id: 'u', external_id: 'c', parent_id: 'p' }]);
+    expect(r.body).toEqual({ inserted: 1, duplicates: 0 });
+    expect((await list(s)).items).toEqual([]);
+    await ingest(s, [
+      { name: 'grandchild', external_customer_id: 'u', parent_id: 'c' },
+      { name: 'parent', external_customer_id: 'u', external_id: 'p' },
+    ]);
+    const items = (await list(s)).items;
+    const byName = Object.fromEntries(items.map((e: any) => [e.name, e]));
+    expect(Object.keys(byName).sort()).toEqual(['child', 'grandchild', 'parent']);
+    expect(byName.child.parent_id).toBe(byName.parent.id);
+    expect(byName.grandchild.parent_id).toBe(byName.child.id);
+    expect(byName.parent.child_count).toBe(1);
+  });
+
+  it("with orphans: 'hidden' links a child to a parent sent later by its Polar id", async () => {
+    const s = await start({ orphans: 'hidden' });
+    const [seeded] = s.addEvents([{ name: 'unrelated', external_customer_id: 'u' }]);
+    const futureId = '3c4d5e6f-7a8b-4c9d-8e0f-1a2b3c4d5e6f';
+    await ingest(s, [{ name: 'child', external_customer_id: 'u', parent_id: futureId }]);
+    expect((await list(s)).items.map((e: any) => e.id)).toEqual([seeded!.id]);
+    s.addEvents([{ id: futureId, name: 'parent', external_customer_id: 'u' }]);
+    expect((await list(s)).items.find((e: any) => e.name === 'child').parent_id).toBe(futureId);
+  });
+});
