@@ -421,6 +421,10 @@ function list(rt: MockRuntime, query: Record<string, string | string[]>): Answer
 
 function route(rt: MockRuntime, req: IncomingMessage, path: string, record: RecordedRequest, raw: string, tooLarge: boolean): Answer {
   const method = req.method ?? 'GET';
+  if (req.headers['content-length'] === undefined && ['POST', 'PUT', 'PATCH'].includes(method)) {
+    // Polar's MaxBodySizeMiddleware refuses a chunked body it cannot size up front.
+    return { status: 411, body: { error: 'LengthRequired', detail: 'A Content-Length header is required.' } };
+  }
   if (tooLarge) {
     // Polar's MaxBodySizeMiddleware answers before routing, in its own error shape.
     return {

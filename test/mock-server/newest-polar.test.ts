@@ -170,6 +170,23 @@ describe('body and rate limits', () => {
     expect(s.events).toHaveLength(1);
   });
 
+  it('answers 411 to a chunked POST without Content-Length, as Polar does', async () => {
+    const s = await start();
+    const { request } = await import('node:http');
+    const status = await new Promise<number>((resolve, reject) => {
+      const req = request(`${s.url}/v1/events/ingest`, { method: 'POST', headers: { 'content-type': 'application/json' } }, (res) => {
+        res.resume();
+        resolve(res.statusCode ?? 0);
+      });
+      req.on('error', reject);
+      req.write(JSON.stringify({ events: [{ name: 'x', external_customer_id: 'u' }] }));
+      req.end();
+    });
+    expect(status).toBe(411);
+    expect(s.requests[0]!.status).toBe(411);
+    expect(s.events).toHaveLength(0);
+  });
+
   it('answers 429 with Retry-After and an empty body past the budget of a token, counting each token apart', async () => {
     const s = await start({ rateLimit: { requests: 3, window: 60_000 } });
     const get = (token: string) => fetch(`${s.url}/v1/events/`, { headers: { authorization: `Bearer ${token}` } });
