@@ -139,9 +139,10 @@ function bearer(req: IncomingMessage): string | undefined {
  * Polar's rate limiter (asgi-ratelimit, fixed windows keyed by token) answers 429 with an empty
  * body and `Retry-After` in seconds; it runs after the body-size check and before authentication.
  */
-function rateLimited(rt: MockRuntime, req: IncomingMessage): Answer | undefined {
+function rateLimited(rt: MockRuntime, req: IncomingMessage, path: string): Answer | undefined {
   const limit = rt.rateLimit;
-  if (!limit) return undefined;
+  // Polar's catch-all rule covers `^/v1`.
+  if (!limit || !path.startsWith('/v1')) return undefined;
   const key = bearer(req) ?? 'anonymous';
   const now = Date.now();
   let w = rt.rateWindows.get(key);
@@ -432,7 +433,7 @@ function route(rt: MockRuntime, req: IncomingMessage, path: string, record: Reco
       body: { error: 'RequestBodyTooLarge', detail: `Request body exceeded the maximum allowed size of ${rt.maxBodyBytes} bytes.` },
     };
   }
-  const limited = rateLimited(rt, req);
+  const limited = rateLimited(rt, req, path);
   if (limited) return limited;
   const allowed = allowedMethods(path);
   if (allowed === null) return detail(404, 'Not Found');

@@ -205,6 +205,8 @@ describe('body and rate limits', () => {
     const s = await start({ rateLimit: { requests: 1, window: 200 } });
     expect((await fetch(`${s.url}/v1/events/`)).status).toBe(200);
     expect((await fetch(`${s.url}/v1/events/`)).status).toBe(429);
+    // Polar's catch-all rule covers /v1 paths only.
+    expect((await fetch(`${s.url}/healthz`)).status).toBe(404);
     await sleep(250);
     expect((await fetch(`${s.url}/v1/events/`)).status).toBe(200);
 
