@@ -21,7 +21,11 @@ export interface MeterBalance {
   localUnsent: number;
 }
 
-/** Which customer's local events lower the balance (the one the portal's session token belongs to). */
+/**
+ * Which customer's local events lower the balance (the one the portal's session token belongs to).
+ * @example
+ * { externalCustomerId: 'user_42' }
+ */
 export interface BalanceCustomer {
   externalCustomerId?: string;
   customerId?: string;

@@ -20,6 +20,11 @@ export interface MeterEvent {
   metadata: Readonly<Record<string, unknown>>;
 }
 
+/**
+ * Polar's aggregation functions (`aggregation.func`).
+ * @example
+ * const func: AggregationFunction = compileMeter(meter).func; // 'sum'
+ */
 export type AggregationFunction = 'count' | 'sum' | 'max' | 'min' | 'avg' | 'unique';
 
 /**

@@ -6,10 +6,15 @@ import type { CustomerMeter, CustomerPortal } from './portal.js';
 import { forEachLocal, readAll, usageFilter, usageOf, type MeterUsage, type Parts, type UsageOptions } from './usage.js';
 
 /**
- * Where a watch reports a failed read (storage, or the portal while offline); it goes on and reads
- * again at the next change. @default `reportError` where the platform has it
+ * Options of the watches besides the customer and time range.
+ * @example
+ * { externalCustomerId: 'user_42', onError: (error) => console.warn('usage not updated', error) }
  */
 export interface WatchOptions {
+  /**
+   * Hears a failed read (storage, or the portal while offline); the watch goes on and reads again
+   * at the next change. @default the platform's `reportError` where there is one
+   */
   onError?: (error: unknown) => void;
 }
 
