@@ -123,11 +123,14 @@ try {
     indexedDB: new IDBFactory(),
     autoFlush: false,
   });
+  // The mirror entry recognises a buffer of the main entry: they share dist's chunks.
+  const mirror = mirrorPkg.createMirror(buffer);
   await buffer.track({ name: 'smoke', externalCustomerId: 'user_1', metadata: { n: 1 } });
   const report = await buffer.flush();
+  const merged = (await mirror.query()).length;
   await buffer.close();
-  const names = ['createEventBuffer', 'httpTransport', 'isPolarEventBufferError', 'EventValidationError', 'UserEventStruct'];
-  console.log(JSON.stringify({ exports: names.filter((n) => pkg[n] !== undefined), sent: report.sent, stored: polar.events.length }));
+  const names = ['createEventBuffer', 'httpTransport', 'isPolarEventBufferError', 'EventValidationError', 'TrackInputStruct'];
+  console.log(JSON.stringify({ exports: names.filter((n) => pkg[n] !== undefined), sent: report.sent, stored: polar.events.length, merged }));
 } finally {
   await polar.close();
 }`;
@@ -144,13 +147,15 @@ const { IDBFactory } = require(${JSON.stringify(join(fake, 'build', 'cjs', 'inde
       file,
       program(`${esmFake}
 import * as pkg from 'polar-event-buffer';
+import * as mirrorPkg from 'polar-event-buffer/mirror';
 import * as mock from 'polar-event-buffer/mock-server';`),
     );
     const out = JSON.parse(await sh(process.execPath, [file], join(scratch, 'app')));
     expect(out).toEqual({
-      exports: ['createEventBuffer', 'httpTransport', 'isPolarEventBufferError', 'EventValidationError', 'UserEventStruct'],
+      exports: ['createEventBuffer', 'httpTransport', 'isPolarEventBufferError', 'EventValidationError', 'TrackInputStruct'],
       sent: 1,
       stored: 1,
+      merged: 1,
     });
   });
 
@@ -160,15 +165,17 @@ import * as mock from 'polar-event-buffer/mock-server';`),
       file,
       `${cjsFake}
 const pkg = require('polar-event-buffer');
+const mirrorPkg = require('polar-event-buffer/mirror');
 const mock = require('polar-event-buffer/mock-server');
 (async () => {${program('')}
 })().catch((error) => { console.error(error); process.exit(1); });`,
     );
     const out = JSON.parse(await sh(process.execPath, [file], join(scratch, 'app')));
     expect(out).toEqual({
-      exports: ['createEventBuffer', 'httpTransport', 'isPolarEventBufferError', 'EventValidationError', 'UserEventStruct'],
+      exports: ['createEventBuffer', 'httpTransport', 'isPolarEventBufferError', 'EventValidationError', 'TrackInputStruct'],
       sent: 1,
       stored: 1,
+      merged: 1,
     });
   });
 
