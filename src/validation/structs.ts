@@ -296,7 +296,3 @@ export function createTrackInputStruct(metadataSchema?: Struct<any, any>): Struc
  * is({ name: 'api_call', externalCustomerId: 'u1', metadata: { tokens: 1 } }, TrackInputStruct); // true
  */
 export const TrackInputStruct = createTrackInputStruct();
-
-// Moved to the read path; re-exported until every importer imports them from there.
-export { UserEventStruct, CustomerStruct, SystemEventStruct, isSystemEvent, isValidDate, parseIsoTimestamp } from '../mirror/structs.js';
-export type { UserEvent, Customer, SystemEvent, BillingAddress } from '../mirror/structs.js';
