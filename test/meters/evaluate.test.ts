@@ -45,6 +45,7 @@ const clauseRows: Row[] = [
   ['a string value never matches a boolean', 'cached', 'eq', 'true', event({ cached: true }), false],
   ['a missing key never matches, not even ne', 'tokens', 'ne', 5, event({}), false],
   ['a missing key never matches not_like', 'tokens', 'not_like', 'x', event({}), false],
+  ['a null value is missing (Polar returns _llm.prompt as null)', '_llm.prompt', 'ne', 'x', event({ _llm: { prompt: null } }), false],
   ['an object value never matches a comparison', '_llm', 'eq', 'x', event({ _llm: { vendor: 'x' } }), false],
   ['like is a substring match', 'model', 'like', 'pt-4', event({ model: 'gpt-4o' }), true],
   ['like is case-sensitive', 'model', 'like', 'GPT', event({ model: 'gpt-4o' }), false],
