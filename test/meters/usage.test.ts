@@ -7,6 +7,7 @@ import type { MeterUsage } from '../../src/meters/usage.js';
 import { createMirror } from '../../src/mirror/mirror.js';
 import type { EventBufferOptions } from '../../src/options.js';
 import { httpTransport } from '../../src/transport/http.js';
+import { heldTransport } from '../event-buffer/support.js';
 import { autoClose, freshIndexedDB, uniqueDbName } from '../helpers/fresh-db.js';
 import { useRig } from '../mirror/support.js';
 
@@ -75,6 +76,37 @@ describe('meterUsage over a buffer and its mirror', () => {
     expect(usage.value).toBe(usage.server + usage.local);
   });
 
+  it('counts an event on the wire (sending) once, as local', async () => {
+    const held = heldTransport();
+    const buffer = createEventBuffer({ transport: held.transport, indexedDB: freshIndexedDB(), autoFlush: false } as EventBufferOptions);
+    close(buffer);
+    const mirror = createMirror(buffer);
+    await buffer.trackMany([llm(10), llm(20)]);
+    const flushing = buffer.flush();
+    await held.onWire;
+    expect(await buffer.stats()).toMatchObject({ sending: 2, pending: 0 });
+    expect(await meterUsage(mirror, TOKENS, USER)).toEqual({ value: 30, server: 0, local: 30, exact: false });
+    held.release();
+    await flushing;
+    expect(await meterUsage(mirror, TOKENS, USER)).toEqual({ value: 30, server: 0, local: 30, exact: false });
+  });
+
+  it("reads only the customer's time range of the mirror, through its customer index", async () => {
+    const { polar, mirror } = await rig();
+    const t = Date.now() - 86_400_000;
+    polar.addEvents(
+      Array.from({ length: 30 }, (_, i) => ({ name: 'llm', external_customer_id: i % 3 === 0 ? 'user_42' : 'user_7', timestamp: t + i * 1000, metadata: { tokens: 1 } })),
+    );
+    await mirror.reconcile();
+    const reads = spyIndexReads();
+    expect((await meterUsage(mirror, COUNT, { ...USER, since: new Date(t + 15_000) })).value).toBe(5);
+    const mirrorReads = reads.filter((r) => r.store === 'mirror');
+    // One range per key the customer is known by (its external id and Polar's id).
+    expect(new Set(mirrorReads.map((r) => r.index))).toEqual(new Set(['byCustomer']));
+    expect(mirrorReads.reduce((n, r) => n + r.returned, 0)).toBe(5);
+    expect(reads.filter((r) => r.store === 'events').map((r) => r.index)).toEqual(['byStatus', 'byStatus', 'byStatus']);
+  });
+
   it('refuses a malformed meter and bad options before reading anything', async () => {
     const { mirror } = await rig();
     await expect(meterUsage(mirror, { filter: { conjunction: 'and', clauses: [{ property: '', operator: 'eq', value: 1 }] }, aggregation: { func: 'count' } }, USER)).rejects.toMatchObject({
@@ -107,6 +139,23 @@ function spyMirrorReads() {
     for (const [proto, key, original] of saved) (proto as any)[key] = original;
   });
   return counter;
+}
+
+/** Records each getAll on an index: which store and index, and how many records it returned. */
+function spyIndexReads() {
+  const original = IDBIndex.prototype.getAll;
+  const reads: { store: string; index: string; returned: number }[] = [];
+  IDBIndex.prototype.getAll = function (this: IDBIndex, ...args: unknown[]) {
+    const request = (original as any).apply(this, args) as IDBRequest<unknown[]>;
+    const entry = { store: this.objectStore.name, index: this.name, returned: -1 };
+    reads.push(entry);
+    request.addEventListener('success', () => (entry.returned = request.result.length));
+    return request;
+  } as typeof original;
+  afterEach(() => {
+    IDBIndex.prototype.getAll = original;
+  });
+  return reads;
 }
 
 function nextValue(values: MeterUsage[], count: number): Promise<MeterUsage> {
