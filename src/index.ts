@@ -4,14 +4,10 @@ export { flushOnSync } from './coordination/sync.js';
 export type { SyncEventLike } from './coordination/sync.js';
 export type { HttpTransportOptions } from './transport/http.js';
 export type { Transport, EventCreateWire, IngestResult, ListResult } from './transport/transport.js';
-export type { EventBufferOptions, RetryOptions, RetentionOptions, Clock } from './options.js';
+export type { EventBufferOptions, RetryOptions, Clock } from './options.js';
 export type {
   BufferedEvent,
-  LocalEvent,
   FlushReport,
-  ReconcileReport,
-  ReconcileOptions,
-  QueryFilter,
   BufferStats,
   BufferEvents,
   ChangeEvent,
@@ -33,13 +29,5 @@ export {
   isPolarEventBufferError,
 } from './errors.js';
 export type { ErrorCode, ValidationFailure, ValidationDetail } from './errors.js';
-export {
-  EventCreateStruct,
-  UserEventStruct,
-  CustomerStruct,
-  MetadataStruct,
-  TrackInputStruct,
-  SystemEventStruct,
-  isSystemEvent,
-} from './validation/structs.js';
-export type { UserEvent, Customer, Metadata, MetadataValue, SystemEvent } from './validation/structs.js';
+export { EventCreateStruct, MetadataStruct, TrackInputStruct } from './validation/structs.js';
+export type { Metadata, MetadataValue } from './validation/structs.js';

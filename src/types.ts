@@ -54,6 +54,10 @@ export interface TrackInputBase {
   externalCustomerId?: string;
   /** Polar's customer id (a UUID). */
   customerId?: string;
+  /** Polar's id of the member of the customer's team who caused the event (a UUID); not with externalMemberId. */
+  memberId?: string;
+  /** Your id of that member; not with memberId. */
+  externalMemberId?: string;
   /** When it happened. @default the time of track() */
   timestamp?: Date;
   /** Idempotency key sent as `external_id`. @default a new UUIDv7 */
@@ -77,6 +81,9 @@ export interface BufferedEvent {
   externalCustomerId: string | null;
   customerId: string | null;
   organizationId: string | null;
+  /** The member of the customer's team who caused the event (Polar's member id, or yours). */
+  memberId: string | null;
+  externalMemberId: string | null;
   metadata: Metadata;
   timestamp: Date;
   parentId: string | null;
@@ -96,80 +103,6 @@ export interface BufferedEvent {
 }
 
 /**
- * An entry of the merged view: a local event, or a server event with no local record.
- * @example
- * const history = await buffer.query({ externalCustomerId: 'u1' });
- * const waiting = history.filter((e: LocalEvent) => e.status !== 'confirmed');
- */
-export type LocalEvent = BufferedEvent;
-
-/**
- * What `buffer.reconcile()` resolves with.
- * @example
- * const { matched, added } = await buffer.reconcile();
- */
-export interface ReconcileReport {
-  /**
-   * Server items read (pages fetched, or the array given):
-   * `fetched = added + updated + unchanged + invalid + system`.
-   */
-  fetched: number;
-  /** Server events that confirmed a local event. */
-  matched: number;
-  /** Server events new to the mirror. */
-  added: number;
-  /** Mirror entries replaced by a newer copy (its content changed, e.g. its `customer`). */
-  updated: number;
-  /** Items the mirror already held as they are (re-read at the cursor, where timestamps repeat). */
-  unchanged: number;
-  /** Mirrored events (and the confirmed local events they matched) removed by `retention`. */
-  pruned: number;
-  /** Items refused by UserEventStruct (never written). */
-  invalid: number;
-  /** SystemEvents seen and left out. */
-  system: number;
-  /** Sent events that no reconcile confirmed within confirmGracePeriod, returned to waiting. */
-  resent: number;
-  /** Pages read from the server. */
-  pages: number;
-}
-
-/**
- * Which server events `buffer.reconcile()` pulls; with none, every customer's.
- * @example
- * await buffer.reconcile({ externalCustomerId: 'u1', since: new Date(Date.now() - 86_400_000) });
- */
-export interface ReconcileOptions {
-  externalCustomerId?: string;
-  customerId?: string;
-  /** Pull events after this time (on the first reconcile for this customer). */
-  since?: Date;
-}
-
-/**
- * Filter of `query()`. The merged view holds mirrored server events (status `confirmed`, with
- * `userEvent`; a server event with no local record has the server `id` as its `externalId`) and
- * local events not confirmed yet (`pending`, `sending`, `sent`); `dead` events only when `status`
- * asks for them. Oldest first.
- * @example
- * await buffer.query({ externalCustomerId: 'u1', name: 'api_call', since: startOfMonth, status: ['pending', 'sent'], limit: 50 });
- */
-export interface QueryFilter {
-  /** One customer (either reference finds the events tracked or returned with the other). */
-  externalCustomerId?: string;
-  customerId?: string;
-  name?: string;
-  /** Events at or after this time. */
-  since?: Date;
-  /** Events before this time. */
-  until?: Date;
-  /** @default ["pending", "sending", "sent", "confirmed"] */
-  status?: EventStatus | EventStatus[];
-  /** Most entries returned (the oldest ones); Infinity for all. @default 1000 */
-  limit?: number;
-}
-
-/**
  * Event counts per status, and mirrored server events (`buffer.stats()`).
  * @example
  * const { pending, dead } = await buffer.stats();
@@ -182,6 +115,11 @@ export interface BufferStats {
   confirmed: number;
   dead: number;
   mirrored: number;
+  /** With `persist: true`: whether the browser agreed to keep this origin's storage. */
+  persisted?: boolean;
+  /** With `persist: true`, where the browser says: bytes this origin uses, and may use. */
+  usage?: number;
+  quota?: number;
 }
 
 /**
@@ -214,7 +152,6 @@ export interface DeadLetterEvent {
 export interface BufferEvents {
   flush: FlushReport;
   deadletter: DeadLetterEvent;
-  reconcile: ReconcileReport;
   error: PolarEventBufferError | Error;
   change: ChangeEvent;
 }
@@ -248,20 +185,6 @@ export interface EventBuffer<Schemas extends Record<string, Struct<any, any>> = 
    * window.addEventListener('online', () => void buffer.flush());
    */
   flush(): Promise<FlushReport>;
-  /**
-   * Pulls the server's UserEvents into the mirror and confirms the local events they match.
-   * @default no argument: every customer, from where the last reconcile ended
-   * @example
-   * await buffer.reconcile({ externalCustomerId: 'u1' });
-   */
-  reconcile(arg?: ReconcileOptions | unknown[]): Promise<ReconcileReport>;
-  /**
-   * The merged view: mirrored UserEvents and local events not yet confirmed, oldest first.
-   * @default no filter: every event
-   * @example
-   * const history = await buffer.query({ externalCustomerId: 'u1', limit: 100 });
-   */
-  query(filter?: QueryFilter): Promise<LocalEvent[]>;
   /**
    * Counts of events per status, and of mirrored server events.
    * @example
@@ -297,7 +220,7 @@ export interface EventBuffer<Schemas extends Record<string, Struct<any, any>> = 
    */
   clear(ref?: { externalCustomerId?: string; customerId?: string }): Promise<void>;
   /**
-   * Subscribes to `"flush"`, `"deadletter"`, `"reconcile"`, `"error"` or `"change"`; returns the unsubscribe function.
+   * Subscribes to `"flush"`, `"deadletter"`, `"error"` or `"change"`; returns the unsubscribe function.
    * @example
    * const off = buffer.on('deadletter', ({ events }) => alertOps(events));
    * off();
