@@ -137,7 +137,8 @@ export class Flusher {
             throw error;
           }
         },
-        o.retry,
+        // A page going away has no time for backoff.
+        keepalive ? { ...o.retry, retries: 0 } : o.retry,
         { signal, clock: o.clock, onRetry: ({ error }) => this.#hooks.error(error) },
       );
       // A resend that the server counts as all duplicates proves it holds those events.
@@ -200,6 +201,11 @@ export class Flusher {
       return stop;
     }
     this.#hooks.error(error);
+    if (keepalive && status === 0) {
+      // The page's shared 64 KiB keepalive budget was spent (or the page died): the next page sends them.
+      await this.#release(records, { countAttempt: false, nextAttemptAt: 0, error: null });
+      return 'retries-exhausted';
+    }
     if (status === 401 || status === 403) {
       this.pausedUntil = now + AUTH_PAUSE_MS;
       await this.#release(records, { countAttempt: false, nextAttemptAt: 0, error: message });
