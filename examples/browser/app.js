@@ -1,4 +1,5 @@
 import { createEventBuffer, httpTransport } from 'polar-event-buffer';
+import { createMirror } from 'polar-event-buffer/mirror';
 
 const { api } = await (await fetch('/config.json')).json();
 const $ = (id) => document.getElementById(id);
@@ -13,6 +14,8 @@ const buffer = createEventBuffer({
   // Short retries, so the demo reacts quickly when the server comes back.
   retry: { retries: 1, minTimeout: 200, maxTimeout: 1000 },
 });
+// The read path: the server's copy of the events, merged with what is still on this device.
+const mirror = createMirror(buffer);
 
 let n = 0;
 async function track(count) {
@@ -39,7 +42,7 @@ async function render() {
       return div;
     }),
   );
-  const all = await buffer.query({});
+  const all = await mirror.query({});
   const queue = all.filter((e) => e.status !== 'confirmed' && !e.userEvent).slice(-15).reverse();
   $('queue-count').textContent = `(${stats.pending + stats.sending} waiting)`;
   $('queue').tBodies[0].replaceChildren(
@@ -65,17 +68,17 @@ const rerender = () => (rendering = rendering.then(render).catch((e) => log(`ren
 buffer.on('change', rerender);
 buffer.on('flush', (r) => r.requests > 0 && log(`flush: sent ${r.sent} (duplicates ${r.duplicates}), ${r.remaining} waiting${r.stoppedBy ? `, stopped: ${r.stoppedBy}` : ''}`));
 buffer.on('error', (e) => log(`error: ${e.message}`));
-buffer.on('reconcile', (r) => log(`reconcile: fetched ${r.fetched}, matched ${r.matched}, added ${r.added}`));
+mirror.on('reconcile', (r) => log(`reconcile: fetched ${r.fetched}, matched ${r.matched}, added ${r.added}`));
 
 $('track').onclick = () => track(1);
 $('track10').onclick = () => track(10);
 $('flush').onclick = () => buffer.flush().then(rerender);
-$('reconcile').onclick = () => buffer.reconcile({ externalCustomerId: $('customer').value.trim() || 'user_42' }).then(rerender, (e) => log(`reconcile failed: ${e.message}`));
+$('reconcile').onclick = () => mirror.reconcile({ externalCustomerId: $('customer').value.trim() || 'user_42' }).then(rerender, (e) => log(`reconcile failed: ${e.message}`));
 $('offline').onchange = async (event) => {
   await fetch(`/control/server?online=${!event.target.checked}`, { method: 'POST' });
   log(event.target.checked ? 'server down: events keep queueing' : 'server back: the next flush sends them');
 };
 
-window.demo = { buffer, track, render: rerender };
+window.demo = { buffer, mirror, track, render: rerender };
 await rerender();
 document.body.dataset.ready = 'true';

@@ -3,8 +3,9 @@
 //   browser: createEventBuffer({ transport: httpTransport({ baseUrl: '/usage' }) })
 //        │  POST /usage/v1/events/ingest   (same path shape and JSON as Polar's API)
 //        ▼  GET  /usage/v1/events/         (reconcile)
-//   this server: who is signed in? → every event's customer := that user → Polar, with the
-//        │       organization token from the environment (official @polar-sh/sdk for ingest)
+//   this server: who is signed in? → every event's customer := that user, its member checked,
+//        │       its ids scoped to that customer → Polar, with the organization token from the
+//        │       environment (official @polar-sh/sdk for ingest)
 //        ▼
 //   Polar (or, in the example's test, polar-event-buffer/mock-server)
 //
@@ -23,17 +24,31 @@ import { validate } from 'superstruct';
 /** Largest request body accepted from a browser, in bytes (Polar answers 413 beyond its own limit). */
 const MAX_BODY_BYTES = 1_000_000;
 
+/** The list filters reconcile uses; others (parent_id, depth, aggregate_fields, ...) are not passed on. */
+const LIST_PARAMS = ['name', 'start_timestamp', 'end_timestamp', 'sorting', 'page', 'limit'];
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+/**
+ * An id the browser chose, as Polar stores it: `<customer>:<id>`, the customer URI-encoded so it
+ * holds no `:`. Two customers' ids never meet, and the same id from the same customer is the same
+ * key every time (a resent batch is still counted once).
+ */
+const scoped = (customer, id) => `${encodeURIComponent(customer)}:${id}`;
+
 /**
  * Creates the proxy (not listening yet: call `.listen()`).
  *
  * @param {object} options
  * @param {Polar} options.polar The official SDK client, made with an organization access token.
- * @param {(request: import('node:http').IncomingMessage) => string | null | Promise<string | null>} options.authenticate
- *   The signed-in user's id in your system (sent to Polar as `external_customer_id`), or null.
+ * @param {(request: import('node:http').IncomingMessage) => Session | null | Promise<Session | null>} options.authenticate
+ *   Who is signed in, or null. A string is the user's id in your system (sent to Polar as
+ *   `external_customer_id`); in a team product, `{ customer, members }`: the team's id and the
+ *   external member ids this session may report for (the first is set on events that name none).
  * @param {string} [options.prefix] Where the routes live, e.g. "/usage" (browser: `baseUrl: '/usage'`). Default "".
- * @param {string} [options.serverURL] Polar's API, for the reconcile route. Default "https://api.polar.sh".
- * @param {string} [options.accessToken] The organization token, for the reconcile route.
- * @param {typeof fetch} [options.fetch] For the reconcile route. Default globalThis.fetch.
+ * @param {string} [options.serverURL] Polar's API, for the list route and parent checks. Default "https://api.polar.sh".
+ * @param {string} [options.accessToken] The organization token, for the list route and parent checks.
+ * @param {typeof fetch} [options.fetch] For the list route and parent checks. Default globalThis.fetch.
  * @param {(message: string, error?: unknown) => void} [options.log] Where failures are reported. Default console.error.
  */
 export function createProxyServer({
@@ -45,6 +60,10 @@ export function createProxyServer({
   fetch = globalThis.fetch,
   log = (message, error) => console.error(`[usage proxy] ${message}`, error ?? ''),
 }) {
+  const polarFetch = (path) =>
+    fetch(`${serverURL.replace(/\/$/, '')}${path}`, {
+      headers: { Authorization: `Bearer ${accessToken}`, Accept: 'application/json' },
+    });
   return createServer(async (request, response) => {
     try {
       const url = new URL(request.url ?? '/', 'http://localhost');
@@ -52,15 +71,16 @@ export function createProxyServer({
       if (route !== '/v1/events/ingest' && route !== '/v1/events/' && route !== '/v1/events') {
         return send(response, 404, { detail: 'Not Found' });
       }
-      const user = await authenticate(request);
-      if (!user) return send(response, 401, { detail: 'Sign in to report usage.' });
+      const who = await authenticate(request);
+      if (!who) return send(response, 401, { detail: 'Sign in to report usage.' });
+      const session = typeof who === 'string' ? { customer: who, members: [] } : { customer: who.customer, members: who.members ?? [] };
 
       if (route === '/v1/events/ingest') {
         if (request.method !== 'POST') return send(response, 405, { detail: 'Method Not Allowed' });
-        return await ingest(request, response, { polar, user, log });
+        return await ingest(request, response, { polar, polarFetch, session, log });
       }
       if (request.method !== 'GET') return send(response, 405, { detail: 'Method Not Allowed' });
-      return await list(url, response, { serverURL, accessToken, fetch, user, log });
+      return await list(url, response, { polarFetch, session, log });
     } catch (error) {
       log('Polar could not be reached.', error);
       if (!response.headersSent) send(response, 502, { detail: 'The usage proxy could not reach Polar.' });
@@ -69,8 +89,8 @@ export function createProxyServer({
   });
 }
 
-/** POST /v1/events/ingest: force the customer, validate, forward with the SDK, answer like Polar. */
-async function ingest(request, response, { polar, user, log }) {
+/** POST /v1/events/ingest: force the customer, check the member and the parent, scope the ids, forward. */
+async function ingest(request, response, { polar, polarFetch, session, log }) {
   const raw = await readBody(request);
   if (raw === null) return send(response, 413, { detail: `Request body larger than ${MAX_BODY_BYTES} bytes.` });
   let body;
@@ -82,29 +102,61 @@ async function ingest(request, response, { polar, user, log }) {
   if (!body || !Array.isArray(body.events)) {
     return send(response, 422, { detail: [{ type: 'missing', loc: ['body', 'events'], msg: 'Field required', input: body }] });
   }
+  const { customer, members } = session;
 
-  // The one rule that matters: a browser reports usage for the signed-in user only. Whatever
-  // customer it names (forged or stale after a sign-out) is replaced; organization_id is the
-  // token's own organization.
-  const forced = body.events.map((event) => {
-    const { customer_id: _customer, external_customer_id: _external, organization_id: _org, ...rest } =
-      event && typeof event === 'object' ? event : {};
-    return { ...rest, external_customer_id: user };
-  });
-
-  // Refuse bad events here, in Polar's 422 shape, so the browser dead-letters exactly those
-  // (loc[2] is the index) and the SDK never sees input it would reject without an index.
+  // Refusals use Polar's 422 shape, so the browser dead-letters exactly those events (loc[2] is
+  // the index) and resends the others; the SDK never sees input it would reject without an index.
   const detail = [];
-  forced.forEach((event, index) => {
-    const [error] = validate(event, EventCreateStruct);
-    for (const failure of error?.failures() ?? []) {
-      detail.push({ type: 'value_error', loc: ['body', 'events', index, ...failure.path], msg: failure.message, input: failure.value ?? null });
+  const refuse = (index, path, msg, input) =>
+    detail.push({ type: 'value_error', loc: ['body', 'events', index, ...path], msg, input: input ?? null });
+
+  const events = body.events.map((event, index) => {
+    // A browser reports usage for the signed-in user only: whatever customer it names (forged, or
+    // stale after a sign-out) is replaced; organization_id is the token's own organization.
+    const { customer_id: _c, external_customer_id: _e, organization_id: _o, member_id, external_member_id, ...rest } =
+      event && typeof event === 'object' ? event : {};
+    const forced = { ...rest, external_customer_id: customer };
+    const [error] = validate(forced, EventCreateStruct);
+    for (const failure of error?.failures() ?? []) refuse(index, failure.path, failure.message, failure.value);
+
+    // Members are checked, never overwritten: a wrong one (forged, or a teammate's event left on a
+    // shared device) must not be charged to whoever is signed in now; refused, it stays a dead letter.
+    if (member_id != null) refuse(index, ['member_id'], 'Send external_member_id: member_id cannot be checked here.', member_id);
+    if (external_member_id != null && !members.includes(external_member_id)) {
+      refuse(index, ['external_member_id'], 'Member not found.', external_member_id);
     }
+    const member = external_member_id ?? members[0];
+    return member === undefined ? forced : { ...forced, external_member_id: member };
+  });
+  if (detail.length > 0) return send(response, 422, { detail });
+
+  // Polar links parent_id to any event of the organization with that external_id or Polar id. An
+  // id the browser chose is scoped like external_id; a UUID that is not one of this batch's ids may
+  // be a Polar event id (the browser saw it in a list): it must be this customer's event.
+  const batchIds = new Set(events.map((event) => event.external_id));
+  const found = new Map();
+  for (const id of new Set(events.map((event) => event.parent_id))) {
+    if (typeof id !== 'string' || !UUID.test(id) || batchIds.has(id)) continue;
+    const upstream = await polarFetch(`/v1/events/${id}`);
+    if (upstream.ok) found.set(id, await upstream.json());
+    else if (upstream.status === 404) await upstream.body?.cancel(); // not a Polar event: an external_id
+    else return relay(response, upstream, log);
+  }
+  const forwarded = events.map((event, index) => {
+    const parent = event.parent_id === undefined ? undefined : found.get(event.parent_id);
+    if (parent && parent.external_customer_id !== customer && parent.customer?.external_id !== customer) {
+      refuse(index, ['parent_id'], 'Parent event not found.', event.parent_id);
+    }
+    return {
+      ...event,
+      ...(event.external_id !== undefined && { external_id: scoped(customer, event.external_id) }),
+      ...(event.parent_id !== undefined && { parent_id: parent ? event.parent_id : scoped(customer, event.parent_id) }),
+    };
   });
   if (detail.length > 0) return send(response, 422, { detail });
 
   try {
-    const result = await polar.events.ingest({ events: forced.map(toSdkEvent) });
+    const result = await polar.events.ingest({ events: forwarded.map(toSdkEvent) });
     return send(response, 200, { inserted: result.inserted, duplicates: result.duplicates });
   } catch (error) {
     return relayPolarError(response, error, log);
@@ -112,16 +164,17 @@ async function ingest(request, response, { polar, user, log }) {
 }
 
 /** GET /v1/events/: the user's own events only, as Polar's wire JSON (what reconcile parses). */
-async function list(url, response, { serverURL, accessToken, fetch, user, log }) {
+async function list(url, response, { polarFetch, session, log }) {
   // The SDK turns list items into camelCase objects with Dates; the buffer reads Polar's wire
   // JSON, so this route forwards the request itself (same token, same path).
-  const query = new URLSearchParams(url.search);
-  query.delete('customer_id');
-  query.delete('organization_id');
-  query.set('external_customer_id', user);
-  const upstream = await fetch(`${serverURL.replace(/\/$/, '')}/v1/events/?${query}`, {
-    headers: { Authorization: `Bearer ${accessToken}`, Accept: 'application/json' },
-  });
+  const query = new URLSearchParams();
+  for (const key of LIST_PARAMS) for (const value of url.searchParams.getAll(key)) query.append(key, value);
+  query.set('external_customer_id', session.customer);
+  return relay(response, await polarFetch(`/v1/events/?${query}`), log);
+}
+
+/** Polar's answer → the browser: same status, body and Retry-After (401/403 are our token's problem). */
+async function relay(response, upstream, log) {
   const text = await upstream.text();
   if (upstream.status === 401 || upstream.status === 403) return misconfigured(response, upstream.status, log);
   const headers = { 'Content-Type': upstream.headers.get('content-type') ?? 'application/json' };
@@ -135,6 +188,7 @@ function toSdkEvent(event) {
   return {
     name: event.name,
     externalCustomerId: event.external_customer_id,
+    ...(event.external_member_id !== undefined && { externalMemberId: event.external_member_id }),
     ...(event.timestamp !== undefined && { timestamp: new Date(event.timestamp) }),
     ...(event.external_id !== undefined && { externalId: event.external_id }),
     ...(event.parent_id !== undefined && { parentId: event.parent_id }),
@@ -199,8 +253,13 @@ async function readBody(request) {
 // ---- a toy session store: replace with your own authentication -------------------------------
 
 /**
+ * @typedef {string | { customer: string, members?: string[] }} Session
+ *   The user's id in your system, or a team's id and the external member ids the user may report for.
+ */
+
+/**
  * Reads `Authorization: Bearer <session>` or the `session` cookie and looks the user up.
- * @param {Map<string, string>} sessions session token → the user's id in your system
+ * @param {Map<string, Session>} sessions session token → who is signed in
  */
 export function sessionAuthenticator(sessions) {
   return (request) => {

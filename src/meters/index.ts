@@ -1,2 +1,4 @@
-// The polar-event-buffer/meters entry (being built: see issues 12 and 14).
-export {};
+// The polar-event-buffer/meters entry: Polar meters computed on the device (issue 14).
+export { compileMeter } from './evaluate.js';
+export type { AggregationFunction, CompiledMeter, MeterEvent, Tally } from './evaluate.js';
+export { MeterDefinitionError } from '../errors.js';

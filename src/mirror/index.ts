@@ -1,2 +1,14 @@
-// The polar-event-buffer/mirror entry (being built: see issues 12 and 14).
-export {};
+// The polar-event-buffer/mirror entry: the read path (reconcile, query, the server-object structs).
+export { createMirror } from './mirror.js';
+export { UserEventStruct, CustomerStruct, SystemEventStruct, isSystemEvent } from '../validation/structs.js';
+export type { UserEvent, Customer, SystemEvent } from '../validation/structs.js';
+export type {
+  LocalEvent,
+  Mirror,
+  MirrorEvents,
+  MirrorOptions,
+  QueryFilter,
+  ReconcileOptions,
+  ReconcileReport,
+  RetentionOptions,
+} from './types.js';

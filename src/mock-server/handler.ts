@@ -8,6 +8,7 @@ import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:
 import { STATUS_CODES } from 'node:http';
 import { isUuid, parseDatetime, validateIngestBody } from './rules.js';
 import type { ValidEvent, ValidationErrorItem } from './rules.js';
+import type { MeterState } from './meters.js';
 import type { EventStore, ListFilters } from './state.js';
 
 /** Which requests a fault applies to. */
@@ -45,7 +46,15 @@ export interface Fault {
 }
 
 /** Kind of a recorded request. */
-export type RequestKind = 'ingest' | 'list' | 'get' | 'other';
+export type RequestKind = 'ingest' | 'list' | 'get' | 'meters' | 'customer-session' | 'portal-meters' | 'other';
+
+/** A fixed-window request budget per bearer token (Polar: 500 a minute for an organization token). */
+export interface RateLimit {
+  /** Requests allowed per window. */
+  requests: number;
+  /** Window length in milliseconds. */
+  window: number;
+}
 
 /** One request the mock server received. */
 export interface RecordedRequest {
@@ -73,6 +82,12 @@ export interface RecordedRequest {
 /** Mutable settings and state shared by the handler and the server object. */
 export interface MockRuntime {
   store: EventStore;
+  meters: MeterState;
+  /** Milliseconds before an ingested event shows in lists (Polar lists from an asynchronous copy). */
+  listingLag: number;
+  rateLimit: RateLimit | undefined;
+  /** Per-token fixed windows: start (real ms) and requests counted. */
+  rateWindows: Map<string, { start: number; count: number }>;
   token: string | undefined;
   maxBodyBytes: number;
   latencyMs: number;
@@ -94,18 +109,139 @@ export function serverNow(rt: MockRuntime): number {
   return Date.now() + rt.clockOffsetMs;
 }
 
+/** Routes: path pattern, method, kind. */
+const ROUTES: [RegExp, string, RequestKind][] = [
+  [/^\/v1\/events\/ingest\/?$/, 'POST', 'ingest'],
+  [/^\/v1\/events\/?$/, 'GET', 'list'],
+  [/^\/v1\/events\/[^/]+\/?$/, 'GET', 'get'],
+  [/^\/v1\/meters\/?$/, 'GET', 'meters'],
+  [/^\/v1\/customer-sessions\/?$/, 'POST', 'customer-session'],
+  [/^\/v1\/customer-portal\/meters\/?$/, 'GET', 'portal-meters'],
+];
+
 function kindOf(method: string, path: string): RequestKind {
-  if (path === '/v1/events/ingest' || path === '/v1/events/ingest/') return method === 'POST' ? 'ingest' : 'other';
-  if (path === '/v1/events/' || path === '/v1/events') return method === 'GET' ? 'list' : 'other';
-  if (/^\/v1\/events\/[^/]+\/?$/.test(path)) return method === 'GET' ? 'get' : 'other';
-  return 'other';
+  const r = ROUTES.find(([re]) => re.test(path));
+  return r && r[1] === method ? r[2] : 'other';
 }
 
 function allowedMethods(path: string): string | null {
-  if (path === '/v1/events/ingest' || path === '/v1/events/ingest/') return 'POST';
-  if (path === '/v1/events/' || path === '/v1/events') return 'GET';
-  if (/^\/v1\/events\/[^/]+\/?$/.test(path)) return 'GET';
-  return null;
+  return ROUTES.find(([re]) => re.test(path))?.[1] ?? null;
+}
+
+function bearer(req: IncomingMessage): string | undefined {
+  const auth = req.headers.authorization;
+  return auth !== undefined && /^bearer\s+/i.test(auth) ? auth.replace(/^bearer\s+/i, '').trim() : undefined;
+}
+
+/**
+ * Polar's rate limiter (asgi-ratelimit, fixed windows keyed by token) answers 429 with an empty
+ * body and `Retry-After` in seconds; it runs after the body-size check and before authentication.
+ */
+function rateLimited(rt: MockRuntime, req: IncomingMessage): Answer | undefined {
+  const limit = rt.rateLimit;
+  if (!limit) return undefined;
+  const key = bearer(req) ?? 'anonymous';
+  const now = Date.now();
+  let w = rt.rateWindows.get(key);
+  if (!w || now - w.start >= limit.window) {
+    w = { start: now, count: 0 };
+    rt.rateWindows.set(key, w);
+  }
+  w.count++;
+  if (w.count <= limit.requests) return undefined;
+  const retryAfter = Math.max(1, Math.ceil((w.start + limit.window - now) / 1000));
+  return { status: 429, body: '', headers: { 'Retry-After': String(retryAfter), 'Content-Type': '' } };
+}
+
+function pageParams(query: Record<string, string | string[]>, errors: ValidationErrorItem[]): { page: number; limit: number } {
+  const positiveInt = (k: string, dflt: number): number => {
+    const raw = query[k];
+    const v = Array.isArray(raw) ? raw[0] : raw;
+    if (v === undefined) return dflt;
+    if (!/^\s*[+-]?\d+\s*$/.test(v)) {
+      errors.push({ type: 'int_parsing', loc: ['query', k], msg: 'Input should be a valid integer, unable to parse string as an integer', input: v });
+      return dflt;
+    }
+    const n = Number(v);
+    if (n <= 0) {
+      errors.push({ type: 'greater_than', loc: ['query', k], msg: 'Input should be greater than 0', input: v, ctx: { gt: 0 } });
+      return dflt;
+    }
+    return n;
+  };
+  return { page: positiveInt('page', 1), limit: Math.min(100, positiveInt('limit', 10)) };
+}
+
+/** Polar's `ListResource`: one page of items and `{ total_count, max_page }`. */
+function paginate<T>(all: T[], page: number, limit: number): Answer {
+  const start = (page - 1) * limit;
+  return { status: 200, body: { items: all.slice(start, start + limit), pagination: { total_count: all.length, max_page: Math.ceil(all.length / limit) } } };
+}
+
+function listMeters(rt: MockRuntime, query: Record<string, string | string[]>): Answer {
+  const errors: ValidationErrorItem[] = [];
+  const { page, limit } = pageParams(query, errors);
+  if (errors.length > 0) return { status: 422, body: { detail: errors } };
+  const q = typeof query['query'] === 'string' ? query['query'].toLowerCase() : undefined;
+  const archived = query['is_archived'];
+  const meters = rt.meters
+    .list()
+    .filter((m) => q === undefined || m.name.toLowerCase().includes(q))
+    .filter((m) => archived === undefined || (archived === 'true') === (m.archived_at !== null))
+    // Polar's default sorting is by name.
+    .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  return paginate(meters, page, limit);
+}
+
+const SESSION_MEMBERS = ['CustomerSessionCustomerIDCreate', 'CustomerSessionCustomerExternalIDCreate'] as const;
+
+function createCustomerSession(rt: MockRuntime, body: unknown): Answer {
+  if (typeof body !== 'object' || body === null || Array.isArray(body)) {
+    return { status: 422, body: { detail: [{ type: 'model_attributes_type', loc: ['body'], msg: 'Input should be a valid dictionary or object to extract fields from', input: body }] } };
+  }
+  const b = body as Record<string, unknown>;
+  const cid = b['customer_id'];
+  const ext = b['external_customer_id'] ?? b['customer_external_id'];
+  const returnUrl = typeof b['return_url'] === 'string' ? b['return_url'] : null;
+  // The union's first member wins when it validates (customer_id), as in the ingest body.
+  if (typeof cid === 'string' && isUuid(cid)) {
+    const customer = rt.meters.resolveCustomer({ customerId: cid }, false);
+    if (!customer) return { status: 422, body: { detail: [{ loc: ['body', 'customer_id'], msg: 'Customer does not exist.', type: 'value_error', input: cid }] } };
+    return { status: 201, body: rt.meters.createSession(customer, returnUrl) };
+  }
+  if (typeof ext === 'string') {
+    const customer = rt.meters.resolveCustomer({ externalCustomerId: ext }, false);
+    if (!customer) return { status: 422, body: { detail: [{ loc: ['body', 'external_customer_id'], msg: 'Customer does not exist.', type: 'value_error', input: ext }] } };
+    return { status: 201, body: rt.meters.createSession(customer, returnUrl) };
+  }
+  const detail: ValidationErrorItem[] = [
+    cid === undefined
+      ? { type: 'missing', loc: ['body', SESSION_MEMBERS[0], 'customer_id'], msg: 'Field required', input: body }
+      : { type: 'uuid_parsing', loc: ['body', SESSION_MEMBERS[0], 'customer_id'], msg: 'Input should be a valid UUID', input: cid },
+    ext === undefined
+      ? { type: 'missing', loc: ['body', SESSION_MEMBERS[1], 'external_customer_id'], msg: 'Field required', input: body }
+      : { type: 'string_type', loc: ['body', SESSION_MEMBERS[1], 'external_customer_id'], msg: 'Input should be a valid string', input: ext },
+  ];
+  return { status: 422, body: { detail } };
+}
+
+function portalMeters(rt: MockRuntime, req: IncomingMessage, query: Record<string, string | string[]>): Answer {
+  const token = bearer(req);
+  const customerId = token === undefined ? undefined : rt.meters.sessionCustomer(token);
+  if (customerId === undefined) {
+    return { ...detail(401, token === undefined ? 'Not authenticated' : 'Invalid or expired token'), headers: { 'WWW-Authenticate': 'Bearer' } };
+  }
+  const errors: ValidationErrorItem[] = [];
+  const { page, limit } = pageParams(query, errors);
+  if (errors.length > 0) return { status: 422, body: { detail: errors } };
+  const raw = query['meter_id'];
+  const meterIds = raw === undefined ? undefined : (Array.isArray(raw) ? raw : [raw]).map((m) => m.toLowerCase());
+  const q = typeof query['query'] === 'string' ? query['query'].toLowerCase() : undefined;
+  const items = rt.meters
+    .customerMeters(customerId, Date.now())
+    .filter((m) => meterIds === undefined || meterIds.includes(m.meter_id))
+    .filter((m) => q === undefined || m.meter.name.toLowerCase().includes(q));
+  return paginate(items, page, limit);
 }
 
 function takeFault(rt: MockRuntime, kind: RequestKind): Fault | undefined {
@@ -142,7 +278,8 @@ function send(rt: MockRuntime, res: ServerResponse, answer: Answer): void {
   for (const [k, v] of Object.entries(answer.headers ?? {})) {
     const existing = Object.keys(headers).find((h) => h.toLowerCase() === k.toLowerCase());
     if (existing) delete headers[existing];
-    headers[k] = v;
+    // An empty value removes the header (Polar's 429 has no Content-Type).
+    if (v !== '') headers[k] = v;
   }
   res.writeHead(answer.status, headers);
   res.end(payload);
@@ -197,7 +334,7 @@ function ingest(rt: MockRuntime, parsed: unknown, record: RecordedRequest): Answ
   const batch = (parsed as { events: unknown[] }).events;
   errors.push(...rt.store.checkParents(batch, valid));
   if (errors.length > 0) return { status: 422, body: { detail: sortErrors(errors) } };
-  const outcome = rt.store.commit(valid, nowMicros);
+  const outcome = rt.store.commit(valid, nowMicros, rt.listingLag > 0 ? Date.now() + rt.listingLag : 0);
   if (outcome.kind === 'server-error') return detail(500, 'Internal Server Error');
   record.result = { inserted: outcome.inserted, duplicates: outcome.duplicates };
   return { status: 200, body: { inserted: outcome.inserted, duplicates: outcome.duplicates } };
@@ -236,6 +373,7 @@ function list(rt: MockRuntime, query: Record<string, string | string[]>): Answer
   };
 
   const filters: ListFilters = {
+    listedAt: Date.now(),
     ascending: false,
     page: positiveInt('page', 1),
     limit: Math.min(100, positiveInt('limit', 10)),
@@ -281,10 +419,20 @@ function list(rt: MockRuntime, query: Record<string, string | string[]>): Answer
 
 function route(rt: MockRuntime, req: IncomingMessage, path: string, record: RecordedRequest, raw: string, tooLarge: boolean): Answer {
   const method = req.method ?? 'GET';
-  if (tooLarge) return detail(413, 'Request Entity Too Large');
+  if (tooLarge) {
+    // Polar's MaxBodySizeMiddleware answers before routing, in its own error shape.
+    return {
+      status: 413,
+      body: { error: 'RequestBodyTooLarge', detail: `Request body exceeded the maximum allowed size of ${rt.maxBodyBytes} bytes.` },
+    };
+  }
+  const limited = rateLimited(rt, req);
+  if (limited) return limited;
   const allowed = allowedMethods(path);
   if (allowed === null) return detail(404, 'Not Found');
   if (allowed !== method) return { ...detail(405, 'Method Not Allowed'), headers: { Allow: allowed } };
+  // The customer portal authenticates with a customer session token, not the organization token.
+  if (record.kind === 'portal-meters') return portalMeters(rt, req, record.query);
   if (rt.token !== undefined) {
     const auth = req.headers.authorization;
     if (auth === undefined || !/^bearer\s+/i.test(auth)) {
@@ -310,13 +458,20 @@ function route(rt: MockRuntime, req: IncomingMessage, path: string, record: Reco
     return ingest(rt, record.body, record);
   }
   if (record.kind === 'list') return list(rt, record.query);
+  if (record.kind === 'meters') return listMeters(rt, record.query);
+  if (record.kind === 'customer-session') {
+    if (typeof record.body === 'string' || raw.trim() === '') {
+      return { status: 422, body: { detail: [{ type: 'missing', loc: ['body'], msg: 'Field required', input: null }] } };
+    }
+    return createCustomerSession(rt, record.body);
+  }
   // GET /v1/events/{id}
   const id = path.replace(/^\/v1\/events\//, '').replace(/\/$/, '');
   if (!isUuid(id)) {
     return { status: 422, body: { detail: [{ type: 'uuid_parsing', loc: ['path', 'id'], msg: 'Input should be a valid UUID', input: id }] } };
   }
   const e = rt.store.getById(id);
-  return e ? { status: 200, body: rt.store.serialise(e) } : detail(404, 'Not Found');
+  return e && rt.store.isListed(e, Date.now()) ? { status: 200, body: rt.store.serialise(e) } : detail(404, 'Not Found');
 }
 
 /** Builds the request listener for a mock server. */

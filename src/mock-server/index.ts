@@ -15,11 +15,15 @@
 import { createServer } from 'node:http';
 import type { Socket } from 'node:net';
 import { createHandler, serverNow } from './handler.js';
-import type { Fault, MockRuntime, RecordedRequest } from './handler.js';
+import type { Fault, MockRuntime, RateLimit, RecordedRequest } from './handler.js';
+import { MeterState } from './meters.js';
+import type { CustomerRef, MockMeterInput, WireCustomerMeter, WireMeter } from './meters.js';
 import { EventStore } from './state.js';
 import type { MockCustomerInput, SeedEvent, WireCustomer, WireEvent } from './state.js';
 
-export type { Fault, FaultMatch, RecordedRequest, RequestKind } from './handler.js';
+export type { Fault, FaultMatch, RateLimit, RecordedRequest, RequestKind } from './handler.js';
+export type { CustomerRef, MockMeterInput, WireCustomerMeter, WireCustomerSession, WireMeter } from './meters.js';
+export { CUSTOMER_SESSION_TTL_MS, METER_CREDITED } from './meters.js';
 export type { MockCustomerInput, SeedEvent, WireCustomer, WireEvent } from './state.js';
 export type { ValidationErrorItem } from './rules.js';
 
@@ -43,8 +47,18 @@ export interface MockPolarOptions {
   clockOffsetMs?: number;
   /** Known customers, for `customer_id` / `external_customer_id` resolution and the `customer` field. */
   customers?: MockCustomerInput[];
-  /** Largest accepted request body in bytes, default 1 000 000; larger bodies get 413. */
+  /** Largest accepted request body in bytes, default 10 MiB (Polar's `API_MAX_REQUEST_BODY_SIZE`); larger bodies get 413. */
   maxBodyBytes?: number;
+  /**
+   * Milliseconds before an ingested event shows in `GET /v1/events/` (and `/v1/events/{id}` and
+   * customer meters), default 0. Polar lists events from an asynchronous copy; a child stays hidden
+   * while its parent is.
+   */
+  listingLag?: number;
+  /** Per-token request budget (e.g. Polar's `{ requests: 500, window: 60_000 }`); past it, 429 with `Retry-After`. Off by default. */
+  rateLimit?: RateLimit;
+  /** Meters that `GET /v1/meters/` lists and customer meters are computed from. */
+  meters?: MockMeterInput[];
   /** Delay every answer by this many milliseconds. */
   latencyMs?: number;
   /**
@@ -125,13 +139,30 @@ export interface MockPolarServer {
   readonly rejectedConnections: number;
   /** Forgets stored events, recorded requests and faults (customers, clock, latency and online state stay). */
   reset(): void;
+
+  /** Registers a meter; throws the evaluator's `MeterDefinitionError` for one Polar could not evaluate. */
+  addMeter(meter: MockMeterInput): WireMeter;
+  /** The registered meters, as `GET /v1/meters/` returns them. */
+  readonly meters: readonly WireMeter[];
+  /**
+   * Credits (or, negative, debits) integer units to a customer's meter, as Polar's meter-credit
+   * benefit does: stores a `meter.credited` system event and lists the meter in the customer's portal.
+   * An unknown external id registers that customer. Returns the system event.
+   */
+  credit(customer: CustomerRef, meterId: string, units: number): WireEvent;
+  /** The customer's meters as `GET /v1/customer-portal/meters/` returns them now (every page). */
+  customerMeters(customer: CustomerRef): WireCustomerMeter[];
+  /** Sets the listing lag (ms) for events ingested from now on. */
+  setListingLag(ms: number): void;
 }
 
 /**
  * Starts a mock Polar events API on 127.0.0.1.
  *
- * Routes: `POST /v1/events/ingest`, `GET /v1/events/` (also without the trailing slash) and
- * `GET /v1/events/{id}`; everything else is 404 (or 405 for a wrong method). Every answer is JSON
+ * Routes: `POST /v1/events/ingest`, `GET /v1/events/` (also without the trailing slash),
+ * `GET /v1/events/{id}`, `GET /v1/meters/`, `POST /v1/customer-sessions/` and
+ * `GET /v1/customer-portal/meters/` (customer session token); everything else is 404 (or 405 for a
+ * wrong method). Every answer is JSON
  * and carries a `Date` header from the server clock.
  */
 export async function startMockPolar(options: MockPolarOptions = {}): Promise<MockPolarServer> {
@@ -140,8 +171,12 @@ export async function startMockPolar(options: MockPolarOptions = {}): Promise<Mo
   const waiters = new Set<(r: RecordedRequest) => void>();
   const rt: MockRuntime = {
     store: undefined as unknown as EventStore,
+    meters: undefined as unknown as MeterState,
+    listingLag: options.listingLag ?? 0,
+    rateLimit: options.rateLimit,
+    rateWindows: new Map(),
     token: options.token,
-    maxBodyBytes: options.maxBodyBytes ?? 1_000_000,
+    maxBodyBytes: options.maxBodyBytes ?? 10 * 1024 * 1024,
     latencyMs: options.latencyMs ?? 0,
     clockOffsetMs: options.clockOffsetMs ?? 0,
     online: true,
@@ -164,6 +199,9 @@ export async function startMockPolar(options: MockPolarOptions = {}): Promise<Mo
   const store = new EventStore(organizationId, () => serverNow(rt));
   rt.store = store;
   for (const c of options.customers ?? []) store.addCustomer(c);
+  const meters = new MeterState(store, () => serverNow(rt));
+  rt.meters = meters;
+  for (const m of options.meters ?? []) meters.addMeter(m);
 
   const sockets = new Set<Socket>();
   let rejectedConnections = 0;
@@ -287,6 +325,23 @@ export async function startMockPolar(options: MockPolarOptions = {}): Promise<Mo
       store.clearEvents();
       rt.requests.length = 0;
       rt.faults.length = 0;
+      rt.rateWindows.clear();
+    },
+    addMeter(meter) {
+      return meters.addMeter(meter);
+    },
+    get meters() {
+      return meters.list();
+    },
+    credit(customer, meterId, units) {
+      return store.serialise(meters.credit(customer, meterId, units));
+    },
+    customerMeters(customer) {
+      const c = meters.resolveCustomer(customer, false);
+      return c ? meters.customerMeters(c.id, Date.now()) : [];
+    },
+    setListingLag(ms) {
+      rt.listingLag = ms;
     },
   };
   return api;

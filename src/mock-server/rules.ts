@@ -37,7 +37,11 @@ export interface ValidEvent {
   externalCustomerId: string | null;
   externalId: string | null;
   parentId: string | null;
-  /** Normalised metadata (`_cost.amount` as a decimal string). */
+  /** `member_id` (only with `customer_id`; lower case). */
+  memberId: string | null;
+  /** `external_member_id` (only with `external_customer_id`). */
+  externalMemberId: string | null;
+  /** Normalised metadata (`_cost.amount` as the string Polar returns). */
   metadata: Record<string, unknown>;
 }
 
@@ -64,6 +68,13 @@ const UUID_RE = /^(?:urn:uuid:)?[0-9a-f]{8}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{
 /** Whether `value` is a UUID string (any version, as Python's `uuid.UUID` parses it). */
 export function isUuid(value: unknown): value is string {
   return typeof value === 'string' && UUID_RE.test(value);
+}
+
+const UUID4_RE = /^(?:urn:uuid:)?[0-9a-f]{8}-?[0-9a-f]{4}-?4[0-9a-f]{3}-?[0-9a-f]{4}-?[0-9a-f]{12}$/i;
+
+/** Whether `value` is a version-4 UUID, as pydantic's `UUID4` (member_id) requires. */
+export function isUuid4(value: unknown): value is string {
+  return typeof value === 'string' && UUID4_RE.test(value);
 }
 
 /** Python-style length of a string: code points, not UTF-16 units. */
@@ -170,20 +181,127 @@ function checkOptionalString(raw: Record<string, unknown>, field: string, out: R
   return v;
 }
 
-function isDecimalLike(v: unknown): boolean {
-  if (typeof v === 'number') return Number.isFinite(v);
-  if (typeof v === 'string') return /^\s*[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?\s*$/.test(v);
-  return false;
+/** Polar's `_cost.amount`: `Decimal` with `max_digits=17, decimal_places=12` (server/polar/event/schemas.py). */
+export const COST_MAX_DIGITS = 17;
+export const COST_DECIMAL_PLACES = 12;
+
+const DECIMAL_RE = /^\s*([+-]?)(?:(\d(?:_?\d)*)(?:\.((?:\d(?:_?\d)*)?))?|\.(\d(?:_?\d)*))(?:[eE]([+-]?\d(?:_?\d)*))?\s*$/;
+const SPECIAL_RE = /^\s*[+-]?(?:inf(?:inity)?|s?nan\d*)\s*$/i;
+
+/** A decimal as Python's `Decimal` holds it: the digit string (no leading zeros kept) and the exponent. */
+interface PyDecimal {
+  negative: boolean;
+  digits: string;
+  exponent: number;
 }
 
-/** Decimal string of a number or numeric string, the way Python's `str(Decimal(...))` mostly reads. */
-export function decimalString(v: unknown): string {
-  if (typeof v === 'string') return v.trim().replace(/^\+/, '');
-  if (typeof v === 'number') {
-    if (Number.isInteger(v) && Math.abs(v) < 1e21) return BigInt(v).toString();
-    return String(v).replace('e', 'E');
+/** The shortest round-trip digits of a finite float, as Python's `repr(float)` picks them. */
+function floatDigits(value: number): PyDecimal {
+  const [mantissa, exp = '0'] = Math.abs(value).toExponential().split('e');
+  const digits = mantissa!.replace('.', '');
+  return { negative: value < 0 || Object.is(value, -0), digits, exponent: Number(exp) - (digits.length - 1) };
+}
+
+/** Parses what `Decimal(x)` accepts, as pydantic hands it over (floats go through `str()` first). */
+function toPyDecimal(value: unknown): PyDecimal | 'special' | null {
+  if (typeof value === 'number') return Number.isFinite(value) ? floatDigits(value) : 'special';
+  if (typeof value !== 'string') return null;
+  if (SPECIAL_RE.test(value)) return 'special';
+  const m = DECIMAL_RE.exec(value);
+  if (!m) return null;
+  const [, sign, int = '', frac = '', onlyFrac, exp = '0'] = m;
+  const whole = int.replace(/_/g, '');
+  const fraction = (onlyFrac ?? frac).replace(/_/g, '');
+  return { negative: sign === '-', digits: whole + fraction, exponent: Number(exp.replace(/_/g, '')) - fraction.length };
+}
+
+/** (decimals, digits) the way pydantic-core's `extract_decimal_digits_info` counts them. */
+function digitsInfo(d: PyDecimal, normalized: boolean): { decimals: number; digits: number } {
+  let digits = d.digits.replace(/^0+(?=\d)/, '');
+  let exponent = d.exponent;
+  if (normalized) {
+    if (/^0+$/.test(digits)) return { decimals: 0, digits: 1 };
+    while (digits.length > 1 && digits.endsWith('0')) {
+      digits = digits.slice(0, -1);
+      exponent++;
+    }
   }
-  return String(v);
+  if (exponent >= 0) return { decimals: 0, digits: digits.length + exponent };
+  return { decimals: -exponent, digits: Math.max(digits.length, -exponent) };
+}
+
+/** Python's `str(Decimal)`. */
+function pyDecimalString(d: PyDecimal): string {
+  const digits = d.digits.replace(/^0+(?=\d)/, '');
+  const adjusted = d.exponent + digits.length - 1;
+  let body: string;
+  if (d.exponent <= 0 && adjusted >= -6) {
+    if (d.exponent === 0) body = digits;
+    else {
+      const point = digits.length + d.exponent;
+      body = point > 0 ? `${digits.slice(0, point)}.${digits.slice(point)}` : `0.${'0'.repeat(-point)}${digits}`;
+    }
+  } else {
+    const rest = digits.slice(1);
+    body = `${digits[0]}${rest ? `.${rest}` : ''}E${adjusted >= 0 ? '+' : ''}${adjusted}`;
+  }
+  return d.negative ? `-${body}` : body;
+}
+
+/** Python's `repr(float)` read back as a `Decimal`: `150` -> `150.0`, `1e-5` -> `0.00001`. */
+function pyFloatDecimal(value: number): PyDecimal {
+  const d = floatDigits(value);
+  const adjusted = d.exponent + d.digits.length - 1;
+  // repr() writes a fixed-point float with at least one decimal ("150.0") between 1e-4 and 1e16.
+  if (adjusted >= -4 && adjusted < 16 && d.exponent >= 0) return { ...d, digits: d.digits + '0'.repeat(d.exponent) + '0', exponent: -1 };
+  return d;
+}
+
+/**
+ * `_cost.amount` as the newest server returns it: the `Decimal` is stored as a float in JSONB
+ * (`kit/db/postgres.py` serialises Decimal with `float()`), read back as a float and turned into a
+ * `Decimal` through `str()`, then written as a string: `150` -> `"150.0"`, `0.5` -> `"0.5"`.
+ */
+export function costAmountString(v: unknown): string {
+  const d = toPyDecimal(v);
+  if (d === null || d === 'special') return String(v);
+  return pyDecimalString(pyFloatDecimal(Number(`${d.negative ? '-' : ''}${d.digits || '0'}e${d.exponent}`)));
+}
+
+/** Decimal string of a number or numeric string, the way Python's `str(Decimal(...))` reads it. */
+export function decimalString(v: unknown): string {
+  const d = toPyDecimal(v);
+  return d === null || d === 'special' ? String(v) : pyDecimalString(d);
+}
+
+/** Checks `_cost.amount` against pydantic's Decimal rules; returns its error or null. */
+function checkAmount(value: unknown, rel: (string | number)[]): RelError | null {
+  const d = toPyDecimal(value);
+  if (d === null) {
+    return typeof value === 'string'
+      ? err(rel, 'decimal_parsing', 'Input should be a valid decimal', value)
+      : err(rel, 'decimal_type', 'Decimal input should be an integer, float, string or Decimal object', value);
+  }
+  if (d === 'special') return err(rel, 'finite_number', 'Input should be a finite number', value);
+  const raw = digitsInfo(d, false);
+  const norm = digitsInfo(d, true);
+  if (raw.digits > COST_MAX_DIGITS && norm.digits > COST_MAX_DIGITS) {
+    return err(rel, 'decimal_max_digits', `Decimal input should have no more than ${COST_MAX_DIGITS} digits in total`, value, {
+      max_digits: COST_MAX_DIGITS,
+    });
+  }
+  if (raw.decimals > COST_DECIMAL_PLACES && norm.decimals > COST_DECIMAL_PLACES) {
+    return err(rel, 'decimal_max_places', `Decimal input should have no more than ${COST_DECIMAL_PLACES} decimal places`, value, {
+      decimal_places: COST_DECIMAL_PLACES,
+    });
+  }
+  const maxWhole = COST_MAX_DIGITS - COST_DECIMAL_PLACES;
+  if (raw.digits - raw.decimals > maxWhole && norm.digits - norm.decimals > maxWhole) {
+    return err(rel, 'decimal_whole_digits', `Decimal input should have no more than ${maxWhole} digits before the decimal point`, value, {
+      whole_digits: maxWhole,
+    });
+  }
+  return null;
 }
 
 function checkInt(value: unknown, rel: (string | number)[], out: RelError[]): boolean {
@@ -204,16 +322,23 @@ function checkCost(value: unknown, out: RelError[]): Record<string, unknown> | n
   }
   const before = out.length;
   if (!('amount' in value)) out.push(err([...rel, 'amount'], 'missing', 'Field required', value));
-  else if (!isDecimalLike(value['amount'])) {
-    out.push(err([...rel, 'amount'], 'decimal_parsing', 'Input should be a valid decimal', value['amount']));
+  else {
+    const e = checkAmount(value['amount'], [...rel, 'amount']);
+    if (e) out.push(e);
   }
+  const currency = value['currency'];
   if (!('currency' in value)) out.push(err([...rel, 'currency'], 'missing', 'Field required', value));
-  else if (value['currency'] !== 'usd') {
-    out.push(err([...rel, 'currency'], 'literal_error', "Input should be 'usd'", value['currency'], { expected: "'usd'" }));
+  else if (typeof currency !== 'string') out.push(err([...rel, 'currency'], 'string_type', 'Input should be a valid string', currency));
+  // Field(pattern="usd") is a regex search, not an equality: "usd" anywhere in the string passes.
+  else if (!currency.includes('usd')) {
+    out.push(err([...rel, 'currency'], 'string_pattern_mismatch', "String should match pattern 'usd'", currency, { pattern: 'usd' }));
   }
   if (out.length !== before) return null;
-  return { ...value, amount: decimalString(value['amount']) };
+  // A TypedDict drops keys it does not declare.
+  return { amount: costAmountString(value['amount']), currency };
 }
+
+const LLM_KEYS = ['vendor', 'model', 'prompt', 'response', 'input_tokens', 'cached_input_tokens', 'output_tokens', 'total_tokens'];
 
 function checkLlm(value: unknown, out: RelError[]): Record<string, unknown> | null {
   const rel = ['metadata', '_llm'];
@@ -237,10 +362,11 @@ function checkLlm(value: unknown, out: RelError[]): Record<string, unknown> | nu
     else checkInt(value[f], [...rel, f], out);
   }
   if (value['cached_input_tokens'] !== undefined) checkInt(value['cached_input_tokens'], [...rel, 'cached_input_tokens'], out);
-  if (value['cost'] !== undefined && value['cost'] !== null && !isDecimalLike(value['cost'])) {
-    out.push(err([...rel, 'cost'], 'decimal_parsing', 'Input should be a valid decimal', value['cost']));
-  }
-  return out.length === before ? { ...value } : null;
+  if (out.length !== before) return null;
+  // `cost` left LLMMetadata when `_cost` arrived (Oct 2025): like any undeclared key it is dropped.
+  const kept: Record<string, unknown> = {};
+  for (const k of LLM_KEYS) if (value[k] !== undefined) kept[k] = value[k];
+  return kept;
 }
 
 function checkMetadata(raw: Record<string, unknown>, out: RelError[]): Record<string, unknown> {
@@ -343,10 +469,24 @@ export function validateEvent(raw: unknown, index: number, nowMicros: number): E
   else if (!isUuid(cid)) {
     customerErrors.push(err(['customer_id'], typeof cid === 'string' ? 'uuid_parsing' : 'uuid_type', 'Input should be a valid UUID', cid));
   }
+  // Each union member declares only its own member field and ignores the other one (pydantic's
+  // default `extra="ignore"`): member_id goes with customer_id, external_member_id with external_customer_id.
+  const mid = raw['member_id'];
+  if (mid !== undefined && mid !== null) {
+    if (typeof mid !== 'string') customerErrors.push(err(['member_id'], 'uuid_type', 'UUID input should be a string, bytes or UUID object', mid));
+    else if (!isUuid(mid)) customerErrors.push(err(['member_id'], 'uuid_parsing', 'Input should be a valid UUID', mid));
+    else if (!isUuid4(mid)) {
+      customerErrors.push(err(['member_id'], 'uuid_version', 'UUID version 4 expected', mid, { expected_version: 4 }));
+    }
+  }
   const externalErrors: RelError[] = [];
   const ecid = raw['external_customer_id'];
   if (ecid === undefined) externalErrors.push(missing('external_customer_id', raw));
   else if (typeof ecid !== 'string') externalErrors.push(err(['external_customer_id'], 'string_type', 'Input should be a valid string', ecid));
+  const emid = raw['external_member_id'];
+  if (emid !== undefined && emid !== null && typeof emid !== 'string') {
+    externalErrors.push(err(['external_member_id'], 'string_type', 'Input should be a valid string', emid));
+  }
 
   if (common.length === 0 && (customerErrors.length === 0 || externalErrors.length === 0)) {
     const useCustomer = customerErrors.length === 0;
@@ -361,6 +501,8 @@ export function validateEvent(raw: unknown, index: number, nowMicros: number): E
         externalCustomerId: useCustomer ? null : (ecid as string),
         externalId,
         parentId,
+        memberId: useCustomer && typeof mid === 'string' ? mid.toLowerCase() : null,
+        externalMemberId: !useCustomer && typeof emid === 'string' ? emid : null,
         metadata,
       },
     };

@@ -8,7 +8,7 @@ import { randomUUID } from 'node:crypto';
 import {
   MAX_NAME_LENGTH,
   charLength,
-  decimalString,
+  costAmountString,
   formatPythonTimestamp,
   parseDatetime,
 } from './rules.js';
@@ -109,6 +109,8 @@ export interface StoredEvent {
   externalId: string | null;
   /** Unknown fields of seeded events, returned as they are. */
   extra: Record<string, unknown>;
+  /** Real time (ms) from which lists show it: ingest time plus the listing lag; 0 for seeds. */
+  listedFrom: number;
 }
 
 /** Filters of `GET /v1/events/` after parsing; every array is OR-ed, absent means no filter. */
@@ -122,6 +124,8 @@ export interface ListFilters {
   startMicros?: number;
   /** Exclusive upper bound, microseconds. */
   endMicros?: number;
+  /** Real time (ms): only events listed by then (see {@link EventStore.isListed}). */
+  listedAt?: number;
   /** `true` = oldest first. */
   ascending: boolean;
   page: number;
@@ -141,12 +145,10 @@ function serialiseMetadata(md: Record<string, unknown>): Record<string, unknown>
     const value = md[key];
     if (key === '_cost' && typeof value === 'object' && value !== null && !Array.isArray(value)) {
       const cost = value as Record<string, unknown>;
-      out[key] = { ...cost, amount: cost['amount'] === undefined ? cost['amount'] : decimalString(cost['amount']) };
+      out[key] = { ...cost, amount: cost['amount'] === undefined ? cost['amount'] : costAmountString(cost['amount']) };
     } else if (key === '_llm' && typeof value === 'object' && value !== null && !Array.isArray(value)) {
       const llm = value as Record<string, unknown>;
-      const copy: Record<string, unknown> = { ...llm, prompt: llm['prompt'] ?? null, response: llm['response'] ?? null };
-      if (llm['cost'] !== undefined && llm['cost'] !== null) copy['cost'] = decimalString(llm['cost']);
-      out[key] = copy;
+      out[key] = { ...llm, prompt: llm['prompt'] ?? null, response: llm['response'] ?? null };
     } else {
       out[key] = value;
     }
@@ -235,8 +237,8 @@ export class EventStore {
 
   // ---------------------------------------------------------------- writes
 
-  private store(e: Omit<StoredEvent, 'seq' | 'childCount'> & { childCount?: number }): StoredEvent {
-    const rec: StoredEvent = { ...e, seq: this.seq++, childCount: e.childCount ?? 0 };
+  private store(e: Omit<StoredEvent, 'seq' | 'childCount' | 'listedFrom'> & { childCount?: number; listedFrom?: number }): StoredEvent {
+    const rec: StoredEvent = { ...e, seq: this.seq++, childCount: e.childCount ?? 0, listedFrom: e.listedFrom ?? 0 };
     this.records.push(rec);
     this.byId.set(rec.id, rec);
     if (rec.externalId !== null && !this.byExternalId.has(rec.externalId)) this.byExternalId.set(rec.externalId, rec);
@@ -280,7 +282,7 @@ export class EventStore {
    * earlier in the batch) are duplicates; a new event with a name over 128 characters makes the
    * whole batch fail like Polar's database does (nothing stored).
    */
-  commit(events: ValidEvent[], nowMicros: number): CommitOutcome {
+  commit(events: ValidEvent[], nowMicros: number, listedFrom = 0): CommitOutcome {
     const seen = new Set<string>();
     const fresh: ValidEvent[] = [];
     let duplicates = 0;
@@ -317,10 +319,11 @@ export class EventStore {
           metadata: e.metadata,
           label: e.name,
           parentId: parent?.id ?? null,
-          memberId: null,
-          externalMemberId: null,
+          memberId: e.memberId,
+          externalMemberId: e.externalMemberId,
           externalId: e.externalId,
           extra: {},
+          listedFrom,
         }),
       );
     }
@@ -415,6 +418,18 @@ export class EventStore {
     };
   }
 
+  /**
+   * Whether lists show the event at real time `atMs`: its listing lag has passed and so has its
+   * parent's (Polar copies an event to its list store only once the chain to its root is there).
+   */
+  isListed(e: StoredEvent, atMs: number): boolean {
+    for (let cur: StoredEvent | undefined = e, depth = 0; cur && depth < 64; depth++) {
+      if (cur.listedFrom > atMs) return false;
+      cur = cur.parentId === null ? undefined : this.byId.get(cur.parentId);
+    }
+    return true;
+  }
+
   private matches(e: StoredEvent, f: ListFilters): boolean {
     if (f.customerIds) {
       const customer = this.customerOf(e);
@@ -430,6 +445,7 @@ export class EventStore {
         (customer !== null && customer.external_id !== null && f.externalCustomerIds.includes(customer.external_id));
       if (!ok) return false;
     }
+    if (f.listedAt !== undefined && !this.isListed(e, f.listedAt)) return false;
     if (f.names && !f.names.includes(e.name)) return false;
     if (f.sources && !f.sources.includes(e.source)) return false;
     if (f.parentId !== undefined && e.parentId !== f.parentId) return false;

@@ -1,6 +1,6 @@
 import { storageError, type BufferDatabase } from './db.js';
-import type { Durability } from './queue-store.js';
-import { asShown, heldIds, liveClaims, markWaitingGrew, statusRange } from './queue-store.js';
+import type { Durability } from './queue.js';
+import { asShown, heldIds, liveClaims, markWaitingGrew, statusRange } from './queue.js';
 import {
   BY_CUSTOMER,
   BY_FINGERPRINT,
@@ -86,7 +86,7 @@ export async function earliestUnconfirmed(db: BufferDatabase, keys: readonly str
   }
 }
 
-/** A validated server event, ready to be written to the mirror (made by reconcile/match.ts). */
+/** A validated server event, ready to be written to the mirror (made by mirror/match.ts). */
 export interface MirrorItem {
   /** The mirror record, without `localExternalId` and `storedAt` (applyPage sets them). */
   record: Omit<MirrorRecord, 'localExternalId' | 'storedAt'>;
@@ -96,7 +96,7 @@ export interface MirrorItem {
   customerKeys: string[];
 }
 
-/** The matching rules applyPage follows (pure functions from reconcile/match.ts). */
+/** The matching rules applyPage follows (pure functions from mirror/match.ts). */
 export interface Matcher {
   /** The local event a server event confirms, among those with one of its fingerprints. */
   choose(candidates: readonly EventRecord[]): EventRecord | undefined;
@@ -229,7 +229,7 @@ export async function resendUnconfirmed(
         r.sentAt + options.gracePeriod <= options.now &&
         (options.keys === null || options.keys.includes(r.customerKey))
       ) {
-        const next: EventRecord = { ...r, status: 'pending', nextAttemptAt: 0, leaseUntil: 0, leaseOwner: null };
+        const next: EventRecord = { ...r, status: 'pending', nextAttemptAt: 0 };
         await cursor.update(next);
         resent.push(next);
       }
@@ -315,7 +315,7 @@ export async function relieveQuota(db: BufferDatabase, options: { now: number; d
   return removed.mirror + removed.events;
 }
 
-/** A plan for one merged-view read (built and checked by reconcile/query.ts). */
+/** A plan for one merged-view read (built and checked by mirror/query.ts). */
 export interface MergedReadPlan {
   /** Customer keys of one customer (its aliases included), or null for every customer. */
   keys: readonly string[] | null;

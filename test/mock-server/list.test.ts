@@ -132,7 +132,8 @@ describe('mock Polar list', () => {
     expect(res.status).toBe(200);
     const item = (await list(s)).body.items[0];
     expect(item.timestamp).toBe('2025-06-02T14:03:07.123000+00:00');
-    expect(item.metadata._cost).toEqual({ amount: '150', currency: 'usd' });
+    // The newest server stores the Decimal as a float and returns str(Decimal(str(float))): "150.0".
+    expect(item.metadata._cost).toEqual({ amount: '150.0', currency: 'usd' });
     expect(item.metadata._llm.prompt).toBeNull();
     expect(item.metadata._llm.response).toBeNull();
     expect(Object.keys(item.metadata)).toEqual(['b', 'a', '_llm', '_cost']);

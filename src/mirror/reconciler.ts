@@ -1,7 +1,6 @@
 import { validate } from 'superstruct';
 import { ServerEventValidationError } from '../errors.js';
-import type { ResolvedOptions } from '../options.js';
-import type { Connection } from '../storage/db.js';
+import type { Seam } from '../seam.js';
 import {
   applyPage,
   customerKeysFor,
@@ -12,15 +11,16 @@ import {
   type MirrorItem,
 } from '../storage/mirror-store.js';
 import { customerKeyOf } from '../storage/serialize.js';
-import type { ReconcileOptions, ReconcileReport } from '../types.js';
+import type { ReconcileOptions, ReconcileReport } from './types.js';
 import { isSystemEvent, isValidDate, UserEventStruct } from '../validation/structs.js';
 import { validationFailures } from '../validation/validate.js';
 import { withRetry } from '../flush/retry-policy.js';
 import { formatMicros, matcher, prepareServerEvent, wireMicros } from './match.js';
 
 export interface ReconcilerContext {
-  options: ResolvedOptions;
-  connection: Connection;
+  seam: Seam;
+  confirmGracePeriod: number;
+  retention: { maxAge: number; maxEvents: number };
   signal: AbortSignal;
   emitError: (error: Error) => void;
 }
@@ -69,7 +69,7 @@ export class Reconciler {
   }
 
   async #run(plan: { items: unknown[] } | { scope: ScopeOptions }): Promise<ReconcileReport> {
-    const { options } = this.#ctx;
+    const { seam, confirmGracePeriod, retention } = this.#ctx;
     const report: ReconcileReport = {
       fetched: 0,
       matched: 0,
@@ -87,21 +87,21 @@ export class Reconciler {
       await this.#apply(prepared.items, report, undefined);
     } else {
       const resentKeys = await this.#pull(plan.scope, report);
-      const db = await this.#ctx.connection.get();
+      const db = await this.#ctx.seam.connection.get();
       const resent = await resendUnconfirmed(db, {
-        now: options.clock.now(),
-        gracePeriod: options.confirmGracePeriod,
+        now: seam.clock.now(),
+        gracePeriod: confirmGracePeriod,
         keys: resentKeys,
-        durability: options.durability,
+        durability: seam.durability,
       });
       report.resent = resent.length;
     }
-    const db = await this.#ctx.connection.get();
+    const db = await this.#ctx.seam.connection.get();
     const pruned = await pruneRetention(db, {
-      now: options.clock.now(),
-      maxAge: options.retention.maxAge,
-      maxEvents: options.retention.maxEvents,
-      durability: options.durability,
+      now: seam.clock.now(),
+      maxAge: retention.maxAge,
+      maxEvents: retention.maxEvents,
+      durability: seam.durability,
     });
     report.pruned = pruned.mirror;
     return report;
@@ -109,19 +109,19 @@ export class Reconciler {
 
   /** Pulls every page after the cursor; returns the customer keys this pull covered (null: all). */
   async #pull(scope: ScopeOptions, report: ReconcileReport): Promise<string[] | null> {
-    const { options, signal } = this.#ctx;
-    const list = options.transport.list;
+    const { seam, signal } = this.#ctx;
+    const list = seam.transport.list;
     if (typeof list !== 'function') {
       throw new TypeError('reconcile() needs a transport with list() (httpTransport has one) to read GET /v1/events/; or pass reconcile(arrayOfUserEvents).');
     }
-    const db = await this.#ctx.connection.get();
+    const db = await this.#ctx.seam.connection.get();
     const keys = scope.customerKey === null ? null : await customerKeysFor(db, scope.customerKey);
     const cursor = await readCursor(db, scope.cursorScope);
     // Where to start (exclusive bound, µs): just before the cursor's own timestamp, or `since`.
     let start: number | undefined =
       cursor !== undefined ? cursor.timestampMicros - 1 : scope.since !== undefined ? scope.since.getTime() * 1000 - 1 : undefined;
     if (start !== undefined) {
-      const earliest = await earliestUnconfirmed(db, keys, options.clock.now());
+      const earliest = await earliestUnconfirmed(db, keys, seam.clock.now());
       if (earliest !== null) start = Math.min(start, (earliest - SENT_LOOKBACK_MS) * 1000 - 1);
     }
     const query: Record<string, string | number> = { sorting: 'timestamp', limit: PAGE_LIMIT };
@@ -133,9 +133,9 @@ export class Reconciler {
       signal.throwIfAborted();
       // A page the server failed (5xx, 429, a dropped connection) is tried again with the
       // buffer's retry options, as a flush does; each failed try is reported on "error".
-      const answer = await withRetry(() => list.call(options.transport, { ...query, page }, { signal }), options.retry, {
+      const answer = await withRetry(() => list.call(seam.transport, { ...query, page }, { signal }), seam.retry, {
         signal,
-        clock: options.clock,
+        clock: seam.clock,
         onRetry: ({ error }) => this.#ctx.emitError(error as Error),
       });
       report.pages++;
@@ -183,11 +183,11 @@ export class Reconciler {
 
   async #apply(items: MirrorItem[], report: ReconcileReport, cursor: { scope: string; timestampMicros: number } | undefined) {
     if (items.length === 0 && cursor === undefined) return;
-    const { options } = this.#ctx;
-    const db = await this.#ctx.connection.get();
+    const { seam } = this.#ctx;
+    const db = await this.#ctx.seam.connection.get();
     const result = await applyPage(db, items, {
-      now: options.clock.now(),
-      durability: options.durability,
+      now: seam.clock.now(),
+      durability: seam.durability,
       matcher,
       ...(cursor ? { cursor } : {}),
     });

@@ -1,6 +1,6 @@
 import { create } from 'superstruct';
 import { describe, expect, it } from 'vitest';
-import { chooseCandidate, formatMicros, prepareServerEvent, sameContent, wireMicros } from '../../src/reconcile/match.js';
+import { chooseCandidate, formatMicros, prepareServerEvent, sameContent, wireMicros } from '../../src/mirror/match.js';
 import type { EventRecord } from '../../src/storage/schema.js';
 import { newRecord } from '../../src/storage/serialize.js';
 import { UserEventStruct } from '../../src/validation/structs.js';

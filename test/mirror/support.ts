@@ -1,4 +1,6 @@
 import { createEventBuffer } from '../../src/event-buffer.js';
+import { createMirror } from '../../src/mirror/mirror.js';
+import type { Mirror, MirrorOptions } from '../../src/mirror/types.js';
 import type { MockPolarServer } from '../../src/mock-server/index.js';
 import type { Clock, EventBufferOptions } from '../../src/options.js';
 import { httpTransport } from '../../src/transport/http.js';
@@ -22,34 +24,45 @@ export class MovableClock implements Clock {
   }
 }
 
-export interface Rig {
-  polar: MockPolarServer;
-  transport: Transport;
+/** Options of a buffer and of its mirror (`retention`, `confirmGracePeriod`) together. */
+export type RigOptions = Partial<EventBufferOptions> & MirrorOptions;
+
+export interface Opened {
   buffer: EventBuffer;
-  /** Another buffer on a fresh database, same server. */
-  another(options?: Partial<EventBufferOptions>): EventBuffer;
+  mirror: Mirror;
 }
 
-/** Per test: a mock Polar (with the full customer `user_42`) and buffers over real HTTP. */
-export function useRig(): (options?: Partial<EventBufferOptions>) => Promise<Rig> {
+export interface Rig extends Opened {
+  polar: MockPolarServer;
+  transport: Transport;
+  /** Another buffer and its mirror on a fresh database, same server. */
+  another(options?: RigOptions): Opened;
+}
+
+/** Per test: a mock Polar (with the full customer `user_42`) and buffers (each with a mirror) over real HTTP. */
+export function useRig(): (options?: RigOptions) => Promise<Rig> {
   const startPolar = useMockPolar();
   const close = autoClose();
   return async (options = {}) => {
     const polar = await startPolar({ customers: [FULL_CUSTOMER] });
     const transport = httpTransport({ baseUrl: polar.url });
-    const make = (extra: Partial<EventBufferOptions> = {}): EventBuffer => {
+    const make = (extra: RigOptions = {}): Opened => {
+      const { retention, confirmGracePeriod, ...rest } = { ...options, ...extra };
       const buffer = createEventBuffer({
         transport,
         indexedDB: freshIndexedDB(),
         autoFlush: false,
         retry: { retries: 0 },
-        ...options,
-        ...extra,
+        ...rest,
       } as EventBufferOptions);
       close(buffer);
-      return buffer;
+      const mirror = createMirror(buffer, {
+        ...(retention !== undefined ? { retention } : {}),
+        ...(confirmGracePeriod !== undefined ? { confirmGracePeriod } : {}),
+      });
+      return { buffer, mirror };
     };
-    return { polar, transport, buffer: make(), another: make };
+    return { polar, transport, ...make(), another: make };
   };
 }
 

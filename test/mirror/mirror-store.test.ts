@@ -1,6 +1,6 @@
 import { create } from 'superstruct';
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { matcher, prepareServerEvent } from '../../src/reconcile/match.js';
+import { matcher, prepareServerEvent } from '../../src/mirror/match.js';
 import { openBufferDb, type BufferDatabase } from '../../src/storage/db.js';
 import {
   applyPage,

@@ -17,36 +17,36 @@ function sum(reports: ReconcileReport[], key: keyof ReconcileReport): number {
 
 describe('reconcile() paging', () => {
   it('mirrors every event once when pages split a run of equal timestamps', async () => {
-    const { polar, buffer } = await rig();
+    const { polar, buffer, mirror } = await rig();
     const ids = [
       ...seed(polar, 30, (i) => T0 + i),
       ...seed(polar, 150, () => SHARED),
       ...seed(polar, 40, (i) => T0 + 5000 + i),
     ];
-    const report = await buffer.reconcile();
+    const report = await mirror.reconcile();
     expect(report).toMatchObject({ fetched: 220, added: 220, updated: 0, pages: 3 });
-    const merged = await buffer.query({ limit: Infinity });
+    const merged = await mirror.query({ limit: Infinity });
     expect(merged.map((e) => e.serverId).sort()).toEqual([...ids].sort());
     expect((await buffer.stats()).mirrored).toBe(220);
   });
 
   it('resumes at the cursor: adds only new events, including new ones at the cursor\'s own timestamp', async () => {
-    const { polar, buffer } = await rig();
+    const { polar, mirror } = await rig();
     seed(polar, 199, (i) => T0 + i);
     seed(polar, 1, () => SHARED);
-    await buffer.reconcile();
+    await mirror.reconcile();
     const more = [...seed(polar, 4, () => SHARED), ...seed(polar, 2, (i) => T0 + 9000 + i)];
-    const second = await buffer.reconcile();
+    const second = await mirror.reconcile();
     // Only the cursor's own timestamp is read again (1 known + 4 new), never the history.
     expect(second).toMatchObject({ fetched: 7, added: 6, unchanged: 1, pages: 1 });
-    const merged = (await buffer.query({ limit: Infinity })).map((e) => e.serverId);
+    const merged = (await mirror.query({ limit: Infinity })).map((e) => e.serverId);
     expect(merged).toHaveLength(206);
     expect(new Set(merged).size).toBe(206);
     expect(merged).toEqual(expect.arrayContaining(more));
   });
 
   it('resumes after a reconcile cut on page 3 and ends in the same state as an uninterrupted one', async () => {
-    const { polar, transport, buffer, another } = await rig();
+    const { polar, transport, buffer, mirror, another } = await rig();
     seed(polar, 95, (i) => T0 + i);
     seed(polar, 130, () => SHARED); // crosses the page 1/2 and 2/3 boundaries
     seed(polar, 225, (i) => T0 + 10_000 + Math.floor(i / 3)); // runs of three
@@ -59,28 +59,28 @@ describe('reconcile() paging', () => {
         return transport.list!(query, options);
       },
     };
-    const interrupted = another({ transport: cutting });
+    const { buffer: interruptedBuffer, mirror: interrupted } = another({ transport: cutting });
     await expect(interrupted.reconcile()).rejects.toBeInstanceOf(TransportError);
-    expect((await interrupted.stats()).mirrored).toBe(200);
+    expect((await interruptedBuffer.stats()).mirrored).toBe(200);
     const resumed = await interrupted.reconcile();
     expect(resumed.added).toBe(250);
 
-    const whole = await buffer.reconcile();
+    const whole = await mirror.reconcile();
     expect(whole.added).toBe(450);
     const a = await interrupted.query({ limit: Infinity });
-    const b = await buffer.query({ limit: Infinity });
+    const b = await mirror.query({ limit: Infinity });
     expect(a.map((e) => [e.serverId, e.status, e.timestamp.getTime()])).toEqual(b.map((e) => [e.serverId, e.status, e.timestamp.getTime()]));
-    expect(await interrupted.stats()).toEqual(await buffer.stats());
+    expect(await interruptedBuffer.stats()).toEqual(await buffer.stats());
   });
 
   it('retries a page the server failed (503 with Retry-After, a dropped connection) with the retry options, and reads every page', async () => {
     const { polar, another } = await rig();
     seed(polar, 250, (i) => T0 + i);
     const errors: unknown[] = [];
-    const buffer = another({ retry: { retries: 3, minTimeout: 1, maxTimeout: 50, randomize: false } });
-    buffer.on('error', (e) => errors.push(e));
+    const { mirror } = another({ retry: { retries: 3, minTimeout: 1, maxTimeout: 50, randomize: false } });
+    mirror.on('error', (e) => errors.push(e));
     polar.addFaults({ match: 'list', status: 503, retryAfter: 0 }, { match: 'list', drop: true });
-    const report = await buffer.reconcile();
+    const report = await mirror.reconcile();
     expect(report).toMatchObject({ fetched: 250, added: 250, pages: 3 });
     expect(polar.pendingFaults).toHaveLength(0);
     // Each failed try is reported on "error", as the flush does.
@@ -90,65 +90,65 @@ describe('reconcile() paging', () => {
   });
 
   it('keeps one cursor per customer', async () => {
-    const { polar, buffer } = await rig();
+    const { polar, mirror } = await rig();
     seed(polar, 3, (i) => T0 + i);
     seed(polar, 2, (i) => T0 + 100 + i, { external_customer_id: 'someone_else' });
-    expect((await buffer.reconcile({ externalCustomerId: 'user_42' })).added).toBe(3);
-    expect((await buffer.reconcile({ externalCustomerId: 'someone_else' })).added).toBe(2);
-    expect((await buffer.reconcile({ externalCustomerId: 'user_42' })).added).toBe(0);
+    expect((await mirror.reconcile({ externalCustomerId: 'user_42' })).added).toBe(3);
+    expect((await mirror.reconcile({ externalCustomerId: 'someone_else' })).added).toBe(2);
+    expect((await mirror.reconcile({ externalCustomerId: 'user_42' })).added).toBe(0);
   });
 
   it('refuses both customer references at once', async () => {
-    const { buffer } = await rig();
-    await expect(buffer.reconcile({ externalCustomerId: 'a', customerId: 'b' })).rejects.toThrow(TypeError);
+    const { mirror } = await rig();
+    await expect(mirror.reconcile({ externalCustomerId: 'a', customerId: 'b' })).rejects.toThrow(TypeError);
   });
 });
 
 describe('reconcile() items', () => {
   it('skips SystemEvents and counts them', async () => {
-    const { polar, buffer } = await rig();
+    const { polar, buffer, mirror } = await rig();
     seed(polar, 2, (i) => T0 + i);
     polar.addSystemEvent({ name: 'customer.created', timestamp: T0 + 1, external_customer_id: 'user_42' });
     polar.addSystemEvent({ name: 'meter.credited', timestamp: T0 + 2 });
-    const report = await buffer.reconcile();
+    const report = await mirror.reconcile();
     expect(report).toMatchObject({ fetched: 4, added: 2, system: 2 });
     expect((await buffer.stats()).mirrored).toBe(2);
   });
 
   it('skips a malformed server item, reports it on "error" and writes nothing of it', async () => {
-    const { polar, buffer } = await rig();
+    const { polar, mirror } = await rig();
     seed(polar, 1, () => T0);
     const [bad] = seed(polar, 1, () => T0 + 1, { metadata: { tags: ['a', 'b'] } });
     seed(polar, 1, () => T0 + 2);
     const errors: Error[] = [];
-    buffer.on('error', (e) => errors.push(e));
-    const report = await buffer.reconcile();
+    mirror.on('error', (e) => errors.push(e));
+    const report = await mirror.reconcile();
     expect(report).toMatchObject({ fetched: 3, added: 2, invalid: 1 });
     expect(errors).toHaveLength(1);
     expect(errors[0]).toBeInstanceOf(EventValidationError);
     expect((errors[0] as EventValidationError).failures[0]?.path.slice(0, 2)).toEqual(['metadata', 'tags']);
     expect(errors[0]!.message).toContain(bad!);
-    expect((await buffer.query()).map((e) => e.serverId)).not.toContain(bad);
+    expect((await mirror.query()).map((e) => e.serverId)).not.toContain(bad);
   });
 
   it('applies an array of wire UserEvents, skipping malformed items and SystemEvents', async () => {
     const { another } = await rig();
     // The fixtures are from 2025: keep every age.
-    const buffer = another({ retention: { maxAge: Infinity } });
+    const { buffer, mirror } = another({ retention: { maxAge: Infinity } });
     const errors: Error[] = [];
-    buffer.on('error', (e) => errors.push(e));
+    mirror.on('error', (e) => errors.push(e));
     const items = [userEventItem(), systemEventItem(), ...MALFORMED_ITEMS.map((m) => m.item), userEventItem({ timestamp: '2025-06-02T14:03:08.000001+00:00' })];
-    const report = await buffer.reconcile(items);
+    const report = await mirror.reconcile(items);
     expect(report).toMatchObject({ fetched: items.length, added: 2, system: 1, invalid: MALFORMED_ITEMS.length, pages: 0 });
     expect(errors).toHaveLength(MALFORMED_ITEMS.length);
     expect((await buffer.stats()).mirrored).toBe(2);
   });
 
   it('keeps customer objects with every field, and unknown extra fields, in the mirror', async () => {
-    const { polar, buffer } = await rig();
+    const { polar, mirror } = await rig();
     seed(polar, 1, () => SHARED, { some_new_field: { nested: true } });
-    await buffer.reconcile();
-    const [entry] = await buffer.query();
+    await mirror.reconcile();
+    const [entry] = await mirror.query();
     const userEvent = entry!.userEvent as unknown as Record<string, unknown> & { customer: Record<string, unknown> };
     expect(userEvent['someNewField']).toEqual({ nested: true });
     expect(userEvent.customer).toMatchObject({
@@ -164,29 +164,33 @@ describe('reconcile() items', () => {
 
   it('replaces a mirrored event by a newer copy and counts it as updated', async () => {
     const { another } = await rig();
-    const buffer = another({ retention: { maxAge: Infinity } });
+    const { mirror } = another({ retention: { maxAge: Infinity } });
     const first = userEventItem();
-    await buffer.reconcile([first]);
-    const report = await buffer.reconcile([{ ...first, customer: null, label: 'renamed' }]);
+    await mirror.reconcile([first]);
+    const report = await mirror.reconcile([{ ...first, customer: null, label: 'renamed' }]);
     expect(report).toMatchObject({ added: 0, updated: 1 });
-    const [entry] = await buffer.query();
+    const [entry] = await mirror.query();
     expect(entry!.userEvent?.customer).toBeNull();
   });
 
   it('emits "reconcile" with the report and "change" when something changed', async () => {
-    const { polar, buffer } = await rig();
+    const { polar, buffer, mirror } = await rig();
     seed(polar, 1, () => T0);
     const seen: string[] = [];
-    buffer.on('reconcile', (r) => seen.push(`reconcile:${r.added}`));
-    buffer.on('change', (c) => seen.push(`change:${c.reason}`));
-    await buffer.reconcile();
-    expect(seen).toEqual(['reconcile:1', 'change:reconcile']);
+    mirror.on('reconcile', (r) => seen.push(`reconcile:${r.added}`));
+    buffer.on('change', (c) => seen.push(`buffer change:${c.reason}`));
+    mirror.on('change', (c) => seen.push(`mirror change:${c.reason}`));
+    await mirror.reconcile();
+    expect(seen).toEqual(['reconcile:1', 'mirror change:reconcile', 'buffer change:reconcile']);
+    // Nothing new: no "change".
+    await mirror.reconcile();
+    expect(seen).toHaveLength(4);
   });
 });
 
 describe('track → flush → reconcile', () => {
   it('confirms every tracked event, two identical ones in the same millisecond included', async () => {
-    const { polar, buffer } = await rig();
+    const { polar, buffer, mirror } = await rig();
     const at = new Date(Date.now() - 60_000);
     const metadata = { tokens: 12, model: 'gpt', _cost: { amount: 150, currency: 'usd' as const } };
     const tracked = [
@@ -198,22 +202,22 @@ describe('track → flush → reconcile', () => {
     await buffer.flush();
     // The server hands metadata back with keys reversed and the cost amount as "150".
     expect(polar.events[0]!.metadata).toEqual({ tokens: 12, model: 'gpt', _cost: { amount: '150', currency: 'usd' } });
-    const report = await buffer.reconcile();
+    const report = await mirror.reconcile();
     expect(report.matched).toBe(4);
     expect(await buffer.stats()).toMatchObject({ pending: 0, sent: 0, confirmed: 4, mirrored: 4 });
-    const merged = await buffer.query();
+    const merged = await mirror.query();
     expect(merged.map((e) => e.externalId).sort()).toEqual(tracked.map((e) => e.externalId).sort());
     expect(new Set(merged.map((e) => e.serverId)).size).toBe(4);
     expect(merged.every((e) => e.status === 'confirmed' && e.userEvent?.id === e.serverId)).toBe(true);
   });
 
   it('confirms an event sent with an old timestamp after the cursor moved past that time', async () => {
-    const { polar, buffer } = await rig();
+    const { polar, buffer, mirror } = await rig();
     seed(polar, 1, () => Date.now() - 60_000);
-    await buffer.reconcile();
+    await mirror.reconcile();
     await buffer.track({ name: 'offline_call', externalCustomerId: 'user_42', timestamp: new Date(Date.now() - 3_600_000) });
     await buffer.flush();
-    const report = await buffer.reconcile();
+    const report = await mirror.reconcile();
     expect(report.matched).toBe(1);
     expect((await buffer.stats()).confirmed).toBe(1);
   });
@@ -227,18 +231,18 @@ describe('track → flush → reconcile', () => {
       ingest: async (events, options) => (swallow ? { inserted: events.length, duplicates: 0 } : transport.ingest(events, options)),
       list: (query, options) => transport.list!(query, options),
     };
-    const buffer = another({ transport: lossy, clock, confirmGracePeriod: 600_000 });
+    const { buffer, mirror } = another({ transport: lossy, clock, confirmGracePeriod: 600_000 });
     await buffer.track({ name: 'api_call', externalCustomerId: 'user_42' });
     await buffer.flush();
     swallow = false;
-    expect((await buffer.reconcile()).resent).toBe(0);
+    expect((await mirror.reconcile()).resent).toBe(0);
     expect((await buffer.stats()).sent).toBe(1);
     clock.offset = 600_001;
-    expect((await buffer.reconcile()).resent).toBe(1);
+    expect((await mirror.reconcile()).resent).toBe(1);
     expect((await buffer.stats()).pending).toBe(1);
     await buffer.flush();
     expect(polar.events).toHaveLength(1);
-    expect((await buffer.reconcile()).matched).toBe(1);
+    expect((await mirror.reconcile()).matched).toBe(1);
     expect((await buffer.stats()).confirmed).toBe(1);
   });
 });
@@ -246,20 +250,20 @@ describe('track → flush → reconcile', () => {
 describe('retention', () => {
   it('bounds the mirror to the newest maxEvents', async () => {
     const { polar, another } = await rig();
-    const buffer = another({ retention: { maxEvents: 10 } });
+    const { mirror } = another({ retention: { maxEvents: 10 } });
     seed(polar, 25, (i) => T0 + i);
-    const report = await buffer.reconcile();
+    const report = await mirror.reconcile();
     expect(report.pruned).toBe(15);
-    const merged = await buffer.query({ limit: Infinity });
+    const merged = await mirror.query({ limit: Infinity });
     expect(merged.map((e) => e.userEvent?.metadata['n'])).toEqual([15, 16, 17, 18, 19, 20, 21, 22, 23, 24]);
   });
 
   it('prunes mirrored events older than maxAge', async () => {
     const { polar, another } = await rig();
-    const buffer = another({ retention: { maxAge: 24 * 3_600_000 } });
+    const { buffer, mirror } = another({ retention: { maxAge: 24 * 3_600_000 } });
     seed(polar, 3, (i) => Date.now() - 48 * 3_600_000 + i);
     seed(polar, 2, (i) => Date.now() - 3_600_000 + i);
-    expect((await buffer.reconcile()).pruned).toBe(3);
+    expect((await mirror.reconcile()).pruned).toBe(3);
     expect((await buffer.stats()).mirrored).toBe(2);
   });
 

@@ -1,8 +1,8 @@
 import type { BufferDatabase } from '../storage/db.js';
-import { customerKeysFor, readMerged, type MergedEntry } from '../storage/mirror-store.js';
-import { STATUSES, type EventStatus } from '../storage/schema.js';
+import { customerKeysFor, readMerged } from '../storage/mirror-store.js';
+import { STATUSES, type EventRecord, type EventStatus, type MirrorRecord } from '../storage/schema.js';
 import { customerKeyOf, mirrorEventOf, toLocalEvent } from '../storage/serialize.js';
-import type { LocalEvent, QueryFilter } from '../types.js';
+import type { LocalEvent, QueryFilter } from './types.js';
 import { isValidDate, type Metadata, type UserEvent } from '../validation/structs.js';
 
 /** Entries returned when the filter sets no `limit`. */
@@ -31,25 +31,27 @@ export async function queryMerged(db: BufferDatabase, filter: QueryFilter, now: 
     limit: f.limit,
     now,
   });
-  return entries.map(toEntry);
+  return entries.map((entry) => (entry.kind === 'local' ? toLocalEvent(entry.record) : mirrorEntry(entry.record, entry.local)));
 }
 
-function toEntry(entry: MergedEntry): LocalEvent {
-  if (entry.kind === 'local') return toLocalEvent(entry.record);
-  const userEvent = mirrorEventOf(entry.record) as unknown as UserEvent;
-  if (entry.local) return { ...toLocalEvent(entry.local), userEvent };
+/** A mirrored event as an entry: its local record (with `userEvent`) when it confirmed one. */
+export function mirrorEntry(record: MirrorRecord, local: EventRecord | undefined): LocalEvent {
+  const userEvent = mirrorEventOf(record) as unknown as UserEvent;
+  if (local) return { ...toLocalEvent(local), userEvent };
   return {
     externalId: userEvent.id,
     name: userEvent.name,
     externalCustomerId: userEvent.externalCustomerId ?? userEvent.customer?.externalId ?? null,
     customerId: userEvent.customerId ?? userEvent.customer?.id ?? null,
     organizationId: userEvent.organizationId ?? null,
+    memberId: (userEvent as { memberId?: string | null }).memberId ?? null,
+    externalMemberId: (userEvent as { externalMemberId?: string | null }).externalMemberId ?? null,
     metadata: userEvent.metadata as Metadata,
-    timestamp: new Date(entry.record.timestampMs),
+    timestamp: new Date(record.timestampMs),
     parentId: userEvent.parentId ?? null,
     status: 'confirmed',
     attempts: 0,
-    createdAt: new Date(entry.record.timestampMs),
+    createdAt: new Date(record.timestampMs),
     serverId: userEvent.id,
     error: null,
     nextAttemptAt: null,
@@ -58,7 +60,7 @@ function toEntry(entry: MergedEntry): LocalEvent {
   };
 }
 
-interface CheckedFilter {
+export interface CheckedFilter {
   customerKey: string | null;
   name: string | undefined;
   sinceMs: number;
@@ -67,7 +69,7 @@ interface CheckedFilter {
   limit: number;
 }
 
-function checkFilter(filter: unknown): CheckedFilter {
+export function checkFilter(filter: unknown): CheckedFilter {
   if (typeof filter !== 'object' || filter === null || Array.isArray(filter)) {
     throw new TypeError('Expected query() to get nothing or a filter object { externalCustomerId?, customerId?, name?, since?, until?, status?, limit? }.');
   }
