@@ -9,7 +9,11 @@
  * long-lived fixtures (the 100,000-event backlog and mirror), which live until `dropFixtures()`.
  * Each scenario returns { events, ms } (rate = events / ms) plus what else it measured; the
  * preparation of inputs and fixtures is never inside the timed part.
+ *
+ * The read path (reconcile, query) is `createMirror` of dist/mirror.js, imported here: it shares
+ * dist's chunks with `env.lib`, so it recognises the buffers `env.lib` made.
  */
+import { createMirror } from '../dist/mirror.js';
 
 /** One usage event as an app would track it: ~320 bytes on the wire with its generated fields. */
 export function eventInput(i) {
@@ -446,7 +450,7 @@ async function reconcileScenario(env, { n, externalCustomerId }) {
   const buffer = await openBuffer(env, name);
   try {
     const t0 = env.now();
-    const report = await buffer.reconcile({ externalCustomerId });
+    const report = await createMirror(buffer).reconcile({ externalCustomerId });
     const ms = env.now() - t0;
     if (report.fetched < n) throw new Error(`reconcile: fetched ${report.fetched} of ${n}`);
     return { events: report.fetched, ms, added: report.added };
@@ -466,8 +470,9 @@ async function reconcileScenario(env, { n, externalCustomerId }) {
 async function mirrorSetup(env, { size, organizationId }) {
   if (fixtures.mirror) return { size: fixtures.mirror.size, ms: 0 };
   const name = dbName('mirror');
+  const buffer = await openBuffer(env, name);
   // The default retention keeps the newest 50,000 mirrored events; the fixture must keep all `size`.
-  const buffer = await openBuffer(env, name, { retention: { maxEvents: Math.max(1_000_000, size) } });
+  const mirror = createMirror(buffer, { retention: { maxEvents: Math.max(1_000_000, size) } });
   // Recent timestamps (one per second up to now): older ones would be pruned by the mirror's retention.
   const base = Date.now() - size * 1000 - 60_000;
   const t0 = env.now();
@@ -490,7 +495,7 @@ async function mirrorSetup(env, { size, organizationId }) {
           metadata: input.metadata,
         };
       });
-      await buffer.reconcile(items);
+      await mirror.reconcile(items);
     }
   } catch (error) {
     await buffer.close();
@@ -505,7 +510,7 @@ async function mirrorSetup(env, { size, organizationId }) {
     await deleteDb(env, name);
     throw new Error(`mirror: ${stats.mirrored} of ${size} server events kept`);
   }
-  fixtures.mirror = { name, buffer, size: stats.mirrored };
+  fixtures.mirror = { name, buffer, mirror, size: stats.mirrored };
   return { size: stats.mirrored, ms };
 }
 
@@ -518,7 +523,7 @@ async function queryOneCustomer(env, { externalCustomerId, repeat }) {
   try {
     for (let k = 0; k < repeat; k++) {
       const t0 = env.now();
-      const result = await f.buffer.query({ externalCustomerId });
+      const result = await f.mirror.query({ externalCustomerId });
       times.push(env.now() - t0);
       rows = result.length;
     }

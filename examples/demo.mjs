@@ -3,6 +3,7 @@
 // Everything runs here: the embedded mock Polar on 127.0.0.1 and IndexedDB from fake-indexeddb.
 import 'fake-indexeddb/auto';
 import { createEventBuffer, httpTransport, EventValidationError } from '../dist/index.js';
+import { createMirror } from '../dist/mirror.js';
 import { startMockPolar } from '../dist/mock-server.js';
 
 const TOKEN = 'polar_oat_demo_token';
@@ -105,10 +106,12 @@ const onServerOnce = tracked.filter((e) => perId.get(e.externalId) === 1).length
 const onServerTwice = [...perId.values()].filter((n) => n > 1).length;
 
 line('\n4. Reconciling with what the server stored...');
+// The read path (reconcile, query) is its own entry: an app that only tracks never loads it.
+const mirror = createMirror(buffer);
 let reconcile;
 try {
   for (const customer of customers) {
-    const r = await buffer.reconcile({ externalCustomerId: customer });
+    const r = await mirror.reconcile({ externalCustomerId: customer });
     reconcile = reconcile
       ? { fetched: reconcile.fetched + r.fetched, matched: reconcile.matched + r.matched, added: reconcile.added + r.added }
       : r;
@@ -127,7 +130,7 @@ line(`  on the server exactly once      ${onServerOnce} of ${tracked.length - de
 if (reconcile) {
   const after = await buffer.stats();
   line(`  reconciled                      fetched ${reconcile.fetched}, matched ${reconcile.matched}; confirmed now ${after.confirmed}`);
-  const history = await buffer.query({ externalCustomerId: 'user_ada', limit: 6 });
+  const history = await mirror.query({ externalCustomerId: 'user_ada', limit: 6 });
   line(`\n  user_ada's merged history (first ${history.length}):`);
   for (const e of history) {
     line(`    ${e.timestamp.toISOString()}  ${e.name.padEnd(9)} ${e.status.padEnd(9)} ${JSON.stringify(e.metadata)}`);

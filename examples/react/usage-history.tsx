@@ -1,5 +1,5 @@
 // A component that shows the history with each event's delivery state.
-import type { EventBuffer, LocalEvent, QueryFilter } from 'polar-event-buffer';
+import type { LocalEvent, Mirror, QueryFilter } from 'polar-event-buffer/mirror';
 import { deliveryState, useUsageEvents, type UsageState } from './use-usage-events.js';
 
 const LABELS = {
@@ -9,11 +9,11 @@ const LABELS = {
   failed: 'Failed: refused by Polar',
 } as const;
 
-export function UsageHistory({ buffer, filter }: { buffer: EventBuffer<any>; filter?: QueryFilter }) {
-  return <UsageHistoryView state={useUsageEvents(buffer, filter)} />;
+export function UsageHistory({ mirror, filter }: { mirror: Mirror; filter?: QueryFilter }) {
+  return <UsageHistoryView state={useUsageEvents(mirror, filter)} />;
 }
 
-/** The view alone (no buffer), e.g. for server rendering or a story. */
+/** The view alone (no mirror), e.g. for server rendering or a story. */
 export function UsageHistoryView({ state }: { state: UsageState }) {
   if (state.loading) return <p>Loading usage…</p>;
   if (state.error) return <p role="alert">Could not read usage: {state.error.message}</p>;

@@ -1,15 +1,17 @@
-// A React hook over the buffer's merged history: what the server confirmed (the mirror) plus what
-// this device tracked and the server has not confirmed yet, each with its delivery state.
+// A React hook over the merged history of a mirror (polar-event-buffer/mirror): what the server
+// confirmed plus what this device tracked and the server has not confirmed yet, each with its
+// delivery state.
 //
-//   const { events, loading, error } = useUsageEvents(buffer, { externalCustomerId: user.id });
+//   const mirror = createMirror(buffer); // once, next to the buffer
+//   const { events, loading, error } = useUsageEvents(mirror, { externalCustomerId: user.id });
 //
-// The list refreshes on the buffer's "change" event, which fires for this tab's track/flush/
+// The list refreshes on the mirror's "change" event, which fires for this tab's track/flush/
 // reconcile AND for other tabs and the service worker on the same database.
 import { useMemo, useSyncExternalStore } from 'react';
-import type { EventBuffer, LocalEvent, QueryFilter } from 'polar-event-buffer';
+import type { LocalEvent, Mirror, QueryFilter } from 'polar-event-buffer/mirror';
 
 export interface UsageState {
-  /** Oldest first, as `buffer.query()` returns them. */
+  /** Oldest first, as `mirror.query()` returns them. */
   events: LocalEvent[];
   /** True until the first query answered. */
   loading: boolean;
@@ -48,7 +50,7 @@ export interface UsageStore {
 
 const INITIAL: UsageState = { events: [], loading: true, error: null };
 
-export function createUsageStore(buffer: EventBuffer<any>, filter: QueryFilter = {}): UsageStore {
+export function createUsageStore(mirror: Mirror, filter: QueryFilter = {}): UsageStore {
   let snapshot = INITIAL;
   const listeners = new Set<() => void>();
   let generation = 0;
@@ -59,7 +61,7 @@ export function createUsageStore(buffer: EventBuffer<any>, filter: QueryFilter =
   const refresh = async () => {
     const mine = ++generation; // a slower older query must not overwrite a newer answer
     try {
-      const events = await buffer.query(filter);
+      const events = await mirror.query(filter);
       if (mine === generation) set({ events, loading: false, error: null });
     } catch (error) {
       if (mine === generation) set({ ...snapshot, loading: false, error: error as Error });
@@ -68,7 +70,7 @@ export function createUsageStore(buffer: EventBuffer<any>, filter: QueryFilter =
   return {
     subscribe(onChange) {
       listeners.add(onChange);
-      const unsubscribe = buffer.on('change', () => void refresh());
+      const unsubscribe = mirror.on('change', () => void refresh());
       if (listeners.size === 1) void refresh();
       return () => {
         listeners.delete(onChange);
@@ -82,12 +84,12 @@ export function createUsageStore(buffer: EventBuffer<any>, filter: QueryFilter =
 
 /**
  * The merged usage history of one customer (or everything), kept up to date.
- * @param buffer made once for the app (module scope or a context), not per render
- * @param filter `buffer.query()` filter; compared by value, so an inline object is fine
+ * @param mirror made once for the app (module scope or a context), not per render
+ * @param filter `mirror.query()` filter; compared by value, so an inline object is fine
  */
-export function useUsageEvents(buffer: EventBuffer<any>, filter: QueryFilter = {}): UsageState {
+export function useUsageEvents(mirror: Mirror, filter: QueryFilter = {}): UsageState {
   const key = JSON.stringify(filter);
   // eslint-disable-next-line react-hooks/exhaustive-deps -- `key` stands for `filter`
-  const store = useMemo(() => createUsageStore(buffer, filter), [buffer, key]);
+  const store = useMemo(() => createUsageStore(mirror, filter), [mirror, key]);
   return useSyncExternalStore(store.subscribe, store.getSnapshot, store.getSnapshot);
 }

@@ -86,6 +86,8 @@ export interface MockRuntime {
   /** Milliseconds before an ingested event shows in lists (Polar lists from an asynchronous copy). */
   listingLag: number;
   rateLimit: RateLimit | undefined;
+  /** `'rejected'`: 422 for an unknown parent_id (servers before April 2026); `'hidden'`: stored, unlisted until the parent arrives. */
+  orphans: 'rejected' | 'hidden';
   /** Per-token fixed windows: start (real ms) and requests counted. */
   rateWindows: Map<string, { start: number; count: number }>;
   token: string | undefined;
@@ -137,9 +139,10 @@ function bearer(req: IncomingMessage): string | undefined {
  * Polar's rate limiter (asgi-ratelimit, fixed windows keyed by token) answers 429 with an empty
  * body and `Retry-After` in seconds; it runs after the body-size check and before authentication.
  */
-function rateLimited(rt: MockRuntime, req: IncomingMessage): Answer | undefined {
+function rateLimited(rt: MockRuntime, req: IncomingMessage, path: string): Answer | undefined {
   const limit = rt.rateLimit;
-  if (!limit) return undefined;
+  // Polar's catch-all rule covers `^/v1`.
+  if (!limit || !path.startsWith('/v1')) return undefined;
   const key = bearer(req) ?? 'anonymous';
   const now = Date.now();
   let w = rt.rateWindows.get(key);
@@ -332,7 +335,7 @@ function ingest(rt: MockRuntime, parsed: unknown, record: RecordedRequest): Answ
     else errors.push(...c.errors);
   }
   const batch = (parsed as { events: unknown[] }).events;
-  errors.push(...rt.store.checkParents(batch, valid));
+  if (rt.orphans === 'rejected') errors.push(...rt.store.checkParents(batch, valid));
   if (errors.length > 0) return { status: 422, body: { detail: sortErrors(errors) } };
   const outcome = rt.store.commit(valid, nowMicros, rt.listingLag > 0 ? Date.now() + rt.listingLag : 0);
   if (outcome.kind === 'server-error') return detail(500, 'Internal Server Error');
@@ -419,6 +422,10 @@ function list(rt: MockRuntime, query: Record<string, string | string[]>): Answer
 
 function route(rt: MockRuntime, req: IncomingMessage, path: string, record: RecordedRequest, raw: string, tooLarge: boolean): Answer {
   const method = req.method ?? 'GET';
+  if (req.headers['content-length'] === undefined && ['POST', 'PUT', 'PATCH'].includes(method)) {
+    // Polar's MaxBodySizeMiddleware refuses a chunked body it cannot size up front.
+    return { status: 411, body: { error: 'LengthRequired', detail: 'A Content-Length header is required.' } };
+  }
   if (tooLarge) {
     // Polar's MaxBodySizeMiddleware answers before routing, in its own error shape.
     return {
@@ -426,7 +433,7 @@ function route(rt: MockRuntime, req: IncomingMessage, path: string, record: Reco
       body: { error: 'RequestBodyTooLarge', detail: `Request body exceeded the maximum allowed size of ${rt.maxBodyBytes} bytes.` },
     };
   }
-  const limited = rateLimited(rt, req);
+  const limited = rateLimited(rt, req, path);
   if (limited) return limited;
   const allowed = allowedMethods(path);
   if (allowed === null) return detail(404, 'Not Found');

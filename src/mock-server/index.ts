@@ -57,6 +57,12 @@ export interface MockPolarOptions {
   listingLag?: number;
   /** Per-token request budget (e.g. Polar's `{ requests: 500, window: 60_000 }`); past it, 429 with `Retry-After`. Off by default. */
   rateLimit?: RateLimit;
+  /**
+   * An event whose `parent_id` names no stored event: `'rejected'` (default) answers 422 "Parent
+   * event not found." as Polar did until April 2026; `'hidden'` is the newest server (polar#11168):
+   * accepted, then unlisted and left out of meters until its parent arrives and is linked.
+   */
+  orphans?: 'rejected' | 'hidden';
   /** Meters that `GET /v1/meters/` lists and customer meters are computed from. */
   meters?: MockMeterInput[];
   /** Delay every answer by this many milliseconds. */
@@ -175,6 +181,7 @@ export async function startMockPolar(options: MockPolarOptions = {}): Promise<Mo
     listingLag: options.listingLag ?? 0,
     rateLimit: options.rateLimit,
     rateWindows: new Map(),
+    orphans: options.orphans ?? 'rejected',
     token: options.token,
     maxBodyBytes: options.maxBodyBytes ?? 10 * 1024 * 1024,
     latencyMs: options.latencyMs ?? 0,

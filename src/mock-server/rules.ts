@@ -268,12 +268,6 @@ export function costAmountString(v: unknown): string {
   return pyDecimalString(pyFloatDecimal(Number(`${d.negative ? '-' : ''}${d.digits || '0'}e${d.exponent}`)));
 }
 
-/** Decimal string of a number or numeric string, the way Python's `str(Decimal(...))` reads it. */
-export function decimalString(v: unknown): string {
-  const d = toPyDecimal(v);
-  return d === null || d === 'special' ? String(v) : pyDecimalString(d);
-}
-
 /** Checks `_cost.amount` against pydantic's Decimal rules; returns its error or null. */
 function checkAmount(value: unknown, rel: (string | number)[]): RelError | null {
   const d = toPyDecimal(value);

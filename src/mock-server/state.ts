@@ -36,6 +36,11 @@ export interface WireCustomer {
   organization_id: string;
   deleted_at: string | null;
   avatar_url: string | null;
+  /** Newer fields (the SDK's `Customer` union needs `type` and `billing_name`). */
+  type?: 'individual' | 'team';
+  billing_name?: string | null;
+  locale?: string | null;
+  default_payment_method_id?: string | null;
   [extra: string]: unknown;
 }
 
@@ -111,6 +116,8 @@ export interface StoredEvent {
   extra: Record<string, unknown>;
   /** Real time (ms) from which lists show it: ingest time plus the listing lag; 0 for seeds. */
   listedFrom: number;
+  /** A `parent_id` that named no stored event yet (`orphans: 'hidden'`): linked when that event arrives. */
+  pendingParent: string | null;
 }
 
 /** Filters of `GET /v1/events/` after parsing; every array is OR-ed, absent means no filter. */
@@ -163,6 +170,8 @@ export class EventStore {
   private readonly byId = new Map<string, StoredEvent>();
   private readonly byExternalId = new Map<string, StoredEvent>();
   private readonly customersById = new Map<string, WireCustomer>();
+  /** Children stored before their parent, by the parent reference they wait for. */
+  private readonly orphansByRef = new Map<string, StoredEvent[]>();
   private seq = 0;
   private customerCounter = 0;
 
@@ -190,7 +199,12 @@ export class EventStore {
       organization_id: this.organizationId,
       deleted_at: null,
       avatar_url: null,
+      type: 'individual',
+      locale: null,
+      default_payment_method_id: null,
       ...input,
+      // Polar: "falls back to the customer name when not explicitly set".
+      billing_name: input.billing_name ?? input.name ?? null,
       id: id.toLowerCase(),
     };
     this.customersById.set(customer.id, customer);
@@ -237,14 +251,36 @@ export class EventStore {
 
   // ---------------------------------------------------------------- writes
 
-  private store(e: Omit<StoredEvent, 'seq' | 'childCount' | 'listedFrom'> & { childCount?: number; listedFrom?: number }): StoredEvent {
-    const rec: StoredEvent = { ...e, seq: this.seq++, childCount: e.childCount ?? 0, listedFrom: e.listedFrom ?? 0 };
+  private store(
+    e: Omit<StoredEvent, 'seq' | 'childCount' | 'listedFrom' | 'pendingParent'> & {
+      childCount?: number;
+      listedFrom?: number;
+      pendingParent?: string | null;
+    },
+  ): StoredEvent {
+    const rec: StoredEvent = { ...e, seq: this.seq++, childCount: e.childCount ?? 0, listedFrom: e.listedFrom ?? 0, pendingParent: e.pendingParent ?? null };
     this.records.push(rec);
     this.byId.set(rec.id, rec);
     if (rec.externalId !== null && !this.byExternalId.has(rec.externalId)) this.byExternalId.set(rec.externalId, rec);
     if (rec.parentId !== null) {
       const parent = this.byId.get(rec.parentId);
       if (parent) parent.childCount++;
+    }
+    if (rec.pendingParent !== null) {
+      const waiting = this.orphansByRef.get(rec.pendingParent) ?? [];
+      waiting.push(rec);
+      this.orphansByRef.set(rec.pendingParent, waiting);
+    }
+    // Polar's worker links children that arrived before this parent (by external_id or by id).
+    for (const ref of [rec.externalId, rec.id]) {
+      const waiting = ref === null ? undefined : this.orphansByRef.get(ref);
+      if (!waiting) continue;
+      this.orphansByRef.delete(ref!);
+      for (const child of waiting) {
+        child.parentId = rec.id;
+        child.pendingParent = null;
+        rec.childCount++;
+      }
     }
     return rec;
   }
@@ -283,6 +319,7 @@ export class EventStore {
    * whole batch fail like Polar's database does (nothing stored).
    */
   commit(events: ValidEvent[], nowMicros: number, listedFrom = 0): CommitOutcome {
+    // (An unknown parent_id only reaches here with `orphans: 'hidden'`: the event waits for it.)
     const seen = new Set<string>();
     const fresh: ValidEvent[] = [];
     let duplicates = 0;
@@ -319,6 +356,7 @@ export class EventStore {
           metadata: e.metadata,
           label: e.name,
           parentId: parent?.id ?? null,
+          pendingParent: e.parentId !== null && !parent ? e.parentId : null,
           memberId: e.memberId,
           externalMemberId: e.externalMemberId,
           externalId: e.externalId,
@@ -390,6 +428,7 @@ export class EventStore {
   /** Forgets every stored event (customers are kept). */
   clearEvents(): void {
     this.records.length = 0;
+    this.orphansByRef.clear();
     this.byId.clear();
     this.byExternalId.clear();
   }
@@ -419,12 +458,13 @@ export class EventStore {
   }
 
   /**
-   * Whether lists show the event at real time `atMs`: its listing lag has passed and so has its
-   * parent's (Polar copies an event to its list store only once the chain to its root is there).
+   * Whether lists show the event at real time `atMs`: its listing lag has passed and so has each
+   * ancestor's, and none waits for a parent (Polar copies an event to its list store, and counts
+   * it in meters, only once the chain to its root is there).
    */
   isListed(e: StoredEvent, atMs: number): boolean {
     for (let cur: StoredEvent | undefined = e, depth = 0; cur && depth < 64; depth++) {
-      if (cur.listedFrom > atMs) return false;
+      if (cur.listedFrom > atMs || cur.pendingParent !== null) return false;
       cur = cur.parentId === null ? undefined : this.byId.get(cur.parentId);
     }
     return true;

@@ -50,13 +50,23 @@ const MOUNTS: [string, string][] = [
 
 let bundleCache: { mtime: number; code: string } | undefined;
 
-/** dist/index.js with idb, superstruct and p-retry inlined: what a user's bundler would produce. */
+/**
+ * dist/index.js and dist/mirror.js (one copy of their shared chunks, so a mirror recognises the
+ * buffer) with idb, superstruct and p-retry inlined: what a user's bundler would produce.
+ */
 export async function bundleDist(): Promise<string> {
   const entry = join(ROOT, 'dist/index.js');
   if (!existsSync(entry)) throw new Error('dist/index.js is missing: run `npm run build` before the browser suite.');
   const mtime = statSync(entry).mtimeMs;
   if (bundleCache?.mtime === mtime) return bundleCache.code;
-  const result = await build({ entryPoints: [entry], bundle: true, format: 'esm', write: false, platform: 'browser', logLevel: 'silent' });
+  const result = await build({
+    stdin: { contents: "export * from './dist/index.js'; export { createMirror } from './dist/mirror.js';", resolveDir: ROOT },
+    bundle: true,
+    format: 'esm',
+    write: false,
+    platform: 'browser',
+    logLevel: 'silent',
+  });
   bundleCache = { mtime, code: result.outputFiles[0]!.text };
   return bundleCache.code;
 }

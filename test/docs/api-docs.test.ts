@@ -1,17 +1,24 @@
 // The public surface is documented, checked against the types (names come from the TypeScript
 // checker, not from a list here, so a new export or option without docs fails):
 // - the README's API reference (README.md) has a heading for every
-//   function of the main entry, every key of EventBufferOptions and every method of EventBuffer;
-// - TSDoc: every export has an @example, every EventBuffer method has an @example, and every
-//   optional option (EventBufferOptions, RetryOptions, RetentionOptions, HttpTransportOptions)
-//   says its @default.
+//   function of the main entry and of ./mirror, every key of EventBufferOptions and MirrorOptions,
+//   every method of EventBuffer (`buffer.x`) and of Mirror (`mirror.x`);
+// - TSDoc: every export has an @example, every EventBuffer and Mirror method has an @example, and
+//   every optional option (EventBufferOptions, RetryOptions, HttpTransportOptions, MirrorOptions,
+//   RetentionOptions) says its @default.
 import { existsSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import ts from 'typescript';
 import { beforeAll, describe, expect, test } from 'vitest';
 
 const root = resolve(import.meta.dirname, '../..');
-const OPTION_INTERFACES = ['EventBufferOptions', 'RetryOptions', 'RetentionOptions', 'HttpTransportOptions'];
+const ENTRIES = ['src/index.ts', 'src/mirror/index.ts'];
+const OPTION_INTERFACES = ['EventBufferOptions', 'RetryOptions', 'HttpTransportOptions', 'MirrorOptions', 'RetentionOptions'];
+/** Each documented object type and the name it goes by in the README's headings. */
+const OBJECTS = [
+  ['EventBuffer', 'buffer'],
+  ['Mirror', 'mirror'],
+] as const;
 
 let checker: ts.TypeChecker;
 let exports: { name: string; symbol: ts.Symbol }[];
@@ -26,7 +33,7 @@ function tags(symbol: ts.Symbol): string[] {
 const members = (name: string) => checker.getDeclaredTypeOfSymbol(exports.find((e) => e.name === name)!.symbol).getProperties();
 
 beforeAll(() => {
-  const program = ts.createProgram([join(root, 'src/index.ts')], {
+  const program = ts.createProgram(ENTRIES.map((e) => join(root, e)), {
     target: ts.ScriptTarget.ES2022,
     module: ts.ModuleKind.ESNext,
     moduleResolution: ts.ModuleResolutionKind.Bundler,
@@ -36,11 +43,13 @@ beforeAll(() => {
     skipLibCheck: true,
   });
   checker = program.getTypeChecker();
-  const entry = checker.getSymbolAtLocation(program.getSourceFile(join(root, 'src/index.ts'))!)!;
-  exports = checker.getExportsOfModule(entry).map((s) => ({
-    name: s.name,
-    symbol: s.flags & ts.SymbolFlags.Alias ? checker.getAliasedSymbol(s) : s,
-  }));
+  exports = ENTRIES.flatMap((file) => {
+    const entry = checker.getSymbolAtLocation(program.getSourceFile(join(root, file))!)!;
+    return checker.getExportsOfModule(entry).map((s) => ({
+      name: s.name,
+      symbol: s.flags & ts.SymbolFlags.Alias ? checker.getAliasedSymbol(s) : s,
+    }));
+  });
 
   headings = ['README.md']
     .map((f) => join(root, f))
@@ -60,33 +69,38 @@ describe('the checker sees the public surface', () => {
   test('it lists the exports, the options and the buffer methods (no test below passes on an empty list)', () => {
     expect(exports.length).toBeGreaterThan(30);
     expect(members('EventBufferOptions').map((p) => p.name)).toEqual(expect.arrayContaining(['transport', 'batchSize', 'schemas']));
-    expect(members('EventBuffer').map((p) => p.name)).toEqual(expect.arrayContaining(['track', 'flush', 'reconcile']));
+    expect(members('EventBuffer').map((p) => p.name)).toEqual(expect.arrayContaining(['track', 'flush', 'stats']));
+    expect(members('Mirror').map((p) => p.name)).toEqual(expect.arrayContaining(['reconcile', 'query', 'on', 'close']));
+    expect(members('MirrorOptions').map((p) => p.name)).toEqual(expect.arrayContaining(['retention', 'confirmGracePeriod']));
   });
 });
 
 describe('README API reference', () => {
   test('every exported function has a heading', () => {
     const functions = exports.filter((e) => e.symbol.flags & ts.SymbolFlags.Function).map((e) => e.name);
-    expect(functions).toEqual(expect.arrayContaining(['createEventBuffer', 'httpTransport']));
+    expect(functions).toEqual(expect.arrayContaining(['createEventBuffer', 'httpTransport', 'createMirror']));
     expect(functions.filter((name) => !hasHeading(name))).toEqual([]);
   });
 
-  test('every key of EventBufferOptions has a heading', () => {
-    expect(members('EventBufferOptions').map((p) => p.name).filter((name) => !hasHeading(name))).toEqual([]);
+  test('every key of EventBufferOptions and MirrorOptions has a heading', () => {
+    const keys = [...members('EventBufferOptions'), ...members('MirrorOptions')].map((p) => p.name);
+    expect(keys.filter((name) => !hasHeading(name))).toEqual([]);
   });
 
-  test('every method of the buffer has a heading', () => {
-    expect(members('EventBuffer').map((p) => p.name).filter((name) => !hasHeading(`buffer.${name}`))).toEqual([]);
+  test('every method of the buffer and of the mirror has a heading', () => {
+    const methods = OBJECTS.flatMap(([type, prefix]) => members(type).map((p) => `${prefix}.${p.name}`));
+    expect(methods.filter((name) => !hasHeading(name))).toEqual([]);
   });
 });
 
 describe('TSDoc', () => {
-  test('every export of polar-event-buffer has an @example', () => {
+  test('every export of polar-event-buffer and of ./mirror has an @example', () => {
     expect(exports.filter((e) => !tags(e.symbol).includes('example')).map((e) => e.name)).toEqual([]);
   });
 
-  test('every method of the buffer has an @example', () => {
-    expect(members('EventBuffer').filter((p) => !tags(p).includes('example')).map((p) => p.name)).toEqual([]);
+  test('every method of the buffer and of the mirror has an @example', () => {
+    const methods = OBJECTS.flatMap(([type, prefix]) => members(type).map((p) => ({ name: `${prefix}.${p.name}`, p })));
+    expect(methods.filter(({ p }) => !tags(p).includes('example')).map((m) => m.name)).toEqual([]);
   });
 
   test('every optional option says its @default', () => {

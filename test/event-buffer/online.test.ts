@@ -4,6 +4,7 @@ import { httpTransport } from '../../src/transport/http.js';
 import type { EventBuffer } from '../../src/types.js';
 import { autoClose, freshIndexedDB } from '../helpers/fresh-db.js';
 import { useMockPolar } from '../helpers/mock-server.js';
+import { createMirror } from '../../src/mirror/index.js';
 
 
 // Node has no window: give globalThis the `online` event of a page for these tests.
@@ -52,7 +53,7 @@ describe('the network coming back', () => {
     const { page, server, buffer } = await setup();
     server.setOnline(false);
     expect((await buffer.flush()).stoppedBy).toBe('retries-exhausted');
-    const [event] = await buffer.query({ externalCustomerId: 'user_1' });
+    const [event] = await createMirror(buffer).query({ externalCustomerId: 'user_1' });
     expect(event!.nextAttemptAt!.getTime()).toBeGreaterThan(Date.now() + 30_000);
 
     server.setOnline(true);

@@ -6,9 +6,10 @@ import type { Server } from 'node:http';
 import { Polar } from '@polar-sh/sdk';
 import { afterEach, describe, expect, test } from 'vitest';
 import { createEventBuffer, httpTransport } from '../../src/index.js';
+import { createMirror } from '../../src/mirror/index.js';
 import { autoClose, freshIndexedDB } from '../helpers/fresh-db.js';
 import { useMockPolar } from '../helpers/mock-server.js';
-import type { MockPolarServer } from '../../src/mock-server/index.js';
+import type { MockPolarOptions, MockPolarServer } from '../../src/mock-server/index.js';
 // @ts-expect-error the example is plain JavaScript (no declarations), as users would copy it
 import { createProxyServer, sessionAuthenticator } from '../../examples/proxy-server/server.mjs';
 
@@ -37,9 +38,9 @@ afterEach(async () => {
 
 const logged: string[] = [];
 
-async function setup() {
+async function setup(options: Omit<MockPolarOptions, 'token'> = {}) {
   logged.length = 0;
-  const polar = await startPolar({ token: TOKEN });
+  const polar = await startPolar({ ...options, token: TOKEN });
   const sdk = new Polar({ accessToken: TOKEN, serverURL: polar.url, retryConfig: { strategy: 'none' } });
   const server: Server = createProxyServer({
     polar: sdk,
@@ -195,6 +196,7 @@ describe('examples/proxy-server', () => {
       expect(sentEvents(polar)[0]!.map((e) => [e['external_customer_id'], e['external_member_id'], e['member_id']])).toEqual([
         ['acme', 'ann', undefined],
       ]);
+      expect(polar.events.map((e) => [e.external_customer_id, e.external_member_id])).toEqual([['acme', 'ann']]);
     });
 
     test('a member of another customer, or a member_id, is refused with its index; nothing reaches Polar', async () => {
@@ -280,6 +282,24 @@ describe('examples/proxy-server', () => {
       expect(polar.events.filter((e) => e.parent_id === bobRoot!.id)).toEqual([]);
     });
 
+    test('a child sent first is never adopted by another user\'s event that arrives later with the id it names', async () => {
+      // The newest Polar keeps a child whose parent has not arrived and links it when one does.
+      const { polar, post, browserBuffer } = await setup({ orphans: 'hidden' });
+      const buffer = browserBuffer(ALICE_SESSION);
+      await buffer.track({ name: 'step', externalCustomerId: 'alice', parentId: 'root' });
+      expect(await buffer.flush()).toMatchObject({ sent: 1, deadLettered: 0 });
+
+      await post(BOB_SESSION, [{ name: 'request', external_id: 'root' }]);
+      expect(polar.events.map((e) => [e.external_customer_id, e.parent_id, e.child_count])).toEqual([
+        ['alice', null, 0],
+        ['bob', null, 0],
+      ]);
+
+      await post(ALICE_SESSION, [{ name: 'request', external_id: 'root' }]);
+      const [aliceStep, , aliceRoot] = polar.events;
+      expect([aliceStep!.parent_id, aliceRoot!.child_count]).toEqual([aliceRoot!.id, 1]);
+    });
+
     test('a parent_id naming another user\'s Polar event id is refused; the user\'s own is kept', async () => {
       const { polar, post } = await setup();
       await post(BOB_SESSION, [{ name: 'request' }]);
@@ -337,6 +357,20 @@ describe('examples/proxy-server', () => {
       const [stored, child] = polar.events;
       expect(child!.parent_id).toBe(stored!.id);
     });
+  });
+
+  test('reconcile through the proxy confirms what the buffer sent: content matching needs no external_id', async () => {
+    const { browserBuffer } = await setup();
+    const buffer = browserBuffer(ALICE_SESSION);
+    await buffer.track({ name: 'api_call', externalCustomerId: 'alice', metadata: { tokens: 3 } });
+    await buffer.track({ name: 'api_call', externalCustomerId: 'alice', metadata: { tokens: 4 } });
+    await buffer.flush();
+    const mirror = createMirror(buffer);
+
+    const report = await mirror.reconcile({ externalCustomerId: 'alice' });
+
+    expect(report).toMatchObject({ fetched: 2, matched: 2 });
+    expect(await buffer.stats()).toMatchObject({ sent: 0, confirmed: 2 });
   });
 
   test('listing passes on only the filters reconcile uses, and never another user\'s events or ids', async () => {

@@ -4,6 +4,7 @@ import { createElement } from 'react';
 import { renderToStaticMarkup } from 'react-dom/server';
 import { describe, expect, test } from 'vitest';
 import { createEventBuffer, httpTransport } from '../../src/index.js';
+import { createMirror } from '../../src/mirror/index.js';
 import { autoClose, freshIndexedDB } from '../helpers/fresh-db.js';
 import { useMockPolar } from '../helpers/mock-server.js';
 import { createUsageStore, deliveryState } from '../../examples/react/use-usage-events.js';
@@ -21,20 +22,20 @@ async function setup() {
     defaults: { externalCustomerId: 'ada' },
   });
   close(buffer);
-  return { polar, buffer };
+  return { polar, buffer, mirror: createMirror(buffer) };
 }
 
 describe('examples/react', () => {
   test('the history shows confirmed, sent and pending events with their state', async () => {
-    const { buffer } = await setup();
+    const { buffer, mirror } = await setup();
     await buffer.track({ name: 'first', metadata: { n: 1 } });
     await buffer.flush();
-    await buffer.reconcile({ externalCustomerId: 'ada' }); // first: confirmed
+    await mirror.reconcile({ externalCustomerId: 'ada' }); // first: confirmed
     await buffer.track({ name: 'second', metadata: { n: 2 } });
     await buffer.flush(); // second: sent
     await buffer.track({ name: 'third', metadata: { n: 3 } }); // third: pending
 
-    const store = createUsageStore(buffer, { externalCustomerId: 'ada' });
+    const store = createUsageStore(mirror, { externalCustomerId: 'ada' });
     await store.refresh();
     const html = renderToStaticMarkup(createElement(UsageHistoryView, { state: store.getSnapshot() }));
 
@@ -48,8 +49,8 @@ describe('examples/react', () => {
   });
 
   test('the store refreshes when the buffer changes', async () => {
-    const { buffer } = await setup();
-    const store = createUsageStore(buffer);
+    const { buffer, mirror } = await setup();
+    const store = createUsageStore(mirror);
     const changed = new Promise<void>((resolve) => {
       const unsubscribe = store.subscribe(() => {
         if (store.getSnapshot().events.length === 1) {
@@ -66,8 +67,8 @@ describe('examples/react', () => {
   });
 
   test('the hook renders a loading state on the server, before any query answered', async () => {
-    const { buffer } = await setup();
-    const html = renderToStaticMarkup(createElement(UsageHistory, { buffer }));
+    const { mirror } = await setup();
+    const html = renderToStaticMarkup(createElement(UsageHistory, { mirror }));
     expect(html).toBe('<p>Loading usage…</p>');
   });
 });

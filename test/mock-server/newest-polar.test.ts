@@ -170,6 +170,23 @@ describe('body and rate limits', () => {
     expect(s.events).toHaveLength(1);
   });
 
+  it('answers 411 to a chunked POST without Content-Length, as Polar does', async () => {
+    const s = await start();
+    const { request } = await import('node:http');
+    const status = await new Promise<number>((resolve, reject) => {
+      const req = request(`${s.url}/v1/events/ingest`, { method: 'POST', headers: { 'content-type': 'application/json' } }, (res) => {
+        res.resume();
+        resolve(res.statusCode ?? 0);
+      });
+      req.on('error', reject);
+      req.write(JSON.stringify({ events: [{ name: 'x', external_customer_id: 'u' }] }));
+      req.end();
+    });
+    expect(status).toBe(411);
+    expect(s.requests[0]!.status).toBe(411);
+    expect(s.events).toHaveLength(0);
+  });
+
   it('answers 429 with Retry-After and an empty body past the budget of a token, counting each token apart', async () => {
     const s = await start({ rateLimit: { requests: 3, window: 60_000 } });
     const get = (token: string) => fetch(`${s.url}/v1/events/`, { headers: { authorization: `Bearer ${token}` } });
@@ -188,6 +205,8 @@ describe('body and rate limits', () => {
     const s = await start({ rateLimit: { requests: 1, window: 200 } });
     expect((await fetch(`${s.url}/v1/events/`)).status).toBe(200);
     expect((await fetch(`${s.url}/v1/events/`)).status).toBe(429);
+    // Polar's catch-all rule covers /v1 paths only.
+    expect((await fetch(`${s.url}/healthz`)).status).toBe(404);
     await sleep(250);
     expect((await fetch(`${s.url}/v1/events/`)).status).toBe(200);
 
@@ -219,5 +238,43 @@ describe('listing lag', () => {
     expect((await list(s)).items.map((e: any) => e.name)).toEqual(['other']);
     await sleep(450);
     expect((await list(s)).items.map((e: any) => e.name).sort()).toEqual(['child', 'other', 'parent']);
+  });
+});
+
+describe('orphan children', () => {
+  it("rejects an unknown parent_id by default, as Polar did before April 2026", async () => {
+    const s = await start();
+    const r = await ingest(s, [{ name: 'child', external_customer_id: 'u', parent_id: 'nope' }]);
+    expect(r.status).toBe(422);
+    expect(r.body.detail).toEqual([
+      { type: 'parent_not_found', loc: ['body', 'events', 0, 'parent_id'], msg: 'Parent event not found.', input: 'nope' },
+    ]);
+  });
+
+  it("with orphans: 'hidden' (the newest server) stores the child, hides it until its parent arrives, then links it", async () => {
+    const s = await start({ orphans: 'hidden' });
+    const r = await ingest(s, [{ name: 'child', external_customer_id: 'u', external_id: 'c', parent_id: 'p' }]);
+    expect(r.body).toEqual({ inserted: 1, duplicates: 0 });
+    expect((await list(s)).items).toEqual([]);
+    await ingest(s, [
+      { name: 'grandchild', external_customer_id: 'u', parent_id: 'c' },
+      { name: 'parent', external_customer_id: 'u', external_id: 'p' },
+    ]);
+    const items = (await list(s)).items;
+    const byName = Object.fromEntries(items.map((e: any) => [e.name, e]));
+    expect(Object.keys(byName).sort()).toEqual(['child', 'grandchild', 'parent']);
+    expect(byName.child.parent_id).toBe(byName.parent.id);
+    expect(byName.grandchild.parent_id).toBe(byName.child.id);
+    expect(byName.parent.child_count).toBe(1);
+  });
+
+  it("with orphans: 'hidden' links a child to a parent sent later by its Polar id", async () => {
+    const s = await start({ orphans: 'hidden' });
+    const [seeded] = s.addEvents([{ name: 'unrelated', external_customer_id: 'u' }]);
+    const futureId = '3c4d5e6f-7a8b-4c9d-8e0f-1a2b3c4d5e6f';
+    await ingest(s, [{ name: 'child', external_customer_id: 'u', parent_id: futureId }]);
+    expect((await list(s)).items.map((e: any) => e.id)).toEqual([seeded!.id]);
+    s.addEvents([{ id: futureId, name: 'parent', external_customer_id: 'u' }]);
+    expect((await list(s)).items.find((e: any) => e.name === 'child').parent_id).toBe(futureId);
   });
 });

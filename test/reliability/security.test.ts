@@ -7,6 +7,7 @@
 import { IDBFactory } from 'fake-indexeddb';
 import { describe, expect, test, vi } from 'vitest';
 import { createEventBuffer } from '../../src/event-buffer.js';
+import { createMirror } from '../../src/mirror/index.js';
 import { httpTransport } from '../../src/transport/http.js';
 import type { EventBuffer } from '../../src/types.js';
 import { autoClose } from '../helpers/fresh-db.js';
@@ -54,7 +55,7 @@ async function makeBuffer(url: string, token: () => string | undefined, factory 
     retry: { retries: 0, minTimeout: 1, maxTimeout: 5 },
   }) as unknown as EventBuffer;
   closeLater(buffer);
-  return { buffer, factory };
+  return { buffer, mirror: createMirror(buffer), factory };
 }
 
 describe('security', () => {
@@ -62,9 +63,10 @@ describe('security', () => {
     const token = `polar_oat_${Math.random().toString(36).slice(2)}${Date.now()}`;
     const server = await startServer({ token });
     let current = token;
-    const { buffer, factory } = await makeBuffer(server.url, () => current);
+    const { buffer, mirror, factory } = await makeBuffer(server.url, () => current);
     const errors: unknown[] = [];
     buffer.on('error', (e) => errors.push(e));
+    mirror.on('error', (e) => errors.push(e));
     await buffer.trackMany([
       { name: 'api_call', externalCustomerId: 'cust_a', metadata: { tokens: 3 } },
       { name: 'api_call', externalCustomerId: 'cust_b', parentId: '5d1e2f3a-0000-4000-8000-000000000000' }, // the server refuses: dead letter
@@ -75,7 +77,7 @@ describe('security', () => {
     await buffer.flush();
     await buffer.track({ name: 'api_call', externalCustomerId: 'cust_a' } as never);
     await buffer.flush();
-    await buffer.reconcile();
+    await mirror.reconcile();
     expect(errors.length).toBeGreaterThan(0);
     const stats = await buffer.stats();
     expect(stats.dead).toBe(1);
@@ -93,7 +95,7 @@ describe('security', () => {
       const token = 'polar_oat_console_check';
       const server = await startServer({ token });
       let current = 'wrong';
-      const { buffer } = await makeBuffer(server.url, () => current);
+      const { buffer, mirror } = await makeBuffer(server.url, () => current);
       await buffer.trackMany([
         { name: 'api_call', externalCustomerId: 'cust_a', metadata: { secret_note: 'do-not-print-me' } },
         { name: 'api_call', externalCustomerId: 'cust_b', parentId: '5d1e2f3a-0000-4000-8000-000000000000' },
@@ -102,8 +104,8 @@ describe('security', () => {
       current = token;
       const report = await buffer.flush();
       expect(report.sent + report.deadLettered).toBe(2);
-      await buffer.reconcile();
-      await buffer.query({ externalCustomerId: 'cust_a' });
+      await mirror.reconcile();
+      await mirror.query({ externalCustomerId: 'cust_a' });
       for (const spy of spies) expect(spy).not.toHaveBeenCalled();
     } finally {
       for (const spy of spies) spy.mockRestore();
@@ -112,14 +114,14 @@ describe('security', () => {
 
   test('clear({ externalCustomerId }) removes that customer\'s waiting events, dead letters and mirror, and nothing of anyone else', async () => {
     const server = await startServer();
-    const { buffer, factory } = await makeBuffer(server.url, () => undefined);
+    const { buffer, mirror, factory } = await makeBuffer(server.url, () => undefined);
     await buffer.trackMany([
       { name: 'api_call', externalCustomerId: 'leaving_user', metadata: { n: 1 } },
       { name: 'api_call', externalCustomerId: 'staying_user', metadata: { n: 2 } },
       { name: 'api_call', externalCustomerId: 'leaving_user', parentId: 'no-such-parent' },
     ] as never);
     await buffer.flush();
-    await buffer.reconcile();
+    await mirror.reconcile();
     await buffer.trackMany([
       { name: 'api_call', externalCustomerId: 'leaving_user', metadata: { n: 3 } },
       { name: 'api_call', externalCustomerId: 'staying_user', metadata: { n: 4 } },
