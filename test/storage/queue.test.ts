@@ -173,6 +173,41 @@ describe('claimBatch', () => {
     db.close();
   });
 
+  it('sends a batch whose body is exactly maxBytes whole, and an event of exactly maxBatchBytes instead of stalling the queue behind it', async () => {
+    const db = await open();
+    const all = recs(3); // metadata {n: 0..2}: the same size each
+    const b = all[0]!.bytes;
+    await add(db, [all]);
+    // {"events":[e1,e2,e3]}: the overhead, three events and two commas.
+    const exact = await claimBatch(db, opts({ maxBytes: BODY_OVERHEAD_BYTES + 3 * b + 2 }));
+    expect(ids(exact.batch)).toEqual(ids(all));
+    await settle(db, sent(exact.batch), T, 'strict');
+
+    const max = 2000;
+    const base = rec(10, { metadata: { pad: '' } }).bytes;
+    const full = rec(11, { metadata: { pad: 'x'.repeat(max - BODY_OVERHEAD_BYTES - base) } });
+    expect(BODY_OVERHEAD_BYTES + full.bytes).toBe(max); // `{"events":[` + the event + `]}`: exactly the limit
+    const behind = rec(12);
+    await add(db, [[full, behind]]);
+    const first = await claimBatch(db, opts({ maxBytes: max, maxBatchBytes: max }));
+    expect(ids(first.batch)).toEqual([full.externalId]);
+    await settle(db, sent(first.batch), T, 'strict');
+    expect(ids((await claimBatch(db, opts({ maxBytes: max, maxBatchBytes: max }))).batch)).toEqual([behind.externalId]);
+    db.close();
+  });
+
+  it('keeps the waiting count exact when its dead letters are set aside after another writer deleted the counter', async () => {
+    const db = await open();
+    await add(db, [[...recs(3), { ...rec(3), name: '' }]], 4);
+    await dropCounter(db);
+    expect((await claimBatch(db, opts())).dead).toHaveLength(1);
+    // Three wait of 4: one more fits, two do not.
+    expect((await add(db, [recs(2, 10)], 4)).results[0]).toBeInstanceOf(QueueFullError);
+    expect((await add(db, [recs(1, 20)], 4)).results[0]).toHaveLength(1);
+    expect(await pendingCount(db)).toBe(4);
+    db.close();
+  });
+
   it('never mixes first sends and resends in one batch', async () => {
     const db = await open();
     const resent = { ...rec(0), sentAt: T - 700_000 }; // sent before, returned to waiting by a reconcile
@@ -289,6 +324,19 @@ describe('settle', () => {
     expect(ids(written)).toEqual([plain!.externalId]);
     expect(await db.get(EVENTS, cleared!.externalId)).toBeUndefined();
     expect((await db.get(EVENTS, confirmed!.externalId))?.status).toBe('confirmed');
+    db.close();
+  });
+
+  it('keeps the waiting count exact when it settles after another writer deleted the counter', async () => {
+    const db = await open();
+    await add(db, [recs(5)], 5);
+    const { batch } = await claimBatch(db, opts());
+    await dropCounter(db); // e.g. clear() of another customer, a revive, a reconcile's resend
+    await settle(db, sent(batch.slice(0, 2)), T, 'strict');
+    // Three wait of 5: two more fit, three do not.
+    expect((await add(db, [recs(3, 10)], 5)).results[0]).toMatchObject({ waiting: 3 });
+    expect((await add(db, [recs(2, 20)], 5)).results[0]).toHaveLength(2);
+    expect(await pendingCount(db)).toBe(5);
     db.close();
   });
 
