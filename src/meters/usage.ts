@@ -4,7 +4,7 @@ import { checkFilter } from '../mirror/query.js';
 import type { Mirror } from '../mirror/types.js';
 import { storageError } from '../storage/db.js';
 import { customerKeysFor } from '../storage/mirror-store.js';
-import { statusRange } from '../storage/queue-store.js';
+import { statusRange } from '../storage/queue.js';
 import { BY_STATUS, EVENTS, type EventRecord } from '../storage/schema.js';
 import { compileMeter, type CompiledMeter, type MeterEvent, type Tally } from './evaluate.js';
 

@@ -217,7 +217,7 @@ export async function resendUnconfirmed(
   const resent: EventRecord[] = [];
   let tx: Abortable | undefined;
   try {
-    // META too: a resend makes the waiting count grow (queue-store's markWaitingGrew).
+    // META too: a resend makes the waiting count grow (queue.ts's markWaitingGrew).
     const t = db.transaction([EVENTS, META], 'readwrite', { durability: options.durability });
     tx = t;
     let cursor = await t.objectStore(EVENTS).index(BY_STATUS).openCursor(statusRange('sent'));

@@ -45,14 +45,17 @@ const raw = (tx: Tx, store: Store): IDBObjectStore => unwrap(tx.objectStore(stor
 // `pending`: IndexedDB serialises those transactions across tabs, so the bound holds everywhere.
 // A writer that cannot count deletes it (markWaitingGrew) and the next append counts the index.
 const WAITING = 'waiting';
+const LEASE = 'flush-lease';
 
 async function readWaiting(tx: Tx): Promise<number> {
   const value = (await tx.objectStore(META).get(WAITING))?.value;
   return typeof value === 'number' ? value : tx.objectStore(EVENTS).index(BY_STATUS).count(statusRange('pending'));
 }
 
+/** Moves a stored counter; a missing one stays missing (the next append counts, after these writes). */
 async function addWaiting(tx: Tx, delta: number): Promise<void> {
-  if (delta !== 0) raw(tx, META).put({ key: WAITING, value: Math.max(0, (await readWaiting(tx)) + delta) });
+  const value = delta === 0 ? undefined : (await tx.objectStore(META).get(WAITING))?.value;
+  if (typeof value === 'number') raw(tx, META).put({ key: WAITING, value: Math.max(0, value + delta) });
 }
 
 /** For writers outside this module that move events into `pending`: the next append recounts. */
@@ -212,8 +215,9 @@ export function claimBatch(db: BufferDatabase, o: ClaimOptions): Promise<{ batch
           continue;
         }
         if (resend !== undefined && resend !== (r.sentAt !== null)) continue;
-        if (bytes + r.bytes + 1 > o.maxBytes) break scan;
-        bytes += r.bytes + 1;
+        const extra = r.bytes + (batch.length ? 1 : 0); // a comma before every event but the first
+        if (bytes + extra > o.maxBytes) break scan;
+        bytes += extra;
         resend = r.sentAt !== null;
         batch.push(r);
         inBatch.add(r.externalId);
@@ -234,7 +238,7 @@ export function claimBatch(db: BufferDatabase, o: ClaimOptions): Promise<{ batch
         earliest,
       };
       raw(tx, META).put({ key: CLAIM, value: claim });
-    }
+    } else raw(tx, META).delete(CLAIM);
     return { batch, dead, nextDueAt };
   });
 }
@@ -352,7 +356,11 @@ export function editDead(db: BufferDatabase, ids: string[] | undefined, revive: 
 export function clearCustomers(db: BufferDatabase, keys: string[] | undefined, durability: Durability): Promise<void> {
   return inTx(db, [EVENTS, MIRROR, META], durability, 'clear', async (tx) => {
     if (!keys) {
-      for (const s of [EVENTS, MIRROR, META] as const) await tx.objectStore(s).clear();
+      await tx.objectStore(EVENTS).clear();
+      await tx.objectStore(MIRROR).clear();
+      // Everything in meta but the flush lease, which another tab may hold right now.
+      raw(tx, META).delete(IDBKeyRange.upperBound(LEASE, true));
+      raw(tx, META).delete(IDBKeyRange.lowerBound(LEASE, true));
       return;
     }
     for (const key of keys) {
@@ -380,7 +388,6 @@ export function relieveQuota(db: BufferDatabase, durability: Durability): Promis
 }
 
 // ----- the flush lease (where Web Locks are missing) ---------------------------------------------
-const LEASE = 'flush-lease';
 
 /** Takes or renews the cross-tab flush lease for `owner` when free, expired or already its own. */
 export function takeLease(db: BufferDatabase, owner: string, now: number, duration: number): Promise<boolean> {

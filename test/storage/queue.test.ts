@@ -575,3 +575,31 @@ describe('editDead', () => {
     db.close();
   });
 });
+
+describe('claim and lease bookkeeping', () => {
+  it('drops the claim when a flush finds nothing to send, so nothing stays shown as sending', async () => {
+    const db = await open();
+    const big = { ...rec(0), bytes: 70_000 };
+    await add(db, [[big]]);
+    // A normal flush claims it, then a keepalive flush finds only it (too big for a keepalive body).
+    expect(ids((await claimBatch(db, opts({ maxBatchBytes: 100_000, maxBytes: 100_000 }))).batch)).toEqual([big.externalId]);
+    expect((await countByStatus(db, T)).sending).toBe(1);
+    expect((await claimBatch(db, opts({ maxBatchBytes: 100_000, maxBytes: 60_000 }))).batch).toEqual([]);
+    expect(await claimRecord(db)).toBeUndefined();
+    expect(await countByStatus(db, T)).toMatchObject({ pending: 1, sending: 0 });
+    db.close();
+  });
+
+  it('clears every store but keeps the flush lease another tab may hold', async () => {
+    const db = await open();
+    await add(db, [recs(3)]);
+    expect(await takeLease(db, 'other-tab', T, 30_000)).toBe(true);
+    await db.put(META, { key: 'cursor:ext:user_1', value: 1 });
+    await db.put(META, { key: 'zzz', value: 1 });
+    await clearCustomers(db, undefined, 'strict');
+    expect(await db.getAllKeys(META)).toEqual(['flush-lease']);
+    expect(await takeLease(db, 'this-tab', T, 30_000)).toBe(false);
+    expect(await db.count(EVENTS)).toBe(0);
+    db.close();
+  });
+});
