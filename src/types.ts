@@ -2,7 +2,7 @@ import type { Infer, Struct } from 'superstruct';
 import type { PolarEventBufferError } from './errors.js';
 import type { FlushReport } from './flush/flusher.js';
 import type { EventStatus } from './storage/schema.js';
-import type { Metadata, UserEvent } from './validation/structs.js';
+import type { Metadata } from './validation/structs.js';
 
 export type { FlushReport, EventStatus };
 
@@ -98,8 +98,6 @@ export interface BufferedEvent {
   /** Not sent before this time (backoff kept across reloads); null when due. */
   nextAttemptAt: Date | null;
   sentAt: Date | null;
-  /** The mirrored server UserEvent, where there is one. */
-  userEvent?: UserEvent;
 }
 
 /**

@@ -1,7 +1,8 @@
 import { createEventBuffer, httpTransport } from 'polar-event-buffer';
 import { createMirror } from 'polar-event-buffer/mirror';
+import { customerPortalTransport, watchMeterBalance } from 'polar-event-buffer/meters';
 
-const { api } = await (await fetch('/config.json')).json();
+const { api, meters } = await (await fetch('/config.json')).json();
 const $ = (id) => document.getElementById(id);
 const log = (line) => {
   $('log').textContent = `${new Date().toLocaleTimeString()}  ${line}\n` + $('log').textContent;
@@ -63,6 +64,45 @@ async function render() {
   document.body.dataset.rendered = String(Number(document.body.dataset.rendered ?? 0) + 1);
 }
 
+// The usage bar: the customer's credits from Polar's customer portal, lowered at once by each
+// tracked event the server has not received yet, so it keeps moving while the server is down.
+const sessions = new Map();
+/** A customer session token from our backend (it holds the organization token); one per customer. */
+function sessionToken(customer) {
+  if (!sessions.has(customer)) {
+    const token = fetch(`/session?customer=${encodeURIComponent(customer)}`, { method: 'POST' }).then(async (r) => {
+      if (!r.ok) throw new Error(`no customer session (${r.status})`);
+      return (await r.json()).token;
+    });
+    token.catch(() => sessions.delete(customer)); // ask again next time
+    sessions.set(customer, token);
+  }
+  return sessions.get(customer);
+}
+
+let stopBalance = () => {};
+function watchCredits() {
+  stopBalance();
+  const customer = $('customer').value.trim() || 'user_42';
+  const portal = customerPortalTransport({ baseUrl: api, token: () => sessionToken(customer), meters });
+  stopBalance = watchMeterBalance(
+    mirror,
+    portal,
+    meters[0].id,
+    {
+      externalCustomerId: customer,
+      // The portal could not be read (server down): the last answer stays, lowered by the local events.
+      onError: (error) => log(`credits not refreshed: ${error.message}`),
+    },
+    ({ credited, balance, localUnsent }) => {
+      $('credits-left').textContent = String(balance);
+      $('credits-detail').textContent = `of ${credited} ${meters[0].name}${localUnsent ? `, ${localUnsent} not sent yet` : ''}`;
+      $('credits-bar').style.width = `${credited > 0 ? Math.max(0, Math.min(100, (balance / credited) * 100)) : 0}%`;
+      $('credits').dataset.balance = String(balance);
+    },
+  );
+}
+
 let rendering = Promise.resolve();
 const rerender = () => (rendering = rendering.then(render).catch((e) => log(`render failed: ${e.message}`)));
 buffer.on('change', rerender);
@@ -74,11 +114,13 @@ $('track').onclick = () => track(1);
 $('track10').onclick = () => track(10);
 $('flush').onclick = () => buffer.flush().then(rerender);
 $('reconcile').onclick = () => mirror.reconcile({ externalCustomerId: $('customer').value.trim() || 'user_42' }).then(rerender, (e) => log(`reconcile failed: ${e.message}`));
+$('customer').onchange = watchCredits;
 $('offline').onchange = async (event) => {
   await fetch(`/control/server?online=${!event.target.checked}`, { method: 'POST' });
   log(event.target.checked ? 'server down: events keep queueing' : 'server back: the next flush sends them');
 };
 
 window.demo = { buffer, mirror, track, render: rerender };
+watchCredits();
 await rerender();
 document.body.dataset.ready = 'true';

@@ -2,7 +2,7 @@ import { MeterDefinitionError } from '../errors.js';
 import type { Mirror } from '../mirror/types.js';
 import { compileMeter, type CompiledMeter } from './evaluate.js';
 import type { CustomerMeter, CustomerPortal } from './portal.js';
-import { forEachLocal, usageFilter } from './usage.js';
+import { read, usageFilter, type Where } from './usage.js';
 
 /**
  * A customer's credits on a meter, lowered by what the device has not sent yet.
@@ -21,7 +21,11 @@ export interface MeterBalance {
   localUnsent: number;
 }
 
-/** Which customer's local events lower the balance (the one the portal's session token belongs to). */
+/**
+ * Which customer's local events lower the balance (the one the portal's session token belongs to).
+ * @example
+ * { externalCustomerId: 'user_42' }
+ */
 export interface BalanceCustomer {
   externalCustomerId?: string;
   customerId?: string;
@@ -68,9 +72,10 @@ export async function serverMeter(portal: CustomerPortal, meterId: string): Prom
   return (await portal.meters({ meterId })).find((m) => m.meterId === meterId);
 }
 
-export async function localUnsent(mirror: Mirror, compiled: CompiledMeter, where: Parameters<typeof forEachLocal>[1]): Promise<number> {
+export async function localUnsent(mirror: Mirror, compiled: CompiledMeter, where: Where): Promise<number> {
   const tally = compiled.tally();
-  await forEachLocal(mirror, { ...where, sinceMs: -Infinity, untilMs: Infinity }, true, (event) => tally.add(event));
+  // Every unsent event: the server counts them all once they arrive, whatever their timestamp.
+  await read(mirror, { ...where, sinceMs: -Infinity, untilMs: Infinity }, true, false, (event) => tally.add(event));
   return tally.value();
 }
 

@@ -20,6 +20,11 @@ export interface MeterEvent {
   metadata: Readonly<Record<string, unknown>>;
 }
 
+/**
+ * Polar's aggregation functions (`aggregation.func`).
+ * @example
+ * const func: AggregationFunction = compileMeter(meter).func; // 'sum'
+ */
 export type AggregationFunction = 'count' | 'sum' | 'max' | 'min' | 'avg' | 'unique';
 
 /**
@@ -171,7 +176,8 @@ function compileClause(clause: unknown, path: string): Predicate {
 function clauseValue(value: unknown, path: string): ClauseValue {
   // Polar's schema: `str` (at most 1000 characters) | Int32 | bool.
   if (typeof value === 'string') {
-    if (value.length > 1000) throw new MeterDefinitionError(path, `expected at most 1000 characters, got ${value.length}`);
+    const length = [...value].length; // characters, as Python counts them
+    if (length > 1000) throw new MeterDefinitionError(path, `expected at most 1000 characters, got ${length}`);
     return value;
   }
   if (typeof value === 'boolean') return value;

@@ -3,13 +3,18 @@ import type { Mirror } from '../mirror/types.js';
 import { balanceOf, balanceSetup, localUnsent, serverMeter, type BalanceCustomer, type MeterBalance } from './balance.js';
 import { compileMeter } from './evaluate.js';
 import type { CustomerMeter, CustomerPortal } from './portal.js';
-import { forEachLocal, readAll, usageFilter, usageOf, type MeterUsage, type Parts, type UsageOptions } from './usage.js';
+import { read, readAll, usageFilter, usageOf, type MeterUsage, type Parts, type UsageOptions } from './usage.js';
 
 /**
- * Where a watch reports a failed read (storage, or the portal while offline); it goes on and reads
- * again at the next change. @default `reportError` where the platform has it
+ * Options of the watches besides the customer and time range.
+ * @example
+ * { externalCustomerId: 'user_42', onError: (error) => console.warn('usage not updated', error) }
  */
 export interface WatchOptions {
+  /**
+   * Hears a failed read (storage, or the portal while offline); the watch goes on and reads again
+   * at the next change. @default the platform's `reportError` where there is one
+   */
   onError?: (error: unknown) => void;
 }
 
@@ -28,14 +33,14 @@ export function watchMeterUsage(
   listener: (usage: MeterUsage) => void,
 ): () => void {
   const compiled = compileMeter(meter);
-  const { filter, ...where } = usageFilter(options);
+  const where = usageFilter(options);
   let parts: Parts | undefined;
   return watch(mirror, options, listener, ({ reason }) => reason === 'reconcile' || reason === 'clear', async (full) => {
     if (!full && parts) {
       const local = compiled.tally();
       const localIds = new Set<string>();
-      await forEachLocal(mirror, where, false, (event, id) => {
-        localIds.add(id);
+      await read(mirror, where, false, false, (event, id) => {
+        localIds.add(id!);
         local.add(event);
       });
       // One that left was confirmed (or dead-lettered, or cleared): maybe by another tab whose notice
@@ -45,7 +50,7 @@ export function watchMeterUsage(
       if (!left) parts = { server: parts.server, local, localIds };
       else full = true;
     } else full = true;
-    if (full) parts = await readAll(mirror, compiled, filter);
+    if (full) parts = await readAll(mirror, compiled, where);
     return usageOf(compiled, parts!);
   });
 }

@@ -1,11 +1,11 @@
-import { forEachMerged } from '../mirror/merged.js';
 import { mirrorSeam } from '../mirror/mirror.js';
 import { checkFilter } from '../mirror/query.js';
 import type { Mirror } from '../mirror/types.js';
 import { storageError } from '../storage/db.js';
 import { customerKeysFor } from '../storage/mirror-store.js';
 import { statusRange } from '../storage/queue.js';
-import { BY_STATUS, EVENTS, type EventRecord } from '../storage/schema.js';
+import { BY_CUSTOMER, BY_STATUS, BY_TIME, EVENTS, MIRROR, type EventRecord, type EventStatus, type MirrorRecord } from '../storage/schema.js';
+import type { Metadata } from '../validation/structs.js';
 import { compileMeter, type CompiledMeter, type MeterEvent, type Tally } from './evaluate.js';
 
 /**
@@ -40,7 +40,7 @@ export interface MeterUsage {
 const USAGE_KEYS = ['externalCustomerId', 'customerId', 'since', 'until'];
 
 /** The checked filter of a usage read (TypeError for a bad one, before any read). */
-export function usageFilter(options: unknown): { filter: UsageOptions; customerKey: string | null; sinceMs: number; untilMs: number } {
+export function usageFilter(options: unknown): Where {
   if (typeof options !== 'object' || options === null || Array.isArray(options)) {
     throw new TypeError('Expected options { externalCustomerId?, customerId?, since?, until? }.');
   }
@@ -50,7 +50,7 @@ export function usageFilter(options: unknown): { filter: UsageOptions; customerK
     else if (key !== 'onError') throw new TypeError(`Unknown option \`${key}\`. Known: ${USAGE_KEYS.join(', ')}.`);
   }
   const f = checkFilter(filter);
-  return { filter: filter as UsageOptions, customerKey: f.customerKey, sinceMs: f.sinceMs, untilMs: f.untilMs };
+  return { customerKey: f.customerKey, sinceMs: f.sinceMs, untilMs: f.untilMs };
 }
 
 /**
@@ -65,8 +65,7 @@ export function usageFilter(options: unknown): { filter: UsageOptions; customerK
  */
 export async function meterUsage(mirror: Mirror, meter: unknown, options: UsageOptions = {}): Promise<MeterUsage> {
   const compiled = compileMeter(meter);
-  const { filter } = usageFilter(options);
-  return usageOf(compiled, await readAll(mirror, compiled, filter));
+  return usageOf(compiled, await readAll(mirror, compiled, usageFilter(options)));
 }
 
 /** What a full read found: each part's tally, and the local events seen (to tell when one left). */
@@ -76,13 +75,19 @@ export interface Parts {
   localIds: Set<string>;
 }
 
-export async function readAll(mirror: Mirror, compiled: CompiledMeter, filter: UsageOptions): Promise<Parts> {
+export type Where = { customerKey: string | null; sinceMs: number; untilMs: number };
+
+/**
+ * Both parts in one read transaction, so an event confirmed meanwhile is neither missed nor counted
+ * twice. One getAll per index range, and the records are evaluated as stored: a cursor and a
+ * LocalEvent per record made a 5,000-event month take 200+ ms in Chromium.
+ */
+export async function readAll(mirror: Mirror, compiled: CompiledMeter, where: Where): Promise<Parts> {
   const parts: Parts = { server: compiled.tally(), local: compiled.tally(), localIds: new Set() };
-  await forEachMerged(mirror, filter, (event) => {
-    // Mirrored events come with their server copy; local ones not confirmed come without.
-    if (event.userEvent) parts.server.add(event.userEvent);
+  await read(mirror, where, false, true, (event, id) => {
+    if (id === undefined) parts.server.add(event);
     else {
-      parts.localIds.add(event.externalId);
+      parts.localIds.add(id);
       parts.local.add(event);
     }
   });
@@ -98,32 +103,48 @@ export function usageOf(compiled: CompiledMeter, { server, local }: Pick<Parts, 
 }
 
 /**
- * Visits the local events that are not confirmed (pending and sending; `sent` too unless
- * `unsentOnly`) of one customer and time range, reading only the waiting and sent states: never
- * the mirror, nor the confirmed history.
+ * Visits one customer's events in a time range: with `withMirror`, each mirrored server event (id
+ * undefined); then each local event not confirmed, by its externalId: pending and sending, and
+ * `sent` unless `unsentOnly`. Local events are read by state (the waiting and sent ones: a small
+ * set), never through the confirmed history.
  */
-export async function forEachLocal(
+export async function read(
   mirror: Mirror,
-  where: { customerKey: string | null; sinceMs: number; untilMs: number },
+  { customerKey, sinceMs, untilMs }: Where,
   unsentOnly: boolean,
-  visit: (event: MeterEvent, externalId: string) => void,
+  withMirror: boolean,
+  visit: (event: MeterEvent, externalId?: string) => void,
 ): Promise<void> {
-  const seam = mirrorSeam(mirror, 'read');
-  const db = await seam.connection.get();
-  const keys = where.customerKey === null ? null : new Set(await customerKeysFor(db, where.customerKey));
-  let records: EventRecord[] = [];
+  const db = await mirrorSeam(mirror, 'read').connection.get();
+  if (!(sinceMs < untilMs)) return;
+  const keys = customerKey === null ? null : [...new Set(await customerKeysFor(db, customerKey))];
+  let mirrored: MirrorRecord[][] = [];
+  let local: EventRecord[][];
   try {
-    const index = db.transaction(EVENTS, 'readonly').objectStore(EVENTS).index(BY_STATUS);
-    // A flush's batch is stored `pending` under a claim; `sending` is what versions before batch leases stored.
-    for (const status of unsentOnly ? (['pending', 'sending'] as const) : (['pending', 'sending', 'sent'] as const)) {
-      records = records.concat(await index.getAll(statusRange(status)));
+    const tx = db.transaction(withMirror ? [EVENTS, MIRROR] : [EVENTS], 'readonly');
+    if (withMirror) {
+      const index = tx.objectStore(MIRROR).index(keys === null ? BY_TIME : BY_CUSTOMER);
+      const ranges = keys === null ? [IDBKeyRange.bound(sinceMs, untilMs, false, true)] : keys.map((k) => IDBKeyRange.bound([k, sinceMs], [k, untilMs], false, true));
+      mirrored = await Promise.all(ranges.map((range) => index.getAll(range)));
     }
+    const byStatus = tx.objectStore(EVENTS).index(BY_STATUS);
+    // A flush's batch is stored `pending` under a claim; `sending` is what versions before batch leases stored.
+    local = await Promise.all((unsentOnly ? ['pending', 'sending'] : ['pending', 'sending', 'sent']).map((s) => byStatus.getAll(statusRange(s as EventStatus))));
+    await tx.done;
   } catch (error) {
     throw storageError('read', error);
   }
-  for (const r of records) {
-    if ((keys === null || keys.has(r.customerKey)) && r.timestampMs >= where.sinceMs && r.timestampMs < where.untilMs) {
-      visit({ name: r.name, timestamp: new Date(r.timestampMs), metadata: r.metadata }, r.externalId);
+  for (const records of mirrored) {
+    for (const r of records) {
+      const event = r.event as { source?: string; metadata: Metadata };
+      visit({ name: r.name, timestamp: new Date(r.timestampMs), source: event.source ?? 'user', metadata: event.metadata });
+    }
+  }
+  for (const records of local) {
+    for (const r of records) {
+      if ((keys === null || keys.includes(r.customerKey)) && r.timestampMs >= sinceMs && r.timestampMs < untilMs) {
+        visit({ name: r.name, timestamp: new Date(r.timestampMs), metadata: r.metadata }, r.externalId);
+      }
     }
   }
 }

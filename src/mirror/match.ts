@@ -1,7 +1,7 @@
 import type { Matcher, MirrorItem } from '../storage/mirror-store.js';
 import type { EventRecord, EventStatus } from '../storage/schema.js';
 import { customerKeyOf, fingerprintOf, toStorable } from '../storage/serialize.js';
-import { parseIsoTimestamp, type UserEvent } from '../validation/structs.js';
+import { parseIsoTimestamp, type UserEvent } from './structs.js';
 
 /**
  * Pure matching of server UserEvents to the local events that produced them. Polar never returns

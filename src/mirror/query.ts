@@ -3,7 +3,8 @@ import { customerKeysFor, readMerged } from '../storage/mirror-store.js';
 import { STATUSES, type EventRecord, type EventStatus, type MirrorRecord } from '../storage/schema.js';
 import { customerKeyOf, mirrorEventOf, toLocalEvent } from '../storage/serialize.js';
 import type { LocalEvent, QueryFilter } from './types.js';
-import { isValidDate, type Metadata, type UserEvent } from '../validation/structs.js';
+import type { Metadata } from '../validation/structs.js';
+import { isValidDate, type UserEvent } from './structs.js';
 
 /** Entries returned when the filter sets no `limit`. */
 export const DEFAULT_QUERY_LIMIT = 1000;

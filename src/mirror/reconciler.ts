@@ -12,7 +12,7 @@ import {
 } from '../storage/mirror-store.js';
 import { customerKeyOf } from '../storage/serialize.js';
 import type { ReconcileOptions, ReconcileReport } from './types.js';
-import { isSystemEvent, isValidDate, UserEventStruct } from '../validation/structs.js';
+import { isSystemEvent, isValidDate, UserEventStruct } from './structs.js';
 import { validationFailures } from '../validation/validate.js';
 import { withRetry } from '../flush/retry-policy.js';
 import { formatMicros, matcher, prepareServerEvent, wireMicros } from './match.js';

@@ -1,5 +1,6 @@
 import type { PolarEventBufferError } from '../errors.js';
 import type { BufferedEvent, ChangeEvent, EventStatus } from '../types.js';
+import type { UserEvent } from './structs.js';
 
 /**
  * An entry of the merged view: a local event, or a server event with no local record.
@@ -7,7 +8,10 @@ import type { BufferedEvent, ChangeEvent, EventStatus } from '../types.js';
  * const history = await mirror.query({ externalCustomerId: 'u1' });
  * const waiting = history.filter((e: LocalEvent) => e.status !== 'confirmed');
  */
-export type LocalEvent = BufferedEvent;
+export interface LocalEvent extends BufferedEvent {
+  /** The mirrored server UserEvent, where there is one. */
+  userEvent?: UserEvent;
+}
 
 /**
  * What `mirror.reconcile()` resolves with.

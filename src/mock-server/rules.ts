@@ -163,6 +163,14 @@ export function parseDatetime(value: unknown): ParsedDatetime {
 
 type RelError = Omit<ValidationErrorItem, 'loc'> & { rel: (string | number)[] };
 
+/** pydantic's `UUID4` (customer_id, member_id, organization_id): a UUID, and of version 4. */
+function uuid4Error(field: string, value: unknown): RelError | null {
+  if (typeof value !== 'string') return err([field], 'uuid_type', 'UUID input should be a string, bytes or UUID object', value);
+  if (!isUuid(value)) return err([field], 'uuid_parsing', 'Input should be a valid UUID', value);
+  if (!isUuid4(value)) return err([field], 'uuid_version', 'UUID version 4 expected', value, { expected_version: 4 });
+  return null;
+}
+
 function missing(field: string, container: unknown): RelError {
   return { rel: [field], type: 'missing', msg: 'Field required', input: container };
 }
@@ -449,9 +457,8 @@ export function validateEvent(raw: unknown, index: number, nowMicros: number): E
   }
 
   const orgId = raw['organization_id'];
-  if (orgId !== undefined && orgId !== null && !isUuid(orgId)) {
-    common.push(err(['organization_id'], 'uuid_parsing', 'Input should be a valid UUID', orgId));
-  }
+  const orgError = orgId === undefined || orgId === null ? null : uuid4Error('organization_id', orgId);
+  if (orgError) common.push(orgError);
   const externalId = checkOptionalString(raw, 'external_id', common);
   const parentId = checkOptionalString(raw, 'parent_id', common);
   const metadata = checkMetadata(raw, common);
@@ -460,18 +467,16 @@ export function validateEvent(raw: unknown, index: number, nowMicros: number): E
   const customerErrors: RelError[] = [];
   const cid = raw['customer_id'];
   if (cid === undefined) customerErrors.push(missing('customer_id', raw));
-  else if (!isUuid(cid)) {
-    customerErrors.push(err(['customer_id'], typeof cid === 'string' ? 'uuid_parsing' : 'uuid_type', 'Input should be a valid UUID', cid));
+  else {
+    const e = uuid4Error('customer_id', cid);
+    if (e) customerErrors.push(e);
   }
   // Each union member declares only its own member field and ignores the other one (pydantic's
   // default `extra="ignore"`): member_id goes with customer_id, external_member_id with external_customer_id.
   const mid = raw['member_id'];
   if (mid !== undefined && mid !== null) {
-    if (typeof mid !== 'string') customerErrors.push(err(['member_id'], 'uuid_type', 'UUID input should be a string, bytes or UUID object', mid));
-    else if (!isUuid(mid)) customerErrors.push(err(['member_id'], 'uuid_parsing', 'Input should be a valid UUID', mid));
-    else if (!isUuid4(mid)) {
-      customerErrors.push(err(['member_id'], 'uuid_version', 'UUID version 4 expected', mid, { expected_version: 4 }));
-    }
+    const e = uuid4Error('member_id', mid);
+    if (e) customerErrors.push(e);
   }
   const externalErrors: RelError[] = [];
   const ecid = raw['external_customer_id'];

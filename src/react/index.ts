@@ -1,6 +1,11 @@
 // polar-event-buffer/react: hooks over the buffer's stats and a meter's usage and balance.
 // React is an optional peer dependency; nothing here runs at import time.
 import { useMemo, useSyncExternalStore } from 'react';
+import type { BalanceCustomer, MeterBalance } from '../meters/balance.js';
+import { watchMeterBalance, watchMeterUsage } from '../meters/live.js';
+import type { CustomerPortal } from '../meters/portal.js';
+import type { MeterUsage, UsageOptions } from '../meters/usage.js';
+import type { Mirror } from '../mirror/types.js';
 import type { BufferStats, EventBuffer } from '../types.js';
 
 /** What a hook returns: the last value, the last failure, and whether a first value is still awaited. */
@@ -83,4 +88,33 @@ function watchStats(buffer: Pick<EventBuffer<any>, 'stats' | 'on'>, next: (stats
     stopped = true;
     off();
   };
+}
+
+/**
+ * A meter's usage (see `watchMeterUsage`), kept up to date across tabs. `meter` and `options` are
+ * compared by value, so inline objects are fine. `mirror` may be null or undefined (on the server):
+ * the state stays loading. A meter Polar would refuse becomes `error`.
+ */
+export function useMeterUsage(mirror: Mirror | null | undefined, meter: unknown, options: UsageOptions = {}): LiveState<MeterUsage> {
+  return useLive<MeterUsage>(
+    mirror ? (next, fail) => watchMeterUsage(mirror, meter, { ...options, onError: fail }, next) : undefined,
+    [mirror, JSON.stringify([meter, options])],
+  );
+}
+
+/**
+ * A customer's balance on a meter (see `watchMeterBalance`): the portal's last answer lowered by
+ * the events not sent yet, so it keeps dropping offline; a portal failure sets `error` and keeps
+ * `data`. `meter` (an id or a definition) and `customer` are compared by value.
+ */
+export function useMeterBalance(
+  mirror: Mirror | null | undefined,
+  portal: CustomerPortal | null | undefined,
+  meter: string | object,
+  customer: BalanceCustomer,
+): LiveState<MeterBalance> {
+  return useLive<MeterBalance>(
+    mirror && portal ? (next, fail) => watchMeterBalance(mirror, portal, meter, { ...customer, onError: fail }, next) : undefined,
+    [mirror, portal, JSON.stringify([meter, customer])],
+  );
 }

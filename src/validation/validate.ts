@@ -6,60 +6,38 @@ import { validate, type StructError } from 'superstruct';
 import type { Struct } from 'superstruct';
 import { EventValidationError } from '../errors.js';
 import type { ValidationFailure } from '../errors.js';
-import { createTrackInputStruct, isPlainObject, isValidDate, setOwn } from './structs.js';
-import type { Metadata, TrackInput } from './structs.js';
+import { createTrackInputStruct, isPlainObject, TrackInputStruct } from './structs.js';
+import type { TrackInput } from './structs.js';
 
 export interface TrackDefaults {
   externalCustomerId?: string | undefined;
   customerId?: string | undefined;
   organizationId?: string | undefined;
+  memberId?: string | undefined;
+  externalMemberId?: string | undefined;
 }
 
 export interface ValidateTrackInputOptions {
   /** `{ [eventName]: Struct }`: the metadata of that event must also pass the struct. */
   schemas?: Readonly<Record<string, Struct<any, any>>> | undefined;
-  /** Applied when the input has neither customer reference (organizationId: when it has none). */
+  /** Customer, member and organization references for inputs that have none of their own. */
   defaults?: TrackDefaults | undefined;
   /** The current time in ms (default `Date.now()`); pass the server-corrected clock when known. */
   now?: number | undefined;
-  /** How far in the future a timestamp may be, in ms (default 5 minutes). */
-  futureAllowanceMs?: number | undefined;
 }
 
-export const DEFAULT_FUTURE_ALLOWANCE_MS = 5 * 60 * 1000;
+/** How far ahead of now a timestamp may be: the flush clamps it to the server's clock. */
+const FUTURE_ALLOWANCE_MS = 5 * 60_000;
+/** 0001-01-01T00:00:00Z: the server (Python's datetime) has no year 0 or before. */
+const EARLIEST_MS = -62_135_596_800_000;
 
 /** Superstruct failures as `{ path: string[], message }`, every one, with `prefix` before each path. */
 export function validationFailures(error: StructError, prefix: readonly string[] = []): ValidationFailure[] {
-  const out: ValidationFailure[] = [];
-  const seen = new Set<string>();
-  for (const failure of error.failures()) {
-    const path = [...prefix, ...failure.path.map((part: unknown) => safeString(part))];
-    const message = typeof failure.message === 'string' ? failure.message : safeString(failure.message);
-    const id = JSON.stringify([path, message]);
-    if (seen.has(id)) continue;
-    seen.add(id);
-    out.push({ path, message });
-  }
-  return out;
-}
-
-function safeString(value: unknown): string {
-  try {
-    if (typeof value === 'string') return value;
-    if (typeof value === 'symbol') return value.toString();
-    return String(value);
-  } catch {
-    return '(unprintable)';
-  }
-}
-
-function errorMessage(error: unknown): string {
-  try {
-    if (error instanceof Error) return error.message;
-    return safeString(error);
-  } catch {
-    return '(unprintable error)';
-  }
+  return error.failures().map((f) => ({
+    path: [...prefix, ...f.path.map(String)],
+    // Superstruct's object() says `never` for an unknown key.
+    message: f.type === 'never' ? `Unknown key ${JSON.stringify(String(f.key))}` : f.message,
+  }));
 }
 
 /** A property that could not be read (a getter or a Proxy trap threw). */
@@ -70,119 +48,91 @@ class ReadFailure {
   ) {}
 }
 
-/** Nothing valid is nested deeper than input → metadata → _llm → cost. */
-const MAX_COPY_DEPTH = 3;
+/**
+ * Stands in for a value no struct here accepts (an array, a Map, a class instance, a function, an
+ * object nested deeper than anything valid), so that a message can describe it without running
+ * its code: an empty array, which every struct refuses, that prints as `what`.
+ */
+const odd = (what: string): unknown => Object.defineProperty([], 'toString', { value: () => what });
 
 /**
- * Reads the input exactly once into fresh plain objects (and fresh Dates), so that validation and
- * the returned copy see the same values and getters/Proxies run only here. Values that can never be
- * valid (arrays, class instances, objects nested too deep, cycles) are kept by reference: the
- * structs refuse them and they are never returned.
+ * Reads the input exactly once into fresh plain objects and Dates, so that validation and the
+ * returned copy see the same values and getters or Proxies run only here.
  */
 function snapshot(value: unknown, path: string[]): unknown {
+  if (typeof value === 'function') return odd('a function');
   if (typeof value !== 'object' || value === null) return value;
   try {
-    if (Object.prototype.toString.call(value) === '[object Date]') {
-      try {
-        return new Date(Date.prototype.getTime.call(value));
-      } catch {
-        return value; // something dressed up as a Date: refused by the struct
-      }
-    }
-    if (path.length > MAX_COPY_DEPTH || !isPlainObject(value)) return value;
-    const keys = Object.keys(value);
+    if (Object.prototype.toString.call(value) === '[object Date]') return new Date(Date.prototype.getTime.call(value));
+    if (Array.isArray(value)) return odd('an array');
+    // input → metadata → _llm → cost: nothing valid is deeper.
+    if (path.length > 3 || !isPlainObject(value)) return odd(path.length > 3 ? 'an object nested too deep' : 'an object that is not plain');
     const out: Record<string, unknown> = {};
-    for (const key of keys) {
+    for (const key of Object.keys(value)) {
       let item: unknown;
       try {
         item = value[key];
       } catch (error) {
         throw new ReadFailure([...path, key], error);
       }
-      setOwn(out, key, snapshot(item, [...path, key]));
+      // defineProperty: an own "__proto__" key stays a data property instead of setting the prototype.
+      Object.defineProperty(out, key, { value: snapshot(item, [...path, key]), enumerable: true, writable: true, configurable: true });
     }
+    // Superstruct prints a refused value with `${value}`, which own toString/valueOf keys break.
+    if (Object.hasOwn(out, 'toString') || Object.hasOwn(out, 'valueOf')) Object.defineProperty(out, Symbol.toPrimitive, { value: () => 'an object' });
     return out;
   } catch (error) {
-    if (error instanceof ReadFailure) throw error;
-    throw new ReadFailure(path, error);
+    throw error instanceof ReadFailure ? error : new ReadFailure(path, error);
   }
 }
 
-function cloneValue(value: unknown): unknown {
-  if (!isPlainObject(value)) return value;
-  const out: Record<string, unknown> = {};
-  for (const key of Object.keys(value)) {
-    setOwn(out, key, cloneValue(value[key]));
-  }
-  return out;
-}
+const structs = new WeakMap<Struct<any, any>, Struct<TrackInput, null>>();
 
-const structCache = new WeakMap<Struct<any, any>, Struct<TrackInput, null>>();
-
-function structFor(schema: Struct<any, any> | undefined): Struct<TrackInput, null> {
-  if (schema === undefined) return createTrackInputStruct();
-  let struct = structCache.get(schema);
-  if (struct === undefined) {
-    struct = createTrackInputStruct(schema);
-    structCache.set(schema, struct);
-  }
+function structFor(schemas: ValidateTrackInputOptions['schemas'], name: unknown): Struct<TrackInput, null> {
+  const schema = schemas && typeof name === 'string' && Object.prototype.hasOwnProperty.call(schemas, name) ? schemas[name] : undefined;
+  if (!schema) return TrackInputStruct;
+  let struct = structs.get(schema);
+  if (!struct) structs.set(schema, (struct = createTrackInputStruct(schema)));
   return struct;
 }
 
-function lookupSchema(
-  schemas: Readonly<Record<string, Struct<any, any>>> | undefined,
-  name: unknown,
-): Struct<any, any> | undefined {
-  if (schemas === undefined || schemas === null || typeof name !== 'string') return undefined;
-  if (!Object.prototype.hasOwnProperty.call(schemas, name)) return undefined;
-  const schema = schemas[name];
-  return schema === undefined || schema === null ? undefined : schema;
-}
-
+/**
+ * Fills what the input leaves out from `defaults`: the customer when it has no customer
+ * reference, the member of that customer's kind when it has no member reference, the organization.
+ */
 function applyDefaults(input: Record<string, unknown>, defaults: TrackDefaults | undefined): void {
-  if (defaults === undefined || defaults === null) return;
-  if (input['customerId'] === undefined && input['externalCustomerId'] === undefined) {
-    if (defaults.externalCustomerId !== undefined) input['externalCustomerId'] = defaults.externalCustomerId;
-    if (defaults.customerId !== undefined) input['customerId'] = defaults.customerId;
-  }
-  if (input['organizationId'] === undefined && defaults.organizationId !== undefined) {
-    input['organizationId'] = defaults.organizationId;
-  }
-}
-
-/** 0001-01-01T00:00:00Z: the server (Python's datetime) has no year 0 or before. */
-const EARLIEST_TIMESTAMP_MS = -62_135_596_800_000;
-
-function futureFailure(timestamp: Date, now: number, allowanceMs: number): ValidationFailure | undefined {
-  if (timestamp.getTime() < EARLIEST_TIMESTAMP_MS) {
-    return {
-      path: ['timestamp'],
-      message: `Expected a timestamp from the year 1 on, but received ${timestamp.toISOString()}: the server refuses years before 1`,
-    };
-  }
-  if (timestamp.getTime() <= now + allowanceMs) return undefined;
-  const minutes = allowanceMs / 60_000;
-  const allowance = Number.isInteger(minutes) ? `${minutes} minute${minutes === 1 ? '' : 's'}` : `${allowanceMs} ms`;
-  return {
-    path: ['timestamp'],
-    message:
-      `Expected a timestamp at most ${allowance} after now (${new Date(now).toISOString()}), but received ` +
-      `${timestamp.toISOString()}: the server refuses future timestamps`,
+  if (!defaults) return;
+  const fill = (key: keyof TrackDefaults) => {
+    if (input[key] === undefined && defaults[key] !== undefined) input[key] = defaults[key];
   };
+  if (input['customerId'] === undefined && input['externalCustomerId'] === undefined) {
+    fill('externalCustomerId');
+    fill('customerId');
+  }
+  if (input['memberId'] === undefined && input['externalMemberId'] === undefined) {
+    if (input['externalCustomerId'] !== undefined) fill('externalMemberId');
+    if (input['customerId'] !== undefined) fill('memberId');
+  }
+  fill('organizationId');
 }
 
-/** Builds the returned copy: fixed key order, no undefined keys, metadata deep-copied. */
-function toTrackInput(value: TrackInput): TrackInput {
-  const out: TrackInput = { name: value.name };
-  if (value.externalCustomerId !== undefined) out.externalCustomerId = value.externalCustomerId;
-  if (value.customerId !== undefined) out.customerId = value.customerId;
-  if (value.organizationId !== undefined) out.organizationId = value.organizationId;
-  if (value.metadata !== undefined) out.metadata = cloneValue(value.metadata) as Metadata; // a plain object: validated above
-  if (value.timestamp !== undefined) out.timestamp = new Date(value.timestamp.getTime());
-  if (value.externalId !== undefined) out.externalId = value.externalId;
-  if (value.parentId !== undefined) out.parentId = value.parentId;
-  return out;
+function timestampFailure(timestamp: unknown, now: number): ValidationFailure | undefined {
+  if (!(timestamp instanceof Date)) return undefined;
+  const ms = timestamp.getTime();
+  if (ms < EARLIEST_MS) return { path: ['timestamp'], message: `Expected the year 1 or later, but received ${timestamp.toISOString()}` };
+  if (ms > now + FUTURE_ALLOWANCE_MS) {
+    return { path: ['timestamp'], message: `Expected at most 5 minutes after now (${new Date(now).toISOString()}), but received ${timestamp.toISOString()}` };
+  }
+  return undefined;
 }
+
+const message = (error: unknown): string => {
+  try {
+    return error instanceof Error ? error.message : String(error);
+  } catch {
+    return 'unprintable';
+  }
+};
 
 /**
  * Validates the input of `track()`: applies `defaults`, checks the struct (and
@@ -193,44 +143,30 @@ function toTrackInput(value: TrackInput): TrackInput {
 export function validateTrackInput(input: unknown, options: ValidateTrackInputOptions = {}): TrackInput {
   try {
     const copy = snapshot(input, []);
-    if (isPlainObject(copy)) applyDefaults(copy, options?.defaults);
-    const name = isPlainObject(copy) ? copy['name'] : undefined;
-    const schema = lookupSchema(options?.schemas, name);
+    if (!isPlainObject(copy)) {
+      throw new EventValidationError([{ path: [], message: `Expected a plain object, but received ${typeof copy === 'object' ? String(copy) : typeof copy}` }]);
+    }
+    applyDefaults(copy, options.defaults);
+    const struct = structFor(options.schemas, copy['name']);
     // An event with a schema is checked against it even without metadata (as `{}`).
-    if (schema !== undefined && isPlainObject(copy) && copy['metadata'] === undefined) copy['metadata'] = {};
-    const struct = structFor(schema);
+    if (struct !== TrackInputStruct) copy['metadata'] ??= {};
 
-    const failures: ValidationFailure[] = [];
     const [error, value] = validate(copy, struct, { coerce: true });
-    if (error) failures.push(...validationFailures(error));
+    const failures = error ? validationFailures(error) : [];
+    const now = typeof options.now === 'number' && Number.isFinite(options.now) ? options.now : Date.now();
+    const late = timestampFailure(copy['timestamp'], now);
+    if (late) failures.push(late);
+    if (failures.length > 0 || !value) throw new EventValidationError(failures, error ? { cause: error } : undefined);
 
-    const timestamp = isPlainObject(copy) ? copy['timestamp'] : undefined;
-    if (isValidDate(timestamp)) {
-      const now = typeof options?.now === 'number' && Number.isFinite(options.now) ? options.now : Date.now();
-      const allowance =
-        typeof options?.futureAllowanceMs === 'number' && options.futureAllowanceMs >= 0
-          ? options.futureAllowanceMs
-          : DEFAULT_FUTURE_ALLOWANCE_MS;
-      const future = futureFailure(timestamp, now, allowance);
-      if (future) failures.push(future);
-    }
-
-    if (failures.length > 0 || value === undefined) {
-      if (failures.length === 0) failures.push({ path: [], message: 'The input did not pass validation' });
-      throw new EventValidationError(failures, error ? { cause: error } : undefined);
-    }
-    return toTrackInput(value);
+    const out: Record<string, unknown> = {};
+    for (const key of Object.keys(value)) if (value[key as keyof TrackInput] !== undefined) out[key] = value[key as keyof TrackInput];
+    return out as unknown as TrackInput;
   } catch (error) {
     if (error instanceof EventValidationError) throw error;
-    if (error instanceof ReadFailure) {
-      throw new EventValidationError(
-        [{ path: error.path, message: `Could not be read (a getter or Proxy threw: ${errorMessage(error.cause)}); pass plain data` }],
-        { cause: error.cause },
-      );
-    }
+    const read = error instanceof ReadFailure;
     throw new EventValidationError(
-      [{ path: [], message: `The input could not be validated (${errorMessage(error)}); pass plain data` }],
-      { cause: error },
+      [{ path: read ? error.path : [], message: `Could not be read (${message(read ? error.cause : error)}); pass plain data` }],
+      { cause: read ? error.cause : error },
     );
   }
 }

@@ -1,5 +1,5 @@
 // polar-event-buffer/react in real Chromium: components re-render when an event is tracked, in the
-// tab that tracked it and in a second tab on the same origin.
+// tab that tracked it and in a second tab on the same origin (issue 14: live updates across tabs).
 import { join } from 'node:path';
 import { build } from 'esbuild';
 import { beforeAll, describe, expect, it } from 'vitest';
@@ -36,6 +36,34 @@ async function openTab(context: BrowserContext, options: Record<string, unknown>
 }
 
 const text = (page: Page, id: string) => page.evaluate((i) => (window as unknown as W).M.text(i), id);
+const renders = (page: Page, id: string) => page.evaluate((i) => (window as unknown as W).M.renders[i] as number, id);
+/** Waits until every tab renders `expected` in the output `id`. */
+const shows = (tabs: Page[], id: string, expected: string) =>
+  waitFor(`${id} to read "${expected}" in ${tabs.length} tab(s)`, async () => {
+    for (const tab of tabs) if ((await text(tab, id)) !== expected) return false;
+    return true;
+  });
+
+const METER = {
+  id: '2b3c4d5e-6f7a-4b8c-9d0e-1f2a3b4c5d6e',
+  name: 'API calls',
+  filter: { conjunction: 'and', clauses: [{ property: 'name', operator: 'eq', value: 'api_call' }] },
+  aggregation: { func: 'count' },
+};
+
+/** A customer session token for ada, as the app's backend would get it (POST /v1/customer-sessions/). */
+async function sessionToken(): Promise<string> {
+  const res = await fetch(`${rig.h.polar.url}/v1/customer-sessions/`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ external_customer_id: 'ada' }),
+  });
+  expect(res.status).toBe(201);
+  return ((await res.json()) as { token: string }).token;
+}
+
+/** What the portal requests the mock answered so far. */
+const portalReads = () => rig.h.polar.requests.filter((r) => r.path.startsWith('/v1/customer-portal/meters/')).length;
 
 describe('polar-event-buffer/react, in real Chromium', () => {
   it('useBufferStats re-renders when an event is tracked, in this tab and in a second tab', async () => {
@@ -52,5 +80,76 @@ describe('polar-event-buffer/react, in real Chromium', () => {
     await b.evaluate(() => (window as unknown as W).M.flush());
     expect(rig.h.polar.events).toHaveLength(3);
     await waitFor('tab A to render 0 pending after B flushed', async () => (await text(a, 'pending')) === '0');
+  });
+
+  it('useMeterUsage re-renders when an event is tracked, in this tab and in a second tab, and stays equal through flush and reconcile', async () => {
+    rig.h = await startHarness();
+    rig.context = await rig.browser.newContext();
+    const a = await openTab(rig.context, { meter: METER });
+    const b = await openTab(rig.context, { meter: METER });
+    await shows([a, b], 'usage', '0 = 0 + 0 exact');
+    const before = await renders(b, 'usage');
+
+    // Two matching events and one the meter's filter leaves out.
+    await a.evaluate(() => (window as unknown as W).M.track(2));
+    await a.evaluate(() => (window as unknown as W).M.track(1, 'page_view'));
+    await shows([a, b], 'usage', '2 = 0 + 2');
+    expect(await renders(b, 'usage')).toBeGreaterThan(before);
+
+    // B tracks: A moves.
+    await b.evaluate(() => (window as unknown as W).M.track(1));
+    await shows([a, b], 'usage', '3 = 0 + 3');
+
+    // Sent and reconciled: the same usage, now all from the server's copy.
+    await a.evaluate(() => (window as unknown as W).M.flush());
+    expect(rig.h.polar.events.map((e) => e.name).sort()).toEqual(['api_call', 'api_call', 'api_call', 'page_view']);
+    await b.evaluate(() => (window as unknown as W).M.reconcile());
+    await shows([a, b], 'usage', '3 = 3 + 0 exact');
+  });
+
+  it('useMeterBalance drops at once in both tabs when an event is tracked while the server refuses ingest, and holds once it is sent', async () => {
+    rig.h = await startHarness({ customers: [{ external_id: 'ada', email: 'ada@example.com' }], meters: [METER] });
+    rig.h.polar.credit('ada', METER.id, 10);
+    const token = await sessionToken();
+    rig.context = await rig.browser.newContext();
+    const a = await openTab(rig.context, { meter: METER, token });
+    const b = await openTab(rig.context, { meter: METER, token });
+    await shows([a, b], 'balance', '10 left of 10 (0 unsent)');
+
+    rig.h.polar.addFaults({ match: 'ingest', status: 503, times: 100 });
+    await a.evaluate(() => (window as unknown as W).M.track(3));
+    await shows([a, b], 'balance', '7 left of 10 (3 unsent)');
+    const failed = await a.evaluate(() => (window as unknown as W).M.flush());
+    expect(failed.sent).toBe(0);
+    // (The credit is the one event stored: Polar's meter.credited system event.)
+    expect(rig.h.polar.events.filter((e) => e.name === 'api_call')).toHaveLength(0);
+    await shows([a, b], 'balance', '7 left of 10 (3 unsent)');
+
+    // The server takes them: the portal now counts them, the device no longer does.
+    rig.h.polar.clearFaults();
+    const reads = portalReads();
+    // (The failed batch waits out its backoff before a flush sends it.)
+    await waitFor('the 3 events on the server', async () => {
+      await b.evaluate(() => (window as unknown as W).M.flush());
+      return rig.h.polar.events.filter((e) => e.name === 'api_call').length === 3;
+    });
+    expect(rig.h.polar.customerMeters('ada')[0]).toMatchObject({ consumed_units: 3, balance: 7 });
+    await shows([a, b], 'balance', '7 left of 10 (0 unsent)');
+    expect(portalReads()).toBeGreaterThan(reads);
+  });
+
+  it('useMeterUsage renders the error of a meter Polar would refuse, and the page goes on rendering', async () => {
+    rig.h = await startHarness();
+    rig.context = await rig.browser.newContext();
+    const bad = { ...METER, filter: { conjunction: 'and', clauses: [{ property: 'name', operator: 'near', value: 'api_call' }] } };
+    const page = await openTab(rig.context, { meter: bad });
+    const shown = await waitFor('the usage error', async () => {
+      const t = await text(page, 'usage');
+      return t?.startsWith('error: ') ? t : false;
+    });
+    expect(shown).toMatch(/operator/);
+    // The other components of the same root still live: stats re-render on a track.
+    await page.evaluate(() => (window as unknown as W).M.track(1));
+    await shows([page], 'pending', '1');
   });
 });

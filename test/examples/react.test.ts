@@ -9,6 +9,7 @@ import { autoClose, freshIndexedDB } from '../helpers/fresh-db.js';
 import { useMockPolar } from '../helpers/mock-server.js';
 import { createUsageStore, deliveryState } from '../../examples/react/use-usage-events.js';
 import { UsageHistory, UsageHistoryView } from '../../examples/react/usage-history.js';
+import { CreditsBar, CreditsBarView, CreditsGate, CreditsGateView } from '../../examples/react/credits-bar.js';
 
 const startPolar = useMockPolar();
 const close = autoClose();
@@ -70,5 +71,60 @@ describe('examples/react', () => {
     const { mirror } = await setup();
     const html = renderToStaticMarkup(createElement(UsageHistory, { mirror }));
     expect(html).toBe('<p>Loading usage…</p>');
+  });
+});
+
+// The credits bar runs on the built entries, as an app imports them (dist/, from `npm run build`).
+describe('examples/react credits bar', () => {
+  const METER = {
+    id: '2b3c4d5e-6f7a-4b8c-9d0e-1f2a3b4c5d6e',
+    name: 'API calls',
+    filter: { conjunction: 'and', clauses: [{ property: 'name', operator: 'eq', value: 'api_call' }] },
+    aggregation: { func: 'count' },
+  };
+
+  async function setupCredits(credits: number) {
+    const dist = {
+      ...(await import('polar-event-buffer')),
+      ...(await import('polar-event-buffer/mirror')),
+      ...(await import('polar-event-buffer/meters')),
+    };
+    const polar = await startPolar({ customers: [{ external_id: 'ada', email: 'ada@example.com' }], meters: [METER] });
+    polar.credit('ada', METER.id, credits);
+    const session = await fetch(`${polar.url}/v1/customer-sessions/`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ external_customer_id: 'ada' }),
+    });
+    const { token } = (await session.json()) as { token: string };
+    const buffer = dist.createEventBuffer({ transport: dist.httpTransport({ baseUrl: polar.url }), indexedDB: freshIndexedDB(), autoFlush: false });
+    close(buffer);
+    const mirror = dist.createMirror(buffer);
+    const portal = dist.customerPortalTransport({ baseUrl: polar.url, token: () => token, meters: [METER] });
+    return { polar, buffer, mirror, portal, meterBalance: dist.meterBalance };
+  }
+
+  test('renders loading on the server (no IndexedDB read, no portal request)', async () => {
+    const { polar, mirror, portal } = await setupCredits(5);
+    const props = { mirror, portal, meterId: METER.id, externalCustomerId: 'ada' };
+    expect(renderToStaticMarkup(createElement(CreditsBar, props))).toBe('<p>Loading credits…</p>');
+    expect(renderToStaticMarkup(createElement(CreditsGate, props, 'the app'))).toBe('');
+    expect(polar.requests.filter((r) => r.path.startsWith('/v1/customer-portal/'))).toHaveLength(0);
+  });
+
+  test('shows the portal balance lowered by the events not sent yet, and gates at zero', async () => {
+    const { mirror, portal, buffer, meterBalance } = await setupCredits(5);
+    await buffer.trackMany([1, 2].map((i) => ({ name: 'api_call', externalCustomerId: 'ada', metadata: { i } })));
+    const state = { data: await meterBalance(mirror, portal, METER.id, { externalCustomerId: 'ada' }), error: undefined, loading: false };
+    const html = renderToStaticMarkup(createElement(CreditsBarView, { state }));
+    expect(html).toContain('<b>3</b> credits left of 5');
+    expect(html).toContain('(2 used on this device, not sent yet)');
+    expect(html).toContain('<meter min="0" max="5" value="3">');
+    expect(renderToStaticMarkup(createElement(CreditsGateView, { state }, 'the app'))).toBe('the app');
+
+    await buffer.trackMany([3, 4, 5].map((i) => ({ name: 'api_call', externalCustomerId: 'ada', metadata: { i } })));
+    const empty = { data: await meterBalance(mirror, portal, METER.id, { externalCustomerId: 'ada' }), error: undefined, loading: false };
+    expect(renderToStaticMarkup(createElement(CreditsBarView, { state: empty }))).toContain('<b>0</b> credits left of 5');
+    expect(renderToStaticMarkup(createElement(CreditsGateView, { state: empty }, 'the app'))).toBe('<p role="alert">You are out of credits.</p>');
   });
 });

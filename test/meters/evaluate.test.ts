@@ -147,6 +147,7 @@ describe('meters Polar would refuse are refused', () => {
     ['a fractional clause value (Polar takes Int32)', clause({ value: 1.5 }), 'filter.clauses.0.value'],
     ['an integer outside Int32', clause({ value: 2 ** 31 }), 'filter.clauses.0.value'],
     ['a string value over 1000 characters', clause({ value: 'x'.repeat(1001) }), 'filter.clauses.0.value'],
+    ['... counted in characters, not UTF-16 units (1000 emoji pass; this is 1001)', clause({ value: '😀'.repeat(1001) }), 'filter.clauses.0.value'],
     ['an empty property', clause({ property: '' }), 'filter.clauses.0.property'],
     ['a property that is only the metadata. prefix', clause({ property: 'metadata.' }), 'filter.clauses.0.property'],
     ['a timestamp compared with a boolean (Postgres has no bigint > boolean)', clause({ property: 'timestamp', operator: 'gt', value: true }), 'filter.clauses.0.value'],
@@ -169,6 +170,10 @@ describe('meters Polar would refuse are refused', () => {
     expect(refused.code).toBe('meter-definition');
     expect(isPolarEventBufferError({ name: refused.name, code: refused.code })).toBe(true);
     expect(refused.message).toContain(path === '' ? '(meter)' : path);
+  });
+
+  it('takes a value of 1000 characters however many UTF-16 units they are', () => {
+    expect(compileMeter(one('emoji', 'eq', '😀'.repeat(1000))).matches(event({ emoji: '😀'.repeat(1000) }))).toBe(true);
   });
 
   it('takes a meter as GET /v1/meters/ returns it, extra fields and all', () => {

@@ -78,7 +78,7 @@ describe('createMirror()', () => {
     };
     const { buffer, mirror } = another({ transport: slow });
     const running = mirror.reconcile();
-    await vi.waitFor(() => expect(lists).toBe(2));
+    await vi.waitFor(() => expect(lists).toBe(2), { timeout: 10_000 });
     const closed = buffer.close();
     release();
     // The page in flight is applied (it is the last), not cut by a database closed under it.
@@ -134,7 +134,7 @@ describe('mirror "change"', () => {
     const seen: ChangeEvent[] = [];
     mirror.on('change', (e) => seen.push(e));
     await otherTab.track({ name: 'api_call', externalCustomerId: 'user_42' });
-    await vi.waitFor(() => expect(seen).toEqual([{ reason: 'track', source: 'remote' }]));
+    await vi.waitFor(() => expect(seen).toEqual([{ reason: 'track', source: 'remote' }]), { timeout: 5_000 });
     // And what the other tab wrote is in this tab's merged view.
     expect((await mirror.query()).map((e) => e.name)).toEqual(['api_call']);
   });
@@ -239,7 +239,7 @@ describe('forEachMerged()', () => {
     const { buffer, mirror } = another({ transport: held });
     await buffer.track({ name: 'api_call', externalCustomerId: 'user_42' });
     const flushing = buffer.flush();
-    await vi.waitFor(() => expect(onWire).toBe(true));
+    await vi.waitFor(() => expect(onWire).toBe(true), { timeout: 5_000 });
     const statuses: string[] = [];
     await forEachMerged(mirror, {}, (e) => statuses.push(e.status));
     release();

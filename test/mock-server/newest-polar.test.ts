@@ -55,15 +55,20 @@ describe('members', () => {
     ]);
   });
 
-  it('refuses a member_id that is not a version-4 UUID and an external_member_id that is not a string', async () => {
+  it('refuses member, customer and organization ids that are not version-4 UUIDs, and a non-string external_member_id', async () => {
     const s = await start();
     const r = await ingest(s, [
       { name: 'a', customer_id: CUSTOMER, member_id: 'alice' },
       { name: 'b', customer_id: CUSTOMER, member_id: '00000000-0000-1000-8000-000000000000' },
       { name: 'c', external_customer_id: 'acme', external_member_id: 7 },
+      // customer_id and organization_id are UUID4 too.
+      { name: 'd', customer_id: '00000000-0000-1000-8000-000000000000' },
+      { name: 'e', external_customer_id: 'acme', organization_id: '9b4f2c7e-1d0a-1c57-8f6e-2b1f0c9d3a11' },
     ]);
     expect(r.status).toBe(422);
     const own = r.body.detail.map((d: any) => [d.loc, d.type]);
+    expect(own).toContainEqual([['body', 'events', 3, 'EventCreateCustomer', 'customer_id'], 'uuid_version']);
+    expect(own).toContainEqual([['body', 'events', 4, 'EventCreateExternalCustomer', 'organization_id'], 'uuid_version']);
     expect(own).toContainEqual([['body', 'events', 0, 'EventCreateCustomer', 'member_id'], 'uuid_parsing']);
     expect(own).toContainEqual([['body', 'events', 1, 'EventCreateCustomer', 'member_id'], 'uuid_version']);
     expect(own).toContainEqual([['body', 'events', 2, 'EventCreateExternalCustomer', 'external_member_id'], 'string_type']);

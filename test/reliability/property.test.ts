@@ -57,7 +57,14 @@ const metadataValue = fc.oneof(
   fc.double({ noNaN: true, noDefaultInfinity: true }).filter((n) => !Number.isInteger(n) || Number.isSafeInteger(n)),
   fc.boolean(),
 );
-const cost = fc.record({ amount: fc.oneof(fc.integer({ min: 0, max: 10_000_000 }), fc.double({ min: 0, max: 1e9, noNaN: true })), currency: fc.constant('usd') });
+/**
+ * Cents as the newest server takes them (Decimal(max_digits=17, decimal_places=12)): under 100,000,
+ * at most 12 decimal places. m / 10^k with at most 15 significant digits prints as that decimal.
+ */
+const amount = fc
+  .integer({ min: 0, max: 12 })
+  .chain((k) => fc.integer({ min: -Math.min(10 ** (5 + k) - 1, 10 ** 15 - 1), max: Math.min(10 ** (5 + k) - 1, 10 ** 15 - 1) }).map((m) => m / 10 ** k));
+const cost = fc.record({ amount, currency: fc.constant('usd') });
 const llm = fc.record(
   {
     vendor: fc.string(),
@@ -68,9 +75,8 @@ const llm = fc.record(
     cached_input_tokens: fc.nat(),
     output_tokens: fc.nat(),
     total_tokens: fc.nat(),
-    // No `cost`: the client takes `_llm.cost` as { amount, currency } while the mock server takes a
-    // decimal, and Polar's SDK (0.49) has no such field: an open question for the contract (see
-    // README.md, Guarantees), so it is left out of the "valid" inputs here.
+    // No `cost`: the client takes `_llm.cost` (older servers) but the newest server drops it, so
+    // such an event could not arrive as tracked.
   },
   { requiredKeys: ['vendor', 'model', 'input_tokens', 'output_tokens', 'total_tokens'] },
 );
@@ -82,14 +88,19 @@ const metadata = fc
     if (l) out['_llm'] = l;
     return out;
   });
-const uuid = fc.uuid().chain((u) => fc.constantFrom(u, u.toUpperCase()));
+// Polar's ids are UUID4: the server refuses other versions.
+const uuid = fc.uuid({ version: 4 }).chain((u) => fc.constantFrom(u, u.toUpperCase()));
 const validTimestamp = fc.date({ min: new Date('0100-01-01T00:00:00Z'), max: new Date(Date.now() - 60_000), noInvalidDate: true });
 
 const validInput = fc
   .record(
     {
       name: oddString(1, 128),
-      customer: fc.oneof(oddString(1, 64).map((id) => ({ externalCustomerId: id })), uuid.map((id) => ({ customerId: id }))),
+      // A customer reference, and maybe a member of the same kind.
+      customer: fc.oneof(
+        fc.record({ externalCustomerId: oddString(1, 64), externalMemberId: oddString(1, 64) }, { requiredKeys: ['externalCustomerId'] }),
+        fc.record({ customerId: uuid, memberId: uuid }, { requiredKeys: ['customerId'] }),
+      ),
       metadata,
       timestamp: validTimestamp,
       externalId: oddString(1, 256),
@@ -153,9 +164,16 @@ const defect: fc.Arbitrary<Defect> = fc.oneof(
     setMeta('__proto__', { polluted: true }),
     setMeta('constructor', 'x'),
     setMeta('', 'empty key'),
+    setMeta('a\u0000b', 'NUL in the key'),
     setMeta('_cost', { amount: Number.NaN, currency: 'usd' }, ['metadata', '_cost', 'amount']),
     setMeta('_cost', { amount: 1, currency: 'eur' }, ['metadata', '_cost', 'currency']),
     setMeta('_cost', 'free', ['metadata', '_cost']),
+    setMeta('_cost', { amount: 100_000, currency: 'usd' }, ['metadata', '_cost', 'amount']),
+    setMeta('_cost', { amount: 0.1 + 0.2, currency: 'usd' }, ['metadata', '_cost', 'amount']),
+    setMeta('_cost', { amount: 1e-13, currency: 'usd' }, ['metadata', '_cost', 'amount']),
+    setMeta('_cost', { amount: '150', currency: 'usd' }, ['metadata', '_cost', 'amount']),
+    setMeta('_cost', { amount: 1, currency: 'xusdx' }, ['metadata', '_cost', 'currency']),
+    setMeta('_llm', { vendor: 'v\u0000', model: 'm', input_tokens: 1, output_tokens: 1, total_tokens: 2 }, ['metadata', '_llm', 'vendor']),
     setMeta('_llm', { vendor: 'v', model: 'm', input_tokens: 1.5, output_tokens: 1, total_tokens: 2 }, ['metadata', '_llm', 'input_tokens']),
     setMeta('_llm', { vendor: 'v', model: 'm', output_tokens: 1, total_tokens: 2 }, ['metadata', '_llm', 'input_tokens']),
     set('timestamp', new Date(Number.NaN)),
@@ -168,6 +186,9 @@ const defect: fc.Arbitrary<Defect> = fc.oneof(
     set('parentId', ''),
     set('parentId', 7),
     set('organizationId', 'not-a-uuid'),
+    set('organizationId', '9b4f2c7e-1d0a-1c57-8f6e-2b1f0c9d3a11'),
+    set('memberId', 'not-a-uuid'),
+    set('externalMemberId', ''),
     set('unknownField', 1),
     {
       paths: [['__proto__']],
@@ -179,6 +200,23 @@ const defect: fc.Arbitrary<Defect> = fc.oneof(
       apply: (i) => {
         i['externalCustomerId'] = 'cust';
         i['customerId'] = '9b4f2c7e-1d0a-4c57-8f6e-2b1f0c9d3a11';
+      },
+    },
+    {
+      // Both member references.
+      paths: [['externalMemberId'], ['memberId']],
+      apply: (i) => {
+        i['externalMemberId'] = 'member';
+        i['memberId'] = '0f1e2d3c-4b5a-4978-8695-a4b3c2d1e0f9';
+      },
+    },
+    {
+      // A member of the other kind than the customer (the server would drop it).
+      paths: [['externalMemberId'], ['memberId']],
+      apply: (i) => {
+        const byId = i['customerId'] !== undefined;
+        delete i[byId ? 'memberId' : 'externalMemberId'];
+        i[byId ? 'externalMemberId' : 'memberId'] = byId ? 'member' : '0f1e2d3c-4b5a-4978-8695-a4b3c2d1e0f9';
       },
     },
     {

@@ -4,31 +4,50 @@
 import { createElement as h, StrictMode } from 'react';
 import { createRoot } from 'react-dom/client';
 import { createEventBuffer, httpTransport } from '../../../dist/index.js';
-import { useBufferStats } from '../../../dist/react.js';
+import { customerPortalTransport } from '../../../dist/meters.js';
+import { createMirror } from '../../../dist/mirror.js';
+import { useBufferStats, useMeterBalance, useMeterUsage } from '../../../dist/react.js';
 
-const params = new URLSearchParams(location.search);
-const api = params.get('api');
+const api = new URLSearchParams(location.search).get('api');
 const renders = {};
 
 /** Shows a hook's state; each render counts, so the suite can tell a re-render from a stale DOM. */
 function Show({ id, state, pick }) {
   renders[id] = (renders[id] ?? 0) + 1;
-  const text = state.loading ? 'loading' : state.error ? `error: ${state.error.message}` : String(pick(state.data));
-  return h('output', { id, 'data-loading': String(state.loading) }, text);
+  const text = state.loading ? 'loading' : state.error && state.data === undefined ? `error: ${state.error.message}` : pick(state.data);
+  return h('output', { id, 'data-error': state.error ? state.error.message : '' }, text);
 }
 
 function Stats({ buffer }) {
-  return h(Show, { id: 'pending', state: useBufferStats(buffer), pick: (s) => s.pending });
+  return h(Show, { id: 'pending', state: useBufferStats(buffer), pick: (s) => String(s.pending) });
 }
 
-function App({ buffer }) {
-  return h(StrictMode, null, h(Stats, { buffer }));
+function Usage({ mirror, meter, customer }) {
+  const state = useMeterUsage(mirror, meter, { externalCustomerId: customer });
+  return h(Show, { id: 'usage', state, pick: (u) => `${u.value} = ${u.server} + ${u.local}${u.exact ? ' exact' : ''}` });
+}
+
+function Balance({ mirror, portal, meter, customer }) {
+  const state = useMeterBalance(mirror, portal, meter.id, { externalCustomerId: customer });
+  return h(Show, { id: 'balance', state, pick: (b) => `${b.balance} left of ${b.credited} (${b.localUnsent} unsent)` });
+}
+
+function App({ buffer, mirror, portal, meter, customer }) {
+  return h(
+    StrictMode,
+    null,
+    h(Stats, { buffer }),
+    meter && h(Usage, { mirror, meter, customer }),
+    meter && portal && h(Balance, { mirror, portal, meter, customer }),
+  );
 }
 
 const M = {
   renders,
   buffer: null,
-  open(options = {}) {
+  mirror: null,
+  /** Opens the buffer and its mirror and renders the app; `meter` and `token` add usage and balance. */
+  open({ meter, token, customer = 'ada', ...options } = {}) {
     M.buffer = createEventBuffer({
       dbName: 'react-suite',
       autoFlush: false,
@@ -36,14 +55,19 @@ const M = {
       transport: httpTransport({ baseUrl: api, timeout: 5000 }),
       ...options,
     });
-    createRoot(document.getElementById('root')).render(h(App, { buffer: M.buffer }));
+    M.mirror = createMirror(M.buffer);
+    const portal = token ? customerPortalTransport({ baseUrl: api, token: () => token, meters: [meter] }) : null;
+    createRoot(document.getElementById('root')).render(h(App, { buffer: M.buffer, mirror: M.mirror, portal, meter, customer }));
     return true;
   },
-  async track(count, metadata = {}) {
-    const inputs = Array.from({ length: count }, (_, i) => ({ name: 'api_call', externalCustomerId: 'ada', metadata: { i, ...metadata } }));
+  /** Tracks `count` events called `name` for customer ada, in one trackMany. */
+  async track(count, name = 'api_call') {
+    const inputs = Array.from({ length: count }, (_, i) => ({ name, externalCustomerId: 'ada', metadata: { i } }));
     return (await M.buffer.trackMany(inputs)).map((e) => e.externalId);
   },
   flush: () => M.buffer.flush(),
+  reconcile: () => M.mirror.reconcile({ externalCustomerId: 'ada' }),
   text: (id) => document.getElementById(id)?.textContent ?? null,
+  error: (id) => document.getElementById(id)?.dataset.error ?? null,
 };
 window.M = M;
