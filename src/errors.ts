@@ -1,6 +1,8 @@
 /**
- * One error family. Each error has a stable kebab-case `code`; README "Errors" gives the advice
- * per code, so messages stay short: what failed, on what.
+ * The stable `code` of each error of this family; README "Errors" gives the advice per code, so
+ * messages stay short: what failed, on what.
+ * @example
+ * if (isPolarEventBufferError(error) && error.code === ('queue-full' satisfies ErrorCode)) showBacklogWarning();
  */
 export type ErrorCode =
   | 'event-validation'

@@ -1,4 +1,4 @@
-import { TransportError, type ValidationDetail } from '../errors.js';
+import { StorageError, TransportError, type ValidationDetail } from '../errors.js';
 import type { ResolvedOptions } from '../options.js';
 import type { Connection } from '../storage/db.js';
 import { claimBatch, countWaiting, pruneSent, settle, type Settlement } from '../storage/queue.js';
@@ -83,6 +83,8 @@ export class Flusher {
         durability: o.durability,
       });
       this.#dead(claim.dead, report);
+      const corrupted = claim.dead.filter((r) => r.error?.startsWith('corrupted record'));
+      if (corrupted.length) this.#hooks.error(new StorageError('flush', `${corrupted.length} corrupted record(s) set aside as dead letters`));
       if (claim.batch.length === 0) {
         if (claim.nextDueAt !== null) report.stoppedBy = 'not-due';
         if (claim.dead.length === 0) break;

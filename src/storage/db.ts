@@ -43,10 +43,25 @@ export class Connection {
       } catch (error) {
         pending = Promise.reject(error);
       }
-      this.#db = pending = pending.catch((error: unknown) => {
-        drop();
-        throw storageError('open', error);
-      });
+      this.#db = pending = pending
+        .catch((error: unknown) => {
+          // Another tab runs a newer version of this library: go on if its schema keeps ours.
+          if ((error as Error)?.name !== 'VersionError') throw error;
+          return (wrap(this.#factory.open(this.#name)) as unknown as Promise<BufferDatabase>).then((db) => {
+            try {
+              const tx = unwrap(db).transaction(['events', 'mirror', 'meta']);
+              for (const index of ['byStatus', 'byCustomer', 'byFingerprint']) tx.objectStore('events').index(index);
+              return db;
+            } catch {
+              db.close();
+              throw new StorageError('open', `"${this.#name}" was changed by a newer version in another tab: reload`);
+            }
+          });
+        })
+        .catch((error: unknown) => {
+          drop();
+          throw storageError('open', error);
+        });
     }
     return this.#db;
   }

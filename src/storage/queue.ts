@@ -206,7 +206,7 @@ export function claimBatch(db: BufferDatabase, o: ClaimOptions): Promise<{ batch
           const parent = await store.get(r.parentId);
           if (parent?.status === 'pending') continue;
           if (parent?.status === 'dead') {
-            kill(r, `parent ${parent.externalId} is dead: ${parent.error}`);
+            kill(r, `parent ${parent.externalId} was dead-lettered: ${parent.error}`);
             continue;
           }
         }

@@ -257,7 +257,7 @@ describe('claimBatch', () => {
     expect(ids(now.batch)).toEqual(ids([other, afterSent]));
     expect(now.nextDueAt).toBe(T + 5000);
     expect(ids(now.dead)).toEqual([orphan.externalId]);
-    expect(await db.get(EVENTS, orphan.externalId)).toMatchObject({ status: 'dead', error: `parent ${deadParent.externalId} is dead: refused` });
+    expect(await db.get(EVENTS, orphan.externalId)).toMatchObject({ status: 'dead', error: `parent ${deadParent.externalId} was dead-lettered: refused` });
     await settle(db, sent(now.batch), T, 'strict');
 
     const later = await claimBatch(db, opts({ now: T + 5000 }));
