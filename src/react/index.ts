@@ -8,10 +8,18 @@ import type { MeterUsage, UsageOptions } from '../meters/usage.js';
 import type { Mirror } from '../mirror/types.js';
 import type { BufferStats, EventBuffer } from '../types.js';
 
-/** What a hook returns: the last value, the last failure, and whether a first value is still awaited. */
+/**
+ * What a hook returns: the last value, the last failure since it, and whether a first value is
+ * still awaited.
+ * @example
+ * const { data, error, loading }: LiveState<BufferStats> = useBufferStats(buffer);
+ */
 export interface LiveState<T> {
+  /** The last value; undefined until the first. */
   data: T | undefined;
+  /** The last failure since the last new value (a failed read, an unreachable portal, a refused meter). */
   error: Error | undefined;
+  /** True until the first value or failure (always on the server). */
   loading: boolean;
 }
 
@@ -55,6 +63,9 @@ function useLive<T>(watch: Watch<T> | undefined, deps: unknown[]): LiveState<T> 
 /**
  * The buffer's stats, read again on each of its "change" events (this tab, other tabs, workers).
  * `buffer` may be null or undefined (on the server, where there is no IndexedDB): the state stays loading.
+ * @example
+ * const { data } = useBufferStats(buffer);
+ * return <span>{data ? `${data.pending} waiting` : '…'}</span>;
  */
 export function useBufferStats(buffer: Pick<EventBuffer<any>, 'stats' | 'on'> | null | undefined): LiveState<BufferStats> {
   return useLive<BufferStats>(buffer ? (next, fail) => watchStats(buffer, next, fail) : undefined, [buffer]);
@@ -94,6 +105,9 @@ function watchStats(buffer: Pick<EventBuffer<any>, 'stats' | 'on'>, next: (stats
  * A meter's usage (see `watchMeterUsage`), kept up to date across tabs. `meter` and `options` are
  * compared by value, so inline objects are fine. `mirror` may be null or undefined (on the server):
  * the state stays loading. A meter Polar would refuse becomes `error`.
+ * @example
+ * const { data } = useMeterUsage(mirror, meter, { externalCustomerId: user.id, since: startOfMonth });
+ * return <span>{data?.value ?? '…'} tokens this month</span>;
  */
 export function useMeterUsage(mirror: Mirror | null | undefined, meter: unknown, options: UsageOptions = {}): LiveState<MeterUsage> {
   return useLive<MeterUsage>(
@@ -106,6 +120,9 @@ export function useMeterUsage(mirror: Mirror | null | undefined, meter: unknown,
  * A customer's balance on a meter (see `watchMeterBalance`): the portal's last answer lowered by
  * the events not sent yet, so it keeps dropping offline; a portal failure sets `error` and keeps
  * `data`. `meter` (an id or a definition) and `customer` are compared by value.
+ * @example
+ * const { data } = useMeterBalance(mirror, portal, meterId, { externalCustomerId: user.id });
+ * if (data && data.balance <= 0) return <OutOfCredits />;
  */
 export function useMeterBalance(
   mirror: Mirror | null | undefined,

@@ -75,8 +75,11 @@ function snapshot(value: unknown, path: string[]): unknown {
       } catch (error) {
         throw new ReadFailure([...path, key], error);
       }
-      // defineProperty: an own "__proto__" key stays a data property instead of setting the prototype.
-      Object.defineProperty(out, key, { value: snapshot(item, [...path, key]), enumerable: true, writable: true, configurable: true });
+      const copy = snapshot(item, [...path, key]);
+      // An own "__proto__" key stays a data property instead of setting the prototype; assignment
+      // is several times cheaper than defineProperty for every other key.
+      if (key === '__proto__') Object.defineProperty(out, key, { value: copy, enumerable: true, writable: true, configurable: true });
+      else out[key] = copy;
     }
     // Superstruct prints a refused value with `${value}`, which own toString/valueOf keys break.
     if (Object.hasOwn(out, 'toString') || Object.hasOwn(out, 'valueOf')) Object.defineProperty(out, Symbol.toPrimitive, { value: () => 'an object' });
@@ -151,7 +154,8 @@ export function validateTrackInput(input: unknown, options: ValidateTrackInputOp
     // An event with a schema is checked against it even without metadata (as `{}`).
     if (struct !== TrackInputStruct) copy['metadata'] ??= {};
 
-    const [error, value] = validate(copy, struct, { coerce: true });
+    // Only a user schema coerces (e.g. `defaulted`); coercion would copy every object once more.
+    const [error, value] = validate(copy, struct, { coerce: struct !== TrackInputStruct });
     const failures = error ? validationFailures(error) : [];
     const now = typeof options.now === 'number' && Number.isFinite(options.now) ? options.now : Date.now();
     const late = timestampFailure(copy['timestamp'], now);

@@ -26,13 +26,18 @@ beforeAll(async () => {
 
 /** Opens the React test page in a new tab of `context` and opens its buffer. */
 async function openTab(context: BrowserContext, options: Record<string, unknown> = {}): Promise<Page> {
+  return (await openTabWith(context, options)).page;
+}
+
+/** openTab that also gives what `M.open()` returned (the server-rendered markup when hydrating). */
+async function openTabWith(context: BrowserContext, options: Record<string, unknown>): Promise<{ page: Page; opened: unknown }> {
   const page = await context.newPage();
   page.on('pageerror', (error) => console.error(`[page error] ${error.message}`));
   await page.route('**/bundle/meters-app.js', (route) => route.fulfill({ body: app, contentType: 'text/javascript' }));
   await page.goto(`${rig.h.site}/pages/meters.html?api=${encodeURIComponent(rig.h.polar.url)}`);
   await page.waitForFunction(() => (window as unknown as W).M !== undefined);
-  await page.evaluate((o) => (window as unknown as W).M.open(o), options);
-  return page;
+  const opened = await page.evaluate((o) => (window as unknown as W).M.open(o), options);
+  return { page, opened };
 }
 
 const text = (page: Page, id: string) => page.evaluate((i) => (window as unknown as W).M.text(i), id);
@@ -151,5 +156,46 @@ describe('polar-event-buffer/react, in real Chromium', () => {
     // The other components of the same root still live: stats re-render on a track.
     await page.evaluate(() => (window as unknown as W).M.track(1));
     await shows([page], 'pending', '1');
+  });
+
+  it('hydrates server-rendered markup (loading) without a mismatch, then goes live', async () => {
+    rig.h = await startHarness({ customers: [{ external_id: 'ada', email: 'ada@example.com' }], meters: [METER] });
+    rig.h.polar.credit('ada', METER.id, 10);
+    const token = await sessionToken();
+    rig.context = await rig.browser.newContext();
+    const { page, opened } = await openTabWith(rig.context, { meter: METER, token, hydrate: true });
+    // What renderToString gave (the markup a server sends): every hook loading.
+    expect(String(opened).match(/<output[^>]*>[^<]*<\/output>/g)?.map((o) => o.replace(/<[^>]+>/g, ''))).toEqual(['loading', 'loading', 'loading']);
+    await shows([page], 'balance', '10 left of 10 (0 unsent)');
+    await shows([page], 'usage', '0 = 0 + 0 exact');
+    await page.evaluate(() => (window as unknown as W).M.track(2));
+    await shows([page], 'balance', '8 left of 10 (2 unsent)');
+    expect(await page.evaluate(() => (window as unknown as W).M.hydrationErrors)).toEqual([]);
+  });
+
+  it('useMeterBalance shows the error while the portal was never reached, then the balance once it answers', async () => {
+    rig.h = await startHarness({ customers: [{ external_id: 'ada', email: 'ada@example.com' }], meters: [METER] });
+    rig.h.polar.credit('ada', METER.id, 10);
+    const token = await sessionToken();
+    rig.h.polar.setOnline(false);
+    rig.context = await rig.browser.newContext();
+    const page = await openTab(rig.context, { meter: METER, token });
+    const shown = await waitFor('the portal error', async () => {
+      const t = await text(page, 'balance');
+      return t?.startsWith('error: ') ? t : false;
+    });
+    expect(shown).toContain('/v1/customer-portal/meters/');
+    // A track reads only the local part: with no answer from the portal yet, still the error.
+    await page.evaluate(() => (window as unknown as W).M.track(1));
+    await shows([page], 'pending', '1');
+    expect(await text(page, 'balance')).toBe(shown);
+
+    rig.h.polar.setOnline(true);
+    await waitFor('the balance once the portal answers (a flush asks it again)', async () => {
+      await page.evaluate(() => (window as unknown as W).M.flush());
+      return (await text(page, 'balance'))?.endsWith('left of 10 (0 unsent)');
+    });
+    expect(await text(page, 'balance')).toBe('9 left of 10 (0 unsent)');
+    expect(await page.evaluate(() => (window as unknown as W).M.error('balance'))).toBe('');
   });
 });

@@ -3,7 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { chooseCandidate, formatMicros, prepareServerEvent, sameContent, wireMicros } from '../../src/mirror/match.js';
 import type { EventRecord } from '../../src/storage/schema.js';
 import { newRecord } from '../../src/storage/serialize.js';
-import { UserEventStruct } from '../../src/validation/structs.js';
+import { UserEventStruct } from '../../src/mirror/structs.js';
 import { CUSTOMER_ID, userEventItem } from '../fixtures/events-list/polar-wire.js';
 
 function local(overrides: Partial<EventRecord> & { seq: string }): EventRecord {

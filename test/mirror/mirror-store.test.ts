@@ -15,7 +15,7 @@ import {
 import { EVENTS, MIRROR, STATUSES, type EventRecord } from '../../src/storage/schema.js';
 import { newRecord } from '../../src/storage/serialize.js';
 import { claimBatch } from '../../src/storage/queue.js';
-import { UserEventStruct } from '../../src/validation/structs.js';
+import { UserEventStruct } from '../../src/mirror/structs.js';
 import { CUSTOMER_ID, userEventItem } from '../fixtures/events-list/polar-wire.js';
 import { freshIndexedDB } from '../helpers/fresh-db.js';
 

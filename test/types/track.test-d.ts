@@ -102,6 +102,20 @@ describe('track() input without schemas', () => {
     expectTypeOf<Parameters<typeof buffer.track>[0]['metadata']>().toEqualTypeOf<Metadata | undefined>();
   });
 
+  test('the reserved metadata keys take their shapes', () => {
+    expectTypeOf(buffer.track).toBeCallableWith({
+      name: 'llm_call',
+      metadata: {
+        _cost: { amount: 0.25, currency: 'usd' },
+        _llm: { vendor: 'openai', model: 'gpt-4o', input_tokens: 10, output_tokens: 5, total_tokens: 15, prompt: null },
+      },
+    });
+    // @ts-expect-error the only currency is "usd"
+    void buffer.track({ name: 'x', metadata: { _cost: { amount: 1, currency: 'eur' } } });
+    // @ts-expect-error _cost.amount is a number of cents (the client refuses the server's decimal strings)
+    void buffer.track({ name: 'x', metadata: { _cost: { amount: '1.50', currency: 'usd' } } });
+  });
+
   test('an unknown input field is a compile error', () => {
     // @ts-expect-error `customer` is not a track() field
     void buffer.track({ name: 'x', customer: 'u1' });

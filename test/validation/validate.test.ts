@@ -380,7 +380,7 @@ describe('validationFailures', () => {
     const [error] = validate({ a: Number.NaN, b: { c: 1 } }, MetadataStruct);
     expect(error).toBeInstanceOf(StructError);
     expect(validationFailures(error!, ['metadata'])).toEqual([
-      { path: ['metadata', 'a'], message: 'Expected a number, but received: NaN' },
+      { path: ['metadata', 'a'], message: 'Expected a finite number (integers within ±2^53), but received NaN' },
       { path: ['metadata', 'b'], message: 'Expected a string, number or boolean, but received an object' },
     ]);
   });

@@ -2,7 +2,8 @@
 // #root. The suite drives `window.M` and reads what the components rendered from the DOM.
 // Bundled by esbuild with react and the built dist/ entries (one copy of each module).
 import { createElement as h, StrictMode } from 'react';
-import { createRoot } from 'react-dom/client';
+import { createRoot, hydrateRoot } from 'react-dom/client';
+import { renderToString } from 'react-dom/server';
 import { createEventBuffer, httpTransport } from '../../../dist/index.js';
 import { customerPortalTransport } from '../../../dist/meters.js';
 import { createMirror } from '../../../dist/mirror.js';
@@ -46,8 +47,12 @@ const M = {
   renders,
   buffer: null,
   mirror: null,
-  /** Opens the buffer and its mirror and renders the app; `meter` and `token` add usage and balance. */
-  open({ meter, token, customer = 'ada', ...options } = {}) {
+  hydrationErrors: [],
+  /**
+   * Opens the buffer and its mirror and renders the app; `meter` and `token` add usage and balance.
+   * With `hydrate`, the app is first rendered to a string (as a server would) and then hydrated.
+   */
+  open({ meter, token, customer = 'ada', hydrate = false, ...options } = {}) {
     M.buffer = createEventBuffer({
       dbName: 'react-suite',
       autoFlush: false,
@@ -57,8 +62,16 @@ const M = {
     });
     M.mirror = createMirror(M.buffer);
     const portal = token ? customerPortalTransport({ baseUrl: api, token: () => token, meters: [meter] }) : null;
-    createRoot(document.getElementById('root')).render(h(App, { buffer: M.buffer, mirror: M.mirror, portal, meter, customer }));
-    return true;
+    const app = h(App, { buffer: M.buffer, mirror: M.mirror, portal, meter, customer });
+    const root = document.getElementById('root');
+    if (!hydrate) {
+      createRoot(root).render(app);
+      return true;
+    }
+    root.innerHTML = renderToString(app);
+    const served = root.innerHTML;
+    hydrateRoot(root, app, { onRecoverableError: (error) => M.hydrationErrors.push(String(error?.message ?? error)) });
+    return served;
   },
   /** Tracks `count` events called `name` for customer ada, in one trackMany. */
   async track(count, name = 'api_call') {
