@@ -1,15 +1,14 @@
 import type { Struct } from 'superstruct';
 import type { Transport } from './transport/transport.js';
-import type { Durability } from './storage/queue-store.js';
-import { DEFAULT_DB_NAME } from './storage/schema.js';
+import type { Durability } from './storage/queue.js';
 
 /**
- * p-retry options for one batch (all durations in milliseconds).
+ * p-retry options for one batch (all durations in ms).
  * @example
  * retry: { retries: 10, minTimeout: 500, maxTimeout: 60_000, factor: 2, randomize: true }
  */
 export interface RetryOptions {
-  /** Retries of one batch within one flush, after the first try. @default 5 */
+  /** Retries of one batch within one flush. @default 5 */
   retries?: number;
   /** Delay before the first retry, in ms. @default 1000 */
   minTimeout?: number;
@@ -17,25 +16,21 @@ export interface RetryOptions {
   maxTimeout?: number;
   /** Exponential factor between delays. @default 2 */
   factor?: number;
-  /** Multiply each delay by a random factor from 1 to 2 (jitter), so clients that failed together do not retry together. @default true */
+  /** Multiply each delay by a random factor from 1 to 2 (jitter). @default true */
   randomize?: boolean;
   /** Longest time one batch is retried within one flush, in ms. @default Infinity */
   maxRetryTime?: number;
   /**
-   * Longest `Retry-After` honoured, in ms: a longer one is cut to this (a server asking for a year
-   * does not stop the queue for a year). Waits up to `maxTimeout` happen inside the flush; longer
-   * ones end the flush and are kept with the events (`nextAttemptAt`), so a reload still honours them.
-   * @default 900000 (15 minutes)
+   * Longest `Retry-After` honoured, in ms. Waits up to `maxTimeout` happen inside the flush; longer
+   * ones end it and are kept with the events, so a reload still honours them. @default 900000
    */
   maxRetryAfter?: number;
 }
 
 /**
- * Timers and the clock, injectable for tests (defaults: the global ones).
+ * Timers and the clock, injectable for tests.
  * @example
- * // A manual clock for a test that drives time itself:
- * let now = 0;
- * const clock: Clock = { now: () => now, setTimeout: (fn, ms) => setTimeout(fn, ms), clearTimeout: (h) => clearTimeout(h as NodeJS.Timeout) };
+ * const clock: Clock = { now: () => now, setTimeout: (fn, ms) => setTimeout(fn, ms), clearTimeout: (h) => clearTimeout(h as never) };
  */
 export interface Clock {
   now(): number;
@@ -44,18 +39,25 @@ export interface Clock {
 }
 
 /**
- * Options of `createEventBuffer()`. Every one is checked when the buffer is created; durations are in milliseconds.
+ * Customer, member and organization used when track() input has none.
  * @example
- * createEventBuffer({
- *   transport: httpTransport({ baseUrl: '/api/usage' }),
- *   batchSize: 50,
- *   flushInterval: 10_000,
- *   schemas: { api_call: object({ tokens: number() }) },
- *   defaults: { externalCustomerId: user.id },
- * });
+ * defaults: { externalCustomerId: session.teamId, externalMemberId: session.userId }
+ */
+export interface TrackDefaults {
+  externalCustomerId?: string;
+  customerId?: string;
+  organizationId?: string;
+  memberId?: string;
+  externalMemberId?: string;
+}
+
+/**
+ * Options of `createEventBuffer()`, each checked when the buffer is created; durations in ms.
+ * @example
+ * createEventBuffer({ transport: httpTransport({ baseUrl: '/api/usage' }), batchSize: 50, defaults: { externalCustomerId: user.id } });
  */
 export interface EventBufferOptions<Schemas extends Record<string, Struct<any, any>> = Record<string, Struct<any, any>>> {
-  /** Required: where events go. `httpTransport(...)` or any object with `ingest()` (and `list()` for a mirror's reconcile). */
+  /** Required: where events go. `httpTransport(...)` or any object with `ingest()` (and `list()` for a mirror). */
   transport: Transport;
   /** The IndexedDB factory. @default globalThis.indexedDB */
   indexedDB?: IDBFactory;
@@ -63,40 +65,26 @@ export interface EventBufferOptions<Schemas extends Record<string, Struct<any, a
   dbName?: string;
   /** Events per ingest request, 1 to 1000. @default 100 */
   batchSize?: number;
-  /** Milliseconds between automatic flushes; 0 turns the timer off. @default 5000 */
+  /** ms between automatic flushes; 0 turns the timer off. @default 5000 */
   flushInterval?: number;
-  /** Flush on the timer, when batchSize events are waiting, when the page goes back online and when it is hidden. @default true */
+  /** Flush on the timer, when batchSize events wait, when the network comes back and when the page is hidden. @default true */
   autoFlush?: boolean;
-  /**
-   * p-retry options for one batch (and for one page of reconcile()).
-   * @default { retries: 5, minTimeout: 1000, maxTimeout: 30000, factor: 2, randomize: true, maxRetryTime: Infinity, maxRetryAfter: 900000 }
-   * @example retry: { retries: 10, maxTimeout: 60_000 }
-   */
+  /** p-retry options for one batch (and one page of a mirror's reconcile). @default { retries: 5, minTimeout: 1000, maxTimeout: 30000, factor: 2, randomize: true } */
   retry?: RetryOptions;
-  /**
-   * Most events waiting (pending + sending); past it track() rejects with QueueFullError. Across
-   * tabs the limit holds too; another tab's unused reserved slots (at most 1/8 of the room left,
-   * for 2 s) may be refused early. @default 10000
-   */
+  /** Most events waiting (pending + sending), across tabs; past it track() rejects with QueueFullError. @default 10000 */
   maxQueueSize?: number;
-  /** Upper bound of one ingest body, in bytes (keepalive sends stay under 64 KB whatever this says). @default 60000 */
+  /** Largest ingest body in bytes, at most 10 MiB (Polar's limit); keepalive sends stay under 60 KB. @default 60000 */
   maxBatchBytes?: number;
-  /** Milliseconds a flush holds its batch (`sending`) before a crashed holder's batch returns to waiting. @default 30000 */
+  /** ms a flush holds its batch (`sending`) and the lease of the flush lock where Web Locks are missing. @default 30000 */
   leaseDuration?: number;
-  /** IndexedDB transaction durability. "strict": committed to disk before track() resolves. @default "strict" */
+  /** IndexedDB transaction durability; "strict": on disk before track() resolves. @default "strict" */
   durability?: Durability;
-  /**
-   * `{ [eventName]: Struct }`: the metadata of events with that name must also pass that struct.
-   * @default {} (no event name has a schema: any Polar metadata)
-   * @example schemas: { api_call: object({ tokens: number(), model: string() }) }
-   */
+  /** `{ [eventName]: Struct }` that the metadata of that event must also pass. @default {} */
   schemas?: Schemas;
-  /**
-   * Customer and organization used when track() input has none.
-   * @default {}
-   * @example defaults: { externalCustomerId: session.userId }
-   */
-  defaults?: { externalCustomerId?: string; customerId?: string; organizationId?: string };
+  /** Used when track() input has none. @default {} */
+  defaults?: TrackDefaults;
+  /** Ask the browser once to keep this origin's storage (`navigator.storage.persist()`); stats() reports the answer. @default false */
+  persist?: boolean;
   /** Clock and timers. @default the global Date.now, setTimeout and clearTimeout */
   clock?: Clock;
 }
@@ -114,204 +102,131 @@ export interface ResolvedOptions {
   leaseDuration: number;
   durability: Durability;
   schemas: Record<string, Struct<any, any>>;
-  defaults: { externalCustomerId?: string; customerId?: string; organizationId?: string };
+  defaults: TrackDefaults;
+  persist: boolean;
   clock: Clock;
 }
 
-/** Every option key, so validation cannot drift from the type. */
-const OPTION_KEYS: Record<keyof EventBufferOptions, true> = {
-  transport: true,
-  indexedDB: true,
-  dbName: true,
-  batchSize: true,
-  flushInterval: true,
-  autoFlush: true,
-  retry: true,
-  maxQueueSize: true,
-  maxBatchBytes: true,
-  leaseDuration: true,
-  durability: true,
-  schemas: true,
-  defaults: true,
-  clock: true,
+/** The ingest body limit of Polar's API. */
+export const MAX_BODY_BYTES = 10 * 1024 * 1024;
+
+// [min, max, default, integer?] per numeric option; Infinity as max also allows Infinity itself.
+const NUMBERS: Record<string, [number, number, number, 1?]> = {
+  batchSize: [1, 1000, 100, 1],
+  flushInterval: [0, 2 ** 31 - 1, 5000],
+  maxQueueSize: [1, Number.MAX_SAFE_INTEGER, 10_000, 1],
+  maxBatchBytes: [1024, MAX_BODY_BYTES, 60_000, 1],
+  leaseDuration: [1, 2 ** 31 - 1, 30_000],
+  'retry.retries': [0, Infinity, 5, 1],
+  'retry.minTimeout': [0, 2 ** 31 - 1, 1000],
+  'retry.maxTimeout': [0, 2 ** 31 - 1, 30_000],
+  'retry.factor': [1, 100, 2],
+  'retry.maxRetryTime': [0, Infinity, Infinity],
+  'retry.maxRetryAfter': [0, 2 ** 31 - 1, 900_000],
 };
-const RETRY_KEYS: Record<keyof RetryOptions, true> = {
-  retries: true,
-  minTimeout: true,
-  maxTimeout: true,
-  factor: true,
-  randomize: true,
-  maxRetryTime: true,
-  maxRetryAfter: true,
-};
+const OTHERS = ['transport', 'indexedDB', 'dbName', 'autoFlush', 'retry', 'durability', 'schemas', 'defaults', 'persist', 'clock'];
 const RENAMED: Record<string, string> = {
   flushIntervalMs: 'flushInterval',
   maxBatchSize: 'batchSize',
   queueSize: 'maxQueueSize',
   leaseMs: 'leaseDuration',
-  db: 'dbName',
-  name: 'dbName',
-  fetch: 'transport (httpTransport({ baseUrl, fetch }))',
-  baseUrl: 'transport (httpTransport({ baseUrl }))',
-  retention: "createMirror(buffer, { retention }) from 'polar-event-buffer/mirror'",
-  confirmGracePeriod: "createMirror(buffer, { confirmGracePeriod }) from 'polar-event-buffer/mirror'",
+  'retry.forever': 'retry.retries: Infinity',
+  confirmGracePeriod: 'createMirror(buffer, { confirmGracePeriod })',
+  retention: 'createMirror(buffer, { retention })',
+  baseUrl: 'transport: httpTransport({ baseUrl })',
+  fetch: 'transport: httpTransport({ fetch })',
 };
+const DEFAULT_KEYS = ['externalCustomerId', 'customerId', 'organizationId', 'memberId', 'externalMemberId'];
 
-function describeValue(value: unknown): string {
-  if (value === null) return 'null';
-  if (typeof value === 'number' && Number.isNaN(value)) return 'NaN';
-  if (typeof value === 'string') return JSON.stringify(value);
-  if (typeof value === 'object') return Array.isArray(value) ? 'an array' : 'an object';
-  return String(value);
+const shown = (v: unknown): string => (typeof v === 'string' ? JSON.stringify(v) : typeof v === 'object' && v ? (Array.isArray(v) ? 'an array' : 'an object') : String(v));
+
+/** A TypeError naming the option: "Expected `x` to be ..., got ...". */
+export const optionError = (name: string, what: string, ...got: unknown[]): TypeError =>
+  new TypeError(`Expected \`${name}\` to be ${what}${got.length ? `, got ${shown(got[0])}` : ''}`);
+
+function keysOf(object: object, known: string[], prefix: string): void {
+  for (const key of Object.keys(object)) {
+    const name = prefix + key;
+    if (RENAMED[name]) throw new TypeError(`Unknown option \`${name}\`: use \`${RENAMED[name]}\``);
+    if (!known.includes(key)) throw new TypeError(`Unknown option \`${name}\``);
+  }
 }
 
-function integer(name: string, value: unknown, min: number, max: number, fallback: number): number {
+const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+
+function number(options: Record<string, unknown>, name: string): number {
+  const [min, max, fallback, int] = NUMBERS[name]!;
+  const value = options[name.slice(name.indexOf('.') + 1)];
   if (value === undefined) return fallback;
-  if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) {
-    const range = max === Number.MAX_SAFE_INTEGER ? `≥ ${min}` : `from ${min} to ${max}`;
-    throw new TypeError(`Expected \`${name}\` to be an integer ${range}, got ${describeValue(value)}.`);
+  if (typeof value !== 'number' || !(value >= min && value <= max) || (int && value !== Infinity && !Number.isInteger(value))) {
+    throw optionError(name, `${int ? 'an integer' : 'a number'} from ${min} to ${max}`, value);
   }
   return value;
 }
 
-function duration(name: string, value: unknown, min: number, fallback: number, allowInfinity = false): number {
-  if (value === undefined) return fallback;
-  if (typeof value !== 'number' || Number.isNaN(value) || value < min || (!allowInfinity && !Number.isFinite(value))) {
-    throw new TypeError(
-      `Expected \`${name}\` to be a number of milliseconds ≥ ${min}${allowInfinity ? ' (or Infinity)' : ''}, got ${describeValue(value)}.`,
-    );
-  }
-  return value;
-}
-
-function isFactory(value: unknown): value is IDBFactory {
-  return typeof value === 'object' && value !== null && typeof (value as IDBFactory).open === 'function';
-}
-
-/** Checks every option up front: a wrong one throws a TypeError that names it and says what was expected. */
+/** Checks every option up front; a wrong one throws a TypeError that names it. */
 export function resolveOptions(options: EventBufferOptions<any>): ResolvedOptions {
-  if (typeof options !== 'object' || options === null) {
-    throw new TypeError('Expected createEventBuffer() options: an object with at least `transport`.');
-  }
-  for (const key of Object.keys(options)) {
-    if (!(key in OPTION_KEYS)) {
-      const renamed = RENAMED[key];
-      throw new TypeError(
-        renamed ? `Unknown option \`${key}\`: use \`${renamed}\` instead.` : `Unknown option \`${key}\`. Known options: ${Object.keys(OPTION_KEYS).join(', ')}.`,
-      );
-    }
-  }
-  const { transport } = options;
-  if (typeof transport !== 'object' || transport === null || typeof transport.ingest !== 'function') {
-    throw new TypeError('Expected `transport` to be an object with an ingest() method, such as httpTransport({ baseUrl }).');
-  }
-  if (transport.list !== undefined && typeof transport.list !== 'function') {
-    throw new TypeError('Expected `transport.list` to be a function (or absent).');
-  }
-  let factory: IDBFactory | undefined;
-  if (options.indexedDB !== undefined) {
-    if (!isFactory(options.indexedDB)) throw new TypeError('Expected `indexedDB` to be an IDBFactory (an object with open()).');
-    factory = options.indexedDB;
-  }
-  const dbName = options.dbName ?? DEFAULT_DB_NAME;
-  if (typeof dbName !== 'string' || dbName.length === 0) {
-    throw new TypeError(`Expected \`dbName\` to be a non-empty string, got ${describeValue(dbName)}.`);
-  }
-  if (options.autoFlush !== undefined && typeof options.autoFlush !== 'boolean') {
-    throw new TypeError(`Expected \`autoFlush\` to be a boolean, got ${describeValue(options.autoFlush)}.`);
-  }
+  if (!isObject(options)) throw optionError('options', 'an object with `transport`');
+  const o = options as Record<string, unknown>;
+  const top = Object.keys(NUMBERS).filter((k) => !k.includes('.'));
+  keysOf(o, [...top, ...OTHERS], '');
+  const { transport, defaults = {}, schemas = {}, retry = {}, clock = defaultClock() } = options;
+  if (!isObject(transport) || typeof transport.ingest !== 'function') throw optionError('transport', 'an object with ingest(), such as httpTransport({ baseUrl })');
+  if (transport.list !== undefined && typeof transport.list !== 'function') throw optionError('transport.list', 'a function');
+  if (o.indexedDB !== undefined && typeof (o.indexedDB as IDBFactory | null)?.open !== 'function') throw optionError('indexedDB', 'an IDBFactory');
+  const dbName = options.dbName ?? 'polar-event-buffer';
+  if (typeof dbName !== 'string' || !dbName) throw optionError('dbName', 'a non-empty string', dbName);
+  for (const key of ['autoFlush', 'persist'] as const) if (o[key] !== undefined && typeof o[key] !== 'boolean') throw optionError(key, 'a boolean', o[key]);
   const durability = options.durability ?? 'strict';
-  if (durability !== 'strict' && durability !== 'relaxed') {
-    throw new TypeError(`Expected \`durability\` to be "strict" or "relaxed", got ${describeValue(durability)}.`);
-  }
-  const retryIn = options.retry ?? {};
-  if (typeof retryIn !== 'object' || retryIn === null) throw new TypeError('Expected `retry` to be an object of p-retry options.');
-  for (const key of Object.keys(retryIn)) {
-    if (!(key in RETRY_KEYS)) {
-      throw new TypeError(
-        key === 'forever'
-          ? 'Unknown option `retry.forever`: use `retry.retries: Infinity` instead.'
-          : `Unknown option \`retry.${key}\`. Known: ${Object.keys(RETRY_KEYS).join(', ')}.`,
-      );
-    }
-  }
-  if (retryIn.randomize !== undefined && typeof retryIn.randomize !== 'boolean') {
-    throw new TypeError('Expected `retry.randomize` to be a boolean.');
-  }
-  const retries = retryIn.retries === Infinity ? Infinity : integer('retry.retries', retryIn.retries, 0, Number.MAX_SAFE_INTEGER, 5);
-  const minTimeout = duration('retry.minTimeout', retryIn.minTimeout, 0, 1000);
-  const maxTimeout = duration('retry.maxTimeout', retryIn.maxTimeout, 0, Math.max(30_000, minTimeout));
-  if (maxTimeout < minTimeout) throw new TypeError('Expected `retry.maxTimeout` to be ≥ `retry.minTimeout`.');
-  const retry: Required<RetryOptions> = {
-    retries,
-    minTimeout,
-    maxTimeout,
-    factor: duration('retry.factor', retryIn.factor, 1, 2),
-    randomize: retryIn.randomize ?? true,
-    maxRetryTime: duration('retry.maxRetryTime', retryIn.maxRetryTime, 0, Infinity, true),
-    maxRetryAfter: duration('retry.maxRetryAfter', retryIn.maxRetryAfter, 0, 900_000),
-  };
-  const schemas = options.schemas ?? {};
-  if (typeof schemas !== 'object' || schemas === null || Array.isArray(schemas)) {
-    throw new TypeError('Expected `schemas` to be an object of superstruct structs, one per event name.');
-  }
+  if (durability !== 'strict' && durability !== 'relaxed') throw optionError('durability', '"strict" or "relaxed"', durability);
+  if (!isObject(retry)) throw optionError('retry', 'an object of p-retry options', retry);
+  keysOf(retry, ['randomize', ...Object.keys(NUMBERS).filter((k) => k.startsWith('retry.')).map((k) => k.slice(6))], 'retry.');
+  if (retry.randomize !== undefined && typeof retry.randomize !== 'boolean') throw optionError('retry.randomize', 'a boolean', retry.randomize);
+  const r = Object.fromEntries(Object.keys(NUMBERS).filter((k) => k.startsWith('retry.')).map((k) => [k.slice(6), number(retry, k)]));
+  if (r.maxTimeout! < r.minTimeout!) throw optionError('retry.maxTimeout', '≥ `retry.minTimeout`', r.maxTimeout);
+  if (!isObject(schemas)) throw optionError('schemas', 'an object of superstruct structs', schemas);
   for (const [name, struct] of Object.entries(schemas)) {
-    if (typeof struct !== 'object' || struct === null || typeof (struct as { validate?: unknown }).validate !== 'function') {
-      throw new TypeError(`Expected \`schemas.${name}\` to be a superstruct Struct (e.g. object({ tokens: number() })).`);
-    }
+    if (typeof (struct as Struct | null)?.validate !== 'function') throw optionError(`schemas.${name}`, 'a superstruct Struct', struct);
   }
-  const defaults = options.defaults ?? {};
-  if (typeof defaults !== 'object' || defaults === null) throw new TypeError('Expected `defaults` to be an object.');
+  if (!isObject(defaults)) throw optionError('defaults', 'an object', defaults);
+  keysOf(defaults, DEFAULT_KEYS, 'defaults.');
   for (const [key, value] of Object.entries(defaults)) {
-    if (!['externalCustomerId', 'customerId', 'organizationId'].includes(key)) {
-      throw new TypeError(`Unknown option \`defaults.${key}\`: expected externalCustomerId, customerId or organizationId.`);
-    }
-    if (value !== undefined && (typeof value !== 'string' || value.length === 0)) {
-      throw new TypeError(`Expected \`defaults.${key}\` to be a non-empty string, got ${describeValue(value)}.`);
-    }
+    if (value !== undefined && (typeof value !== 'string' || !value)) throw optionError(`defaults.${key}`, 'a non-empty string', value);
   }
-  if (defaults.externalCustomerId !== undefined && defaults.customerId !== undefined) {
-    throw new TypeError('Expected only one of `defaults.externalCustomerId` and `defaults.customerId`: Polar takes one customer reference per event.');
+  for (const [a, b] of [['externalCustomerId', 'customerId'], ['memberId', 'externalMemberId']] as const) {
+    if (defaults[a] !== undefined && defaults[b] !== undefined) throw new TypeError(`Expected one of \`defaults.${a}\` and \`defaults.${b}\`, not both`);
   }
-  const clock = options.clock ?? defaultClock();
-  if (
-    typeof clock !== 'object' ||
-    clock === null ||
-    typeof clock.now !== 'function' ||
-    typeof clock.setTimeout !== 'function' ||
-    typeof clock.clearTimeout !== 'function'
-  ) {
-    throw new TypeError('Expected `clock` to be an object with now(), setTimeout() and clearTimeout().');
+  if (!isObject(clock) || ['now', 'setTimeout', 'clearTimeout'].some((k) => typeof clock[k as keyof Clock] !== 'function')) {
+    throw optionError('clock', 'an object with now(), setTimeout() and clearTimeout()');
   }
-  const resolved: ResolvedOptions = {
+  return {
     transport,
-    indexedDB: factory ?? (undefined as unknown as IDBFactory),
+    indexedDB: o.indexedDB as IDBFactory,
     dbName,
-    batchSize: integer('batchSize', options.batchSize, 1, 1000, 100),
-    flushInterval: duration('flushInterval', options.flushInterval, 0, 5000),
+    batchSize: number(o, 'batchSize'),
+    flushInterval: number(o, 'flushInterval'),
     autoFlush: options.autoFlush ?? true,
-    retry,
-    maxQueueSize: integer('maxQueueSize', options.maxQueueSize, 1, Number.MAX_SAFE_INTEGER, 10_000),
-    maxBatchBytes: integer('maxBatchBytes', options.maxBatchBytes, 1024, 100_000_000, 60_000),
-    leaseDuration: duration('leaseDuration', options.leaseDuration, 1, 30_000),
+    retry: { ...(r as Required<Omit<RetryOptions, 'randomize'>>), randomize: retry.randomize ?? true },
+    maxQueueSize: number(o, 'maxQueueSize'),
+    maxBatchBytes: number(o, 'maxBatchBytes'),
+    leaseDuration: number(o, 'leaseDuration'),
     durability,
-    schemas,
+    schemas: schemas as ResolvedOptions['schemas'],
     defaults,
+    persist: options.persist ?? false,
     clock,
   };
-  return resolved;
 }
 
-/** The global clock, looked up when called (never at import time), so fake timers apply. */
+/** The global clock, looked up when called, so fake timers apply; its timers never keep Node alive. */
 export function defaultClock(): Clock {
   return {
     now: () => Date.now(),
     setTimeout: (callback, ms) => {
-      const handle = globalThis.setTimeout(callback, ms) as unknown as { unref?: () => void };
-      // In Node, a buffer that was never closed must not keep the process alive.
-      handle?.unref?.();
+      const handle = setTimeout(callback, ms) as { unref?: () => void };
+      handle.unref?.();
       return handle;
     },
-    clearTimeout: (handle) => globalThis.clearTimeout(handle as ReturnType<typeof setTimeout>),
+    clearTimeout: (handle) => clearTimeout(handle as never),
   };
 }

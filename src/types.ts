@@ -54,6 +54,10 @@ export interface TrackInputBase {
   externalCustomerId?: string;
   /** Polar's customer id (a UUID). */
   customerId?: string;
+  /** Polar's id of the member of the customer's team who caused the event (a UUID); not with externalMemberId. */
+  memberId?: string;
+  /** Your id of that member; not with memberId. */
+  externalMemberId?: string;
   /** When it happened. @default the time of track() */
   timestamp?: Date;
   /** Idempotency key sent as `external_id`. @default a new UUIDv7 */
@@ -77,6 +81,9 @@ export interface BufferedEvent {
   externalCustomerId: string | null;
   customerId: string | null;
   organizationId: string | null;
+  /** The member of the customer's team who caused the event (Polar's member id, or yours). */
+  memberId: string | null;
+  externalMemberId: string | null;
   metadata: Metadata;
   timestamp: Date;
   parentId: string | null;
@@ -106,6 +113,11 @@ export interface BufferStats {
   confirmed: number;
   dead: number;
   mirrored: number;
+  /** With `persist: true`: whether the browser agreed to keep this origin's storage. */
+  persisted?: boolean;
+  /** With `persist: true`, where the browser says: bytes this origin uses, and may use. */
+  usage?: number;
+  quota?: number;
 }
 
 /**

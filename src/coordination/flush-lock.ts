@@ -1,86 +1,53 @@
 import type { Clock } from '../options.js';
 import type { Connection } from '../storage/db.js';
-import { releaseLease, tryTakeLease } from './lease.js';
-
-/**
- * One flush at a time per database, across tabs and workers:
- * - a Web Lock (`navigator.locks`, `ifAvailable`) where present; the browser frees it when the
- *   holder's tab or worker goes away;
- * - otherwise, when `lease` is given, an IndexedDB lease record in `meta` with an expiry
- *   (renewed while the flush runs; a holder that died is taken over once it has expired);
- * - otherwise one holder per database inside this realm.
- */
-interface LockManagerLike {
-  request<T>(name: string, options: { ifAvailable: boolean }, callback: (lock: unknown) => Promise<T>): Promise<T>;
-}
+import { releaseLease, takeLease } from '../storage/queue.js';
 
 export interface LeaseOptions {
   connection: Connection;
-  /** This buffer's id, written as the lease owner. */
   owner: string;
-  /** ms a lease lasts without renewal (the buffer's `leaseDuration`). */
   duration: number;
   clock: Clock;
 }
 
+interface Locks {
+  request<T>(name: string, options: { ifAvailable: boolean }, callback: (lock: unknown) => Promise<T>): Promise<T>;
+}
+
 const held = new WeakMap<object, Set<string>>();
 
-function lockManager(): LockManagerLike | undefined {
-  const nav = (globalThis as { navigator?: { locks?: LockManagerLike } }).navigator;
-  return nav?.locks && typeof nav.locks.request === 'function' ? nav.locks : undefined;
-}
-
-export async function withFlushLock<T>(
-  factory: object,
-  dbName: string,
-  fn: () => Promise<T>,
-  lease?: LeaseOptions,
-): Promise<{ ran: true; value: T } | { ran: false }> {
-  const locks = lockManager();
-  if (locks) {
-    return locks.request(`polar-event-buffer:flush:${dbName}`, { ifAvailable: true }, async (lock) =>
-      lock ? { ran: true as const, value: await fn() } : { ran: false as const },
-    );
+/**
+ * One flush at a time per database, across tabs and workers: a Web Lock where present (the browser
+ * frees it when its holder goes away); otherwise a lease in `meta`, renewed while the flush runs
+ * and free once a dead holder stops renewing it. Inside one realm, a set of held names.
+ */
+export async function withFlushLock<T>(factory: object, dbName: string, fn: () => Promise<T>, lease: LeaseOptions): Promise<{ ran: true; value: T } | { ran: false }> {
+  const locks = (globalThis as { navigator?: { locks?: Locks } }).navigator?.locks;
+  if (typeof locks?.request === 'function') {
+    return locks.request(`polar-event-buffer:flush:${dbName}`, { ifAvailable: true }, async (lock) => (lock ? { ran: true, value: await fn() } : { ran: false }));
   }
-  let names = held.get(factory);
-  if (!names) held.set(factory, (names = new Set()));
+  const names = held.get(factory) ?? new Set<string>();
+  held.set(factory, names);
   if (names.has(dbName)) return { ran: false };
   names.add(dbName);
+  const { connection, owner, duration, clock } = lease;
+  let timer: unknown;
   try {
-    if (!lease) return { ran: true, value: await fn() };
-    return await withLease(lease, fn);
+    if (!(await takeLease(await connection.get(), owner, clock.now(), duration))) return { ran: false };
+    const renew = (): void => {
+      timer = clock.setTimeout(async () => {
+        await takeLease(await connection.get(), owner, clock.now(), duration).catch(() => undefined);
+        if (timer !== undefined) renew();
+      }, Math.max(1, duration / 3));
+    };
+    renew();
+    try {
+      return { ran: true, value: await fn() };
+    } finally {
+      clock.clearTimeout(timer);
+      timer = undefined;
+      await releaseLease(await connection.get(), owner).catch(() => undefined);
+    }
   } finally {
     names.delete(dbName);
-  }
-}
-
-async function withLease<T>(lease: LeaseOptions, fn: () => Promise<T>): Promise<{ ran: true; value: T } | { ran: false }> {
-  const { connection, owner, duration, clock } = lease;
-  if (!(await tryTakeLease(await connection.get(), owner, clock.now(), duration))) return { ran: false };
-  // Renew at a third of the duration, so a slow flush keeps it and a dead one loses it soon.
-  let timer: unknown;
-  let stopped = false;
-  const renew = (): void => {
-    timer = clock.setTimeout(() => {
-      if (stopped) return;
-      connection
-        .get()
-        .then((db) => tryTakeLease(db, owner, clock.now(), duration))
-        .catch(() => undefined)
-        .finally(() => {
-          if (!stopped) renew();
-        });
-    }, Math.max(1, Math.floor(duration / 3)));
-  };
-  renew();
-  try {
-    return { ran: true, value: await fn() };
-  } finally {
-    stopped = true;
-    clock.clearTimeout(timer);
-    await connection
-      .get()
-      .then((db) => releaseLease(db, owner))
-      .catch(() => undefined);
   }
 }

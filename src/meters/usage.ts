@@ -3,7 +3,7 @@ import { checkFilter } from '../mirror/query.js';
 import type { Mirror } from '../mirror/types.js';
 import { storageError } from '../storage/db.js';
 import { customerKeysFor } from '../storage/mirror-store.js';
-import { statusRange } from '../storage/queue-store.js';
+import { statusRange } from '../storage/queue.js';
 import { BY_CUSTOMER, BY_STATUS, BY_TIME, EVENTS, MIRROR, type EventRecord, type EventStatus, type MirrorRecord } from '../storage/schema.js';
 import type { Metadata } from '../validation/structs.js';
 import { compileMeter, type CompiledMeter, type MeterEvent, type Tally } from './evaluate.js';

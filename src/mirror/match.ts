@@ -100,8 +100,6 @@ export function confirm(record: EventRecord, serverId: string, now: number): Eve
     status: 'confirmed',
     serverId,
     confirmedAt: now,
-    leaseUntil: 0,
-    leaseOwner: null,
     nextAttemptAt: 0,
     error: null,
   };

@@ -1,6 +1,6 @@
 import { storageError } from '../storage/db.js';
 import { customerKeysFor } from '../storage/mirror-store.js';
-import { asShown, heldIds, liveClaims, statusRange } from '../storage/queue-store.js';
+import { asShown, heldIds, liveClaims, statusRange } from '../storage/queue.js';
 import { BY_CUSTOMER, BY_STATUS, BY_TIME, EVENTS, META, MIRROR, type EventRecord } from '../storage/schema.js';
 import { toLocalEvent } from '../storage/serialize.js';
 import { mirrorSeam } from './mirror.js';
@@ -72,7 +72,7 @@ export async function forEachMerged(mirror: Mirror, filter: MergedFilter, visit:
       stored.status === 'confirmed' || stored.status === 'dead' || !inTime(stored) || emit(toLocalEvent(asShown(stored, held)));
     const localIndex = events.index(keys === null ? BY_STATUS : BY_CUSTOMER);
     const localRanges =
-      keys === null ? (['pending', 'sending', 'sent'] as const).map(statusRange) : keys.map((key) => customerTimeRange(key, f.sinceMs, f.untilMs));
+      keys === null ? (['pending', 'sending', 'sent'] as const).map((s) => statusRange(s)) : keys.map((key) => customerTimeRange(key, f.sinceMs, f.untilMs));
     for (const range of localRanges) {
       for (let cursor = await localIndex.openCursor(range); cursor && !thrown; cursor = await cursor.continue()) {
         if (!visitLocal(cursor.value)) break;

@@ -45,6 +45,8 @@ export function mirrorEntry(record: MirrorRecord, local: EventRecord | undefined
     externalCustomerId: userEvent.externalCustomerId ?? userEvent.customer?.externalId ?? null,
     customerId: userEvent.customerId ?? userEvent.customer?.id ?? null,
     organizationId: userEvent.organizationId ?? null,
+    memberId: (userEvent as { memberId?: string | null }).memberId ?? null,
+    externalMemberId: (userEvent as { externalMemberId?: string | null }).externalMemberId ?? null,
     metadata: userEvent.metadata as Metadata,
     timestamp: new Date(record.timestampMs),
     parentId: userEvent.parentId ?? null,

@@ -20,15 +20,12 @@ type UpgradeTx = IDBPTransaction<BufferDBSchema, StoreNames<BufferDBSchema>[], '
  * never drops a record: later steps add indexes and backfill the fields they index.
  */
 export function upgrade(db: IDBPDatabase<BufferDBSchema>, oldVersion: number, newVersion: number | null, tx: UpgradeTx): void {
-  const target = newVersion ?? oldVersion;
-  for (let version = oldVersion + 1; version <= target; version++) {
-    const step = STEPS[version];
-    if (step === undefined) throw new Error(`No migration to schema version ${version}`);
-    step(db, tx);
-  }
+  // Schema changes run at once; a step's record rewrite starts after the one before has ended.
+  let done: Promise<void> = Promise.resolve();
+  for (let version = oldVersion + 1; version <= (newVersion ?? oldVersion); version++) done = STEPS[version]!(db, tx, done) ?? done;
 }
 
-const STEPS: Record<number, (db: IDBPDatabase<BufferDBSchema>, tx: UpgradeTx) => void> = {
+const STEPS: Record<number, (db: IDBPDatabase<BufferDBSchema>, tx: UpgradeTx, before: Promise<void>) => Promise<void> | void> = {
   // Version 1: the queue alone.
   1(db) {
     const events = db.createObjectStore(EVENTS, { keyPath: 'externalId' });
@@ -36,7 +33,7 @@ const STEPS: Record<number, (db: IDBPDatabase<BufferDBSchema>, tx: UpgradeTx) =>
     db.createObjectStore(META, { keyPath: 'key' });
   },
   // Version 2: matching and query indexes on events (backfilling their fields), and the mirror.
-  2(db, tx) {
+  2(db, tx, before) {
     const events = tx.objectStore(EVENTS);
     events.createIndex(BY_CUSTOMER, ['customerKey', 'timestampMs']);
     events.createIndex(BY_FINGERPRINT, 'fingerprint');
@@ -47,7 +44,8 @@ const STEPS: Record<number, (db: IDBPDatabase<BufferDBSchema>, tx: UpgradeTx) =>
     mirror.createIndex(BY_TIME, 'timestampMs');
     // Version-1 records lack customerKey and fingerprint; fill them in place (no await between
     // requests other than the cursor's own, so the upgrade transaction stays alive).
-    void (async () => {
+    return (async () => {
+      await before;
       let cursor = await events.openCursor();
       while (cursor) {
         const record = cursor.value as EventRecord;
@@ -56,6 +54,21 @@ const STEPS: Record<number, (db: IDBPDatabase<BufferDBSchema>, tx: UpgradeTx) =>
           await cursor.update({ ...record, customerKey, fingerprint: fingerprintOf({ ...record, customerKey }) });
         }
         cursor = await cursor.continue();
+      }
+    })();
+  },
+  // Version 3: a flush's batch is one claim record in `meta`; per-event leases (a stored `sending`
+  // status, leaseUntil, leaseOwner) and the old claim/reservation records go.
+  3(_db, tx, before) {
+    const meta = tx.objectStore(META);
+    for (const prefix of ['claim:', 'reserve:']) void meta.delete(IDBKeyRange.bound(prefix, `${prefix}\uffff`));
+    void meta.delete('waiting-token');
+    return (async () => {
+      await before;
+      for (let cursor = await tx.objectStore(EVENTS).openCursor(); cursor; cursor = await cursor.continue()) {
+        const { leaseUntil: _u, leaseOwner: _o, ...record } = cursor.value as EventRecord & { leaseUntil?: number; leaseOwner?: string | null };
+        if (record.status === 'sending') record.status = 'pending';
+        if (_u !== undefined || _o !== undefined || cursor.value.status === 'sending') await cursor.update(record);
       }
     })();
   },

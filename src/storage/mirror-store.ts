@@ -1,6 +1,6 @@
 import { storageError, type BufferDatabase } from './db.js';
-import type { Durability } from './queue-store.js';
-import { asShown, heldIds, liveClaims, markWaitingGrew, statusRange } from './queue-store.js';
+import type { Durability } from './queue.js';
+import { asShown, heldIds, liveClaims, markWaitingGrew, statusRange } from './queue.js';
 import {
   BY_CUSTOMER,
   BY_FINGERPRINT,
@@ -217,7 +217,7 @@ export async function resendUnconfirmed(
   const resent: EventRecord[] = [];
   let tx: Abortable | undefined;
   try {
-    // META too: a resend makes the waiting count grow (queue-store's markWaitingGrew).
+    // META too: a resend makes the waiting count grow (queue.ts's markWaitingGrew).
     const t = db.transaction([EVENTS, META], 'readwrite', { durability: options.durability });
     tx = t;
     let cursor = await t.objectStore(EVENTS).index(BY_STATUS).openCursor(statusRange('sent'));
@@ -229,7 +229,7 @@ export async function resendUnconfirmed(
         r.sentAt + options.gracePeriod <= options.now &&
         (options.keys === null || options.keys.includes(r.customerKey))
       ) {
-        const next: EventRecord = { ...r, status: 'pending', nextAttemptAt: 0, leaseUntil: 0, leaseOwner: null };
+        const next: EventRecord = { ...r, status: 'pending', nextAttemptAt: 0 };
         await cursor.update(next);
         resent.push(next);
       }

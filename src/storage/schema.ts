@@ -7,13 +7,13 @@ import type { Metadata } from '../validation/structs.js';
  * (dates as epoch milliseconds) made and read only by `serialize.ts`.
  */
 
-/** Version 1: `events` (by status) and `meta`. Version 2: customer/fingerprint indexes and the `mirror`. */
-export const DB_VERSION = 2;
+/** 1: `events` by status and `meta`. 2: customer/fingerprint indexes, the `mirror`. 3: batch claims replace per-event leases. */
+export const DB_VERSION = 3;
 export const DEFAULT_DB_NAME = 'polar-event-buffer';
 
 export const EVENTS = 'events';
 export const MIRROR = 'mirror';
-/** Small records: reconcile cursors and aliases, the flush lock's lease, queue-size token and reservations, flush claims (`claim:<owner>:<seq>`). */
+/** Small records: reconcile cursors and aliases, the flush lease, the waiting count, the claim of the batch on the wire. */
 export const META = 'meta';
 
 /** `[status, seq]`: a state's records in creation order (flush claims, stats, dead letters). */
@@ -28,7 +28,7 @@ export const BY_NAME = 'byName';
 export const BY_TIME = 'byTime';
 
 /**
- * Where an event is in its life: `pending` (waiting), `sending` (claimed by a flush: stored `pending`, named by a live claim in `meta`), `sent` (the server answered 2xx), `confirmed` (a reconcile found it on the server), `dead` (the server refused it).
+ * Where an event is in its life: `pending` (waiting), `sending` (on the wire: stored `pending`, named by the live claim in `meta`), `sent` (the server answered 2xx), `confirmed` (a reconcile found it on the server), `dead` (the server refused it).
  * @example
  * const failed = await buffer.query({ status: 'dead' satisfies EventStatus });
  */
@@ -47,6 +47,9 @@ export interface EventRecord {
   externalCustomerId: string | null;
   customerId: string | null;
   organizationId: string | null;
+  /** The member of the customer's team who caused the event (one of the two, or neither). */
+  memberId?: string | null;
+  externalMemberId?: string | null;
   metadata: MetadataRecord;
   /** The event's time (given to track(), or the time of track()). */
   timestampMs: number;
@@ -56,13 +59,6 @@ export interface EventRecord {
   attempts: number;
   /** Epoch ms before which a flush does not claim this event (0: due now). */
   nextAttemptAt: number;
-  /**
-   * A per-event lease, written only by versions before batch leases (a stored `sending` status with
-   * its expiry and holder); 0 and null now. A flush's batch is leased by one `meta` record instead
-   * (ClaimLease in queue-store.ts), and its events stay `pending` in the store.
-   */
-  leaseUntil: number;
-  leaseOwner: string | null;
   createdAt: number;
   sentAt: number | null;
   serverId: string | null;

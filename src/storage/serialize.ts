@@ -68,6 +68,8 @@ export interface EventCreateWireShape {
   timestamp: string;
   metadata?: MetadataRecord;
   organization_id?: string;
+  member_id?: string;
+  external_member_id?: string;
   external_id: string;
   parent_id?: string;
 }
@@ -83,6 +85,8 @@ export function toWire(record: EventRecord, timestampMs: number = record.timesta
   else if (record.customerId !== null) wire.customer_id = record.customerId;
   if (Object.keys(record.metadata).length > 0) wire.metadata = record.metadata;
   if (record.organizationId !== null) wire.organization_id = record.organizationId;
+  if (record.memberId) wire.member_id = record.memberId;
+  else if (record.externalMemberId) wire.external_member_id = record.externalMemberId;
   if (record.parentId !== null) wire.parent_id = record.parentId;
   return wire;
 }
@@ -119,6 +123,8 @@ export interface NewEventInput {
   externalCustomerId?: string | undefined;
   customerId?: string | undefined;
   organizationId?: string | undefined;
+  memberId?: string | undefined;
+  externalMemberId?: string | undefined;
   metadata?: MetadataRecord | undefined;
   timestamp?: Date | undefined;
   externalId?: string | undefined;
@@ -139,14 +145,14 @@ export function newRecord(input: NewEventInput, seq: string, now: number): Event
     externalCustomerId,
     customerId,
     organizationId: input.organizationId ?? null,
+    memberId: input.memberId ?? null,
+    externalMemberId: input.memberId ? null : (input.externalMemberId ?? null),
     metadata,
     timestampMs,
     parentId: input.parentId ?? null,
     status: 'pending',
     attempts: 0,
     nextAttemptAt: 0,
-    leaseUntil: 0,
-    leaseOwner: null,
     createdAt: now,
     sentAt: null,
     serverId: null,
@@ -166,6 +172,8 @@ export function toLocalEvent(record: EventRecord): BufferedEvent {
     externalCustomerId: record.externalCustomerId,
     customerId: record.customerId,
     organizationId: record.organizationId,
+    memberId: record.memberId ?? null,
+    externalMemberId: record.externalMemberId ?? null,
     metadata: record.metadata,
     timestamp: new Date(record.timestampMs),
     parentId: record.parentId,

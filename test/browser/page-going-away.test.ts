@@ -33,16 +33,13 @@ describe('the page going away, in real Chromium', () => {
       expect(f.keepalive).toBe(true);
       expect(f.bytes).toBeLessThanOrEqual(KEEPALIVE_LIMIT);
     }
-    let counts = rig.h.polar.countByExternalId();
-    expect([...counts.keys()].sort()).toEqual([...ids].sort());
-    expect(Math.max(...counts.values())).toBe(1);
+    expect(rig.h.polar.storedExternalIds().sort()).toEqual([...ids].sort());
     // Once the hidden page's flush has ended, the big event is still waiting (not a dead letter),
     // and the next normal flush sends it.
     await waitFor('the hidden page\'s flush to end', () => page.evaluate(() => (window as unknown as W).T.log.flushes.length > 0));
     expect(await page.evaluate(() => (window as unknown as W).T.stats())).toMatchObject({ pending: 1, dead: 0 });
     expect(await page.evaluate(() => (window as unknown as W).T.flush())).toMatchObject({ sent: 1, deadLettered: 0 });
-    counts = rig.h.polar.countByExternalId();
-    expect(counts.get(big!)).toBe(1);
+    expect(rig.h.polar.storedExternalIds()).toContain(big!);
   });
 
   it('sends on pagehide with keepalive, keeps the events until acknowledged, and a send that never completed stays one event on the server', async () => {
@@ -74,9 +71,35 @@ describe('the page going away, in real Chromium', () => {
     // The server already held every one of them: it said so, and stored none twice.
     expect(duplicates).toBe(20);
     expect((await page.evaluate(() => (window as unknown as W).T.stats())).sent).toBe(20);
+    expect(rig.h.polar.storedExternalIds().sort()).toEqual([...ids].sort());
+  });
 
-    const counts = rig.h.polar.countByExternalId();
-    expect([...counts.keys()].sort()).toEqual([...ids].sort());
-    expect(Math.max(...counts.values())).toBe(1);
+  it('leaves the events waiting, untouched, when the page\'s shared 64 KiB keepalive budget is spent by another request, and the next page sends them', async () => {
+    rig.h = await startHarness();
+    rig.context = await rig.browser.newContext();
+    const page = await openTestPage(rig.context, rig.h);
+    await page.evaluate(() => (window as unknown as W).T.open({ autoFlush: true, flushInterval: 0 }));
+    const ids: string[] = await page.evaluate(() => (window as unknown as W).T.track(30, 'budget', { note: 'z'.repeat(300) }));
+    // Another part of the page holds ~60 KB of the keepalive budget: a request the server keeps waiting.
+    rig.h.polar.addFaults({ delayMs: 20_000 });
+    await page.evaluate((api) => {
+      void fetch(`${api}/v1/events/ingest`, { method: 'POST', keepalive: true, headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ events: [], pad: 'p'.repeat(60_000) }) }).catch(() => undefined);
+    }, rig.h.polar.url);
+    await waitFor('the other request to hold the budget', () => rig.h.polar.requests.some((r) => r.kind === 'ingest'));
+    await page.evaluate(() => {
+      Object.defineProperty(document, 'visibilityState', { value: 'hidden', configurable: true });
+      document.dispatchEvent(new Event('visibilitychange'));
+    });
+    await waitFor('the hidden page\'s flush to end', () => page.evaluate(() => (window as unknown as W).T.log.flushes.length > 0));
+    const fetches: Fetch[] = await page.evaluate(() => (window as unknown as W).T.log.fetches);
+    // Chromium refused our keepalive request: no budget left.
+    expect(fetches.filter((f) => f.ids.length > 0).every((f) => f.keepalive && f.status === 0)).toBe(true);
+    expect(rig.h.polar.storedExternalIds()).toEqual([]);
+    expect(await page.evaluate(() => (window as unknown as W).T.stats())).toMatchObject({ pending: 30, dead: 0 });
+    // The next page: the events are due at once (no attempt counted, no backoff) and all go out.
+    await openTestPage(rig.context, rig.h, page);
+    await page.evaluate(() => (window as unknown as W).T.open());
+    expect(await page.evaluate(() => (window as unknown as W).T.flush())).toMatchObject({ sent: 30, remaining: 0 });
+    expect(rig.h.polar.storedExternalIds().sort()).toEqual([...ids].sort());
   });
 });

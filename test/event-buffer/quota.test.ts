@@ -63,7 +63,7 @@ describe('a full disk', () => {
     expect(Math.min(...remaining.map((e) => (e.metadata as { i: number }).i))).toBe(20);
     expect(errors).toHaveLength(1);
     expect(errors[0]).toBeInstanceOf(StorageError);
-    expect(String((errors[0] as Error).message)).toMatch(/quota.*20 mirrored records/);
+    expect(String((errors[0] as Error).message)).toMatch(/quota.*20 mirrored events removed/);
   });
 
   it('prunes only through an open mirror: with the mirror closed, the write is refused and the mirror kept', async () => {

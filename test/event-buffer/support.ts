@@ -4,7 +4,6 @@ import { createEventBuffer } from '../../src/event-buffer.js';
 import type { EventBufferOptions, Clock } from '../../src/options.js';
 import { httpTransport } from '../../src/transport/http.js';
 import { openBufferDb, type BufferDatabase } from '../../src/storage/db.js';
-import { getEvents } from '../../src/storage/queue-store.js';
 import type { EventRecord } from '../../src/storage/schema.js';
 import type { MockPolarServer } from '../../src/mock-server/index.js';
 import type { EventBuffer } from '../../src/types.js';
@@ -113,7 +112,7 @@ export function bufferFactory() {
 export async function readRecords(factory: IDBFactory, dbName: string, ids: string[]): Promise<EventRecord[]> {
   const db = await openBufferDb(factory, dbName);
   try {
-    return await getEvents(db, ids);
+    return (await Promise.all(ids.map((id) => db.get('events', id)))).filter((r): r is EventRecord => r !== undefined);
   } finally {
     db.close();
   }

@@ -1,7 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { openBufferDb } from '../../src/storage/db.js';
 import { DB_VERSION } from '../../src/storage/schema.js';
-import { getEvents } from '../../src/storage/queue-store.js';
 import { freshIndexedDB, uniqueDbName } from '../helpers/fresh-db.js';
 import { useMockPolar } from '../helpers/mock-server.js';
 import { bufferFactory } from '../event-buffer/support.js';
@@ -36,15 +35,16 @@ function v1Record(externalId: string, n: number, status: 'pending' | 'sending' |
 }
 
 /** Writes a database exactly as version 1 of the schema defined it, with the raw IndexedDB API. */
-function writeVersion1(factory: IDBFactory, name: string, records: object[]): Promise<void> {
+function writeVersion1(factory: IDBFactory, name: string, records: object[], meta: object[] = []): Promise<void> {
   return new Promise((resolve, reject) => {
     const request = factory.open(name, 1);
     request.onupgradeneeded = () => {
       const db = request.result;
       const events = db.createObjectStore('events', { keyPath: 'externalId' });
       events.createIndex('byStatus', ['status', 'seq']);
-      db.createObjectStore('meta', { keyPath: 'key' });
+      const metaStore = db.createObjectStore('meta', { keyPath: 'key' });
       for (const record of records) events.put(record);
+      for (const record of meta) metaStore.put(record);
     };
     request.onsuccess = () => {
       request.result.close();
@@ -64,7 +64,7 @@ describe('migrations', () => {
     const db = await openBufferDb(factory, name);
     expect(db.version).toBe(DB_VERSION);
     expect([...db.objectStoreNames].sort()).toEqual(['events', 'meta', 'mirror']);
-    const records = await getEvents(db, IDS);
+    const records = (await Promise.all(IDS.map((id) => db.get('events', id)))).filter((r) => r !== undefined);
     db.close();
     expect(records.map((r) => r.status)).toEqual(['pending', 'pending', 'dead']);
     expect(records.every((r) => r.customerKey === 'ext:user_42')).toBe(true);
@@ -82,5 +82,25 @@ describe('migrations', () => {
     expect(await buffer.flush()).toMatchObject({ sent: 2, remaining: 0 });
     expect(server.storedExternalIds()).toEqual([IDS[0], IDS[1]]);
     expect(server.events[0]!.timestamp).toBe('2025-06-02T09:15:27.123000+00:00');
+  });
+
+  it('turns a per-event lease (status sending, leaseUntil, leaseOwner) into a pending event and drops the old claim and reservation records', async () => {
+    const factory = freshIndexedDB();
+    const name = uniqueDbName();
+    const leased = { ...v1Record(IDS[0]!, 0, 'sending'), leaseUntil: Date.now() + 3_600_000, leaseOwner: 'a-tab-that-died' };
+    const meta = [
+      { key: 'claim:a-tab:0190', value: { ids: [IDS[1]] } },
+      { key: 'reserve:a-tab', value: { slots: 900, until: Date.now() + 3_600_000 } },
+      { key: 'waiting-token', value: 'stale' },
+      { key: 'cursor:ext:user_42', value: { kept: true } },
+    ];
+    await writeVersion1(factory, name, [leased, v1Record(IDS[1]!, 1)], meta);
+    const db = await openBufferDb(factory, name);
+    const records = await Promise.all(IDS.slice(0, 2).map((id) => db.get('events', id)));
+    const keys = await db.getAllKeys('meta');
+    db.close();
+    expect(records.map((r) => r!.status)).toEqual(['pending', 'pending']);
+    expect(records.some((r) => 'leaseUntil' in r! || 'leaseOwner' in r!)).toBe(false);
+    expect(keys).toEqual(['cursor:ext:user_42']);
   });
 });

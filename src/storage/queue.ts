@@ -1,0 +1,406 @@
+import type { IDBPTransaction } from 'idb';
+import { QueueFullError } from '../errors.js';
+import { storageError, unwrap, type BufferDatabase } from './db.js';
+import { BY_CUSTOMER, BY_STATUS, BY_TIME, EVENTS, META, MIRROR, STATUSES, type BufferDBSchema, type EventRecord, type EventStatus } from './schema.js';
+import { BODY_OVERHEAD_BYTES } from './serialize.js';
+
+/**
+ * Every IndexedDB transaction of the write path, as domain verbs (append, claim, settle...). Each
+ * verb is one transaction that awaits only its own requests (the transaction-lifetime rule).
+ */
+
+export type Durability = 'strict' | 'relaxed';
+export type Store = 'events' | 'meta' | 'mirror';
+export type Tx = IDBPTransaction<BufferDBSchema, Store[], 'readwrite'>;
+
+const TOP = [] as unknown as string; // an array sorts after every string: the top of a [status, seq] range
+
+/** One status of the `[status, seq]` index, from `after` (exclusive) when given. */
+export const statusRange = (status: EventStatus, after?: string, to: string = TOP): IDBKeyRange =>
+  IDBKeyRange.bound([status, after ?? ''], [status, to], after !== undefined);
+
+/** Runs `fn` in one transaction; a throw aborts it, so nothing of it is stored. */
+export async function inTx<T>(db: BufferDatabase, stores: Store[], durability: Durability | null, op: string, fn: (tx: Tx) => Promise<T>): Promise<T> {
+  let tx: Tx | undefined;
+  try {
+    tx = db.transaction(stores, durability ? 'readwrite' : 'readonly', { durability: durability ?? 'default' }) as unknown as Tx;
+    tx.done.catch(() => undefined); // awaited below; reported once
+    const value = await fn(tx);
+    await tx.done;
+    return value;
+  } catch (error) {
+    try {
+      tx?.abort();
+    } catch {
+      // already finished
+    }
+    throw storageError(op, error);
+  }
+}
+
+const raw = (tx: Tx, store: Store): IDBObjectStore => unwrap(tx.objectStore(store)) as unknown as IDBObjectStore;
+
+// ----- the waiting count (maxQueueSize across tabs) -----------------------------------------
+// A counter in `meta`, read and written in the transaction that moves events into or out of
+// `pending`: IndexedDB serialises those transactions across tabs, so the bound holds everywhere.
+// A writer that cannot count deletes it (markWaitingGrew) and the next append counts the index.
+const WAITING = 'waiting';
+const LEASE = 'flush-lease';
+
+async function readWaiting(tx: Tx): Promise<number> {
+  const value = (await tx.objectStore(META).get(WAITING))?.value;
+  return typeof value === 'number' ? value : tx.objectStore(EVENTS).index(BY_STATUS).count(statusRange('pending'));
+}
+
+/** Moves a stored counter; a missing one stays missing (the next append counts, after these writes). */
+async function addWaiting(tx: Tx, delta: number): Promise<void> {
+  const value = delta === 0 ? undefined : (await tx.objectStore(META).get(WAITING))?.value;
+  if (typeof value === 'number') raw(tx, META).put({ key: WAITING, value: Math.max(0, value + delta) });
+}
+
+/** For writers outside this module that move events into `pending`: the next append recounts. */
+export function markWaitingGrew(tx: Pick<Tx, 'objectStore'>): void {
+  (unwrap(tx.objectStore(META)) as unknown as IDBObjectStore).delete(WAITING);
+}
+
+// ----- the batch on the wire ------------------------------------------------------------------
+/**
+ * One flusher runs at a time (the flush lock), so one `meta` record names the batch it sends.
+ * The events stay `pending` in the store (a flush writes each event once: `sent`); readers show
+ * them as `sending` while the claim lives (`asShown`). A new claim replaces the old one: whoever
+ * holds the lock knows the previous holder is gone, so a dead tab's batch goes out at once.
+ */
+export interface ClaimLease {
+  owner: string;
+  leaseUntil: number;
+  ids: string[];
+  firstSeq: string;
+  lastSeq: string;
+  /** Per customer key, the earliest timestamp among the batch (reconcile's look-back). */
+  earliest: Record<string, number>;
+}
+const CLAIM = 'claim';
+
+/** The live claims (zero or one). */
+export async function liveClaims(meta: { get(key: string): Promise<{ value: unknown } | undefined> }, now: number): Promise<ClaimLease[]> {
+  const claim = (await meta.get(CLAIM))?.value as ClaimLease | undefined;
+  return claim && claim.leaseUntil > now ? [claim] : [];
+}
+
+export const heldIds = (claims: readonly ClaimLease[]): Set<string> => new Set(claims.flatMap((c) => c.ids));
+
+/** The record as every reader shows it: `sending` while pending and named by a live claim. */
+export const asShown = (record: EventRecord, held: ReadonlySet<string>): EventRecord =>
+  record.status === 'pending' && held.has(record.externalId) ? { ...record, status: 'sending' } : record;
+
+// ----- track ------------------------------------------------------------------------------------
+/**
+ * Writes track() calls (one group each) in one transaction; a group that would pass maxQueueSize
+ * fails alone with QueueFullError. A caller-chosen externalId that is already stored is not written
+ * again: the stored event is returned (idempotent track).
+ */
+export function append(
+  db: BufferDatabase,
+  groups: EventRecord[][],
+  maxQueueSize: number,
+  durability: Durability,
+  now: number,
+): Promise<{ results: (EventRecord[] | QueueFullError)[]; waiting: number }> {
+  return inTx(db, [EVENTS, META], durability, 'track', async (tx) => {
+    const store = tx.objectStore(EVENTS);
+    let waiting = await readWaiting(tx);
+    const seen = new Map<string, EventRecord>();
+    let held: Set<string> | undefined;
+    const results: (EventRecord[] | QueueFullError)[] = [];
+    for (const group of groups) {
+      const out: EventRecord[] = [];
+      const fresh: EventRecord[] = [];
+      for (const record of group) {
+        let stored = seen.get(record.externalId) ?? (record.externalId === record.seq ? undefined : await store.get(record.externalId));
+        if (stored?.status === 'pending') stored = asShown(stored, (held ??= heldIds(await liveClaims(tx.objectStore(META), now))));
+        out.push(stored ?? record);
+        if (!stored) fresh.push(record), seen.set(record.externalId, record);
+      }
+      if (waiting + fresh.length > maxQueueSize) {
+        for (const record of fresh) seen.delete(record.externalId);
+        results.push(new QueueFullError(waiting, fresh.length, maxQueueSize));
+        continue;
+      }
+      for (const record of fresh) raw(tx, EVENTS).put(record);
+      waiting += fresh.length;
+      results.push(out);
+    }
+    raw(tx, META).put({ key: WAITING, value: waiting });
+    return { results, waiting };
+  });
+}
+
+// ----- flush ------------------------------------------------------------------------------------
+export interface ClaimOptions {
+  owner: string;
+  now: number;
+  leaseDuration: number;
+  batchSize: number;
+  /** This send's body limit (a keepalive body is smaller than `maxBatchBytes`). */
+  maxBytes: number;
+  /** The configured maxBatchBytes: only an event over it can never be sent. */
+  maxBatchBytes: number;
+  /** The network came back: events that waited only for it are due. */
+  networkBack?: boolean;
+  durability: Durability;
+}
+
+/** Why a stored record cannot be an event this library wrote, or null. */
+export function recordCorruption(r: EventRecord): string | null {
+  const text = (v: unknown) => typeof v === 'string' && v.length > 0;
+  const num = (v: unknown) => typeof v === 'number' && Number.isFinite(v);
+  const bad = [
+    !text(r.externalId) && 'externalId',
+    !text(r.name) && 'name',
+    !num(r.timestampMs) && 'timestampMs',
+    (typeof r.metadata !== 'object' || r.metadata === null || Array.isArray(r.metadata)) && 'metadata',
+    !text(r.externalCustomerId) && !text(r.customerId) && 'externalCustomerId/customerId',
+    r.parentId !== null && !text(r.parentId) && 'parentId',
+    !(num(r.bytes) && num(r.attempts) && num(r.nextAttemptAt)) && 'bytes/attempts/nextAttemptAt',
+  ].filter(Boolean);
+  return bad.length ? `${bad.join(', ')} missing or of the wrong type` : null;
+}
+
+/**
+ * Claims the next batch in creation order: due pending events, within batchSize and the byte
+ * limit, a child after its parent; new events and resends never share a batch (an all-duplicates
+ * answer then proves the server holds the resent ones). Sets aside, dead, what can never be sent:
+ * corrupted records, children of dead parents, events over maxBatchBytes.
+ */
+export function claimBatch(db: BufferDatabase, o: ClaimOptions): Promise<{ batch: EventRecord[]; dead: EventRecord[]; nextDueAt: number | null }> {
+  return inTx(db, [EVENTS, META], o.durability, 'flush', async (tx) => {
+    const store = tx.objectStore(EVENTS);
+    const batch: EventRecord[] = [];
+    const dead: EventRecord[] = [];
+    const inBatch = new Set<string>();
+    let nextDueAt: number | null = null;
+    let bytes = BODY_OVERHEAD_BYTES;
+    let resend: boolean | undefined;
+    let after: string | undefined;
+    let scanned = 0;
+    const kill = (record: EventRecord, error: string) => {
+      const next: EventRecord = { ...record, status: 'dead', error };
+      raw(tx, EVENTS).put(next);
+      dead.push(next);
+    };
+    scan: while (scanned < Math.max(1000, o.batchSize * 10)) {
+      const chunk = await store.index(BY_STATUS).getAll(statusRange('pending', after), o.batchSize + 16);
+      for (const r of chunk) {
+        scanned++;
+        after = r.seq;
+        const corrupt = recordCorruption(r);
+        if (corrupt) {
+          kill(r, `corrupted record: ${corrupt}`);
+          continue;
+        }
+        if (r.nextAttemptAt > o.now && !(o.networkBack && r.waitingForNetwork)) {
+          nextDueAt = Math.min(nextDueAt ?? Infinity, r.nextAttemptAt);
+          continue;
+        }
+        if (r.parentId !== null && r.parentId !== r.externalId && !inBatch.has(r.parentId)) {
+          const parent = await store.get(r.parentId);
+          if (parent?.status === 'pending') continue;
+          if (parent?.status === 'dead') {
+            kill(r, `parent ${parent.externalId} was dead-lettered: ${parent.error}`);
+            continue;
+          }
+        }
+        if (BODY_OVERHEAD_BYTES + r.bytes > o.maxBytes) {
+          if (BODY_OVERHEAD_BYTES + r.bytes > o.maxBatchBytes) kill(r, `${r.bytes} bytes, over maxBatchBytes (${o.maxBatchBytes})`);
+          continue;
+        }
+        if (resend !== undefined && resend !== (r.sentAt !== null)) continue;
+        const extra = r.bytes + (batch.length ? 1 : 0); // a comma before every event but the first
+        if (bytes + extra > o.maxBytes) break scan;
+        bytes += extra;
+        resend = r.sentAt !== null;
+        batch.push(r);
+        inBatch.add(r.externalId);
+        if (batch.length >= o.batchSize) break scan;
+      }
+      if (chunk.length < o.batchSize + 16) break;
+    }
+    await addWaiting(tx, -dead.length);
+    if (batch.length > 0) {
+      const earliest: Record<string, number> = {};
+      for (const r of batch) earliest[r.customerKey] = Math.min(earliest[r.customerKey] ?? Infinity, r.timestampMs);
+      const claim: ClaimLease = {
+        owner: o.owner,
+        leaseUntil: o.now + o.leaseDuration,
+        ids: [...inBatch],
+        firstSeq: batch[0]!.seq,
+        lastSeq: batch[batch.length - 1]!.seq,
+        earliest,
+      };
+      raw(tx, META).put({ key: CLAIM, value: claim });
+    } else raw(tx, META).delete(CLAIM);
+    return { batch, dead, nextDueAt };
+  });
+}
+
+export type Settlement =
+  | { record: EventRecord; to: 'sent'; heldByServer?: boolean; fingerprint?: string }
+  | { record: EventRecord; to: 'dead'; error: string }
+  | { record: EventRecord; to: 'pending'; nextAttemptAt: number; countAttempt: boolean; error: string | null; waitingForNetwork?: boolean };
+
+/**
+ * Applies the outcome of one send to the claimed copies, for the events still pending (clear() or
+ * a reconcile may have taken some meanwhile), and drops the settled events from the claim.
+ * Returns the records written.
+ */
+export function settle(db: BufferDatabase, settlements: Settlement[], now: number, durability: Durability): Promise<EventRecord[]> {
+  if (settlements.length === 0) return Promise.resolve([]);
+  return inTx(db, [EVENTS, META], durability, 'flush', async (tx) => {
+    const seqs = settlements.map((s) => s.record.seq).sort();
+    const pending = new Set(await tx.objectStore(EVENTS).index(BY_STATUS).getAllKeys(IDBKeyRange.bound(['pending', seqs[0]], ['pending', seqs[seqs.length - 1]])));
+    const written: EventRecord[] = [];
+    for (const s of settlements) {
+      const r = s.record;
+      if (!pending.delete(r.externalId)) continue;
+      const next: EventRecord =
+        s.to === 'sent'
+          ? { ...r, status: 'sent', sentAt: now, error: null, nextAttemptAt: 0 }
+          : s.to === 'dead'
+            ? { ...r, status: 'dead', error: s.error }
+            : { ...r, attempts: r.attempts + (s.countAttempt ? 1 : 0), nextAttemptAt: s.nextAttemptAt, error: s.error };
+      if (s.to === 'sent') {
+        if (s.heldByServer) next.heldByServer = true;
+        if (s.fingerprint !== undefined) next.fingerprint = s.fingerprint;
+      }
+      if (s.to === 'pending' && s.waitingForNetwork) next.waitingForNetwork = true;
+      else delete next.waitingForNetwork;
+      raw(tx, EVENTS).put(next);
+      written.push(next);
+    }
+    await addWaiting(tx, -written.filter((r) => r.status !== 'pending').length);
+    const [claim] = await liveClaims(tx.objectStore(META), -Infinity);
+    if (claim) {
+      const settled = new Set(settlements.map((s) => s.record.externalId));
+      const ids = claim.ids.filter((id) => !settled.has(id));
+      if (ids.length > 0) raw(tx, META).put({ key: CLAIM, value: { ...claim, ids } });
+      else raw(tx, META).delete(CLAIM);
+    }
+    return written;
+  });
+}
+
+/**
+ * Bounds `sent` events (kept so a mirror, even one opened later, can confirm them): the oldest
+ * beyond `max`, and those sent before `before`, are deleted, at most 1000 per call.
+ */
+export function pruneSent(db: BufferDatabase, before: number, max: number, durability: Durability): Promise<number> {
+  return inTx(db, [EVENTS], durability, 'flush', async (tx) => {
+    const index = tx.objectStore(EVENTS).index(BY_STATUS);
+    let excess = (await index.count(statusRange('sent'))) - max;
+    let removed = 0;
+    let cursor = await index.openCursor(statusRange('sent'));
+    while (cursor && removed < 1000 && (excess > 0 || (cursor.value.sentAt ?? 0) < before)) {
+      cursor.delete();
+      removed++;
+      excess--;
+      cursor = await cursor.continue();
+    }
+    return removed;
+  });
+}
+
+// ----- reading ----------------------------------------------------------------------------------
+export function countByStatus(db: BufferDatabase, now: number): Promise<Record<EventStatus, number> & { mirrored: number }> {
+  return inTx(db, [EVENTS, MIRROR, META], null, 'stats', async (tx) => {
+    const index = tx.objectStore(EVENTS).index(BY_STATUS);
+    const out = { mirrored: await tx.objectStore(MIRROR).count() } as Record<EventStatus, number> & { mirrored: number };
+    for (const s of STATUSES) out[s] = await index.count(statusRange(s));
+    for (const c of await liveClaims(tx.objectStore(META), now)) {
+      const pending = new Set(await index.getAllKeys(IDBKeyRange.bound(['pending', c.firstSeq], ['pending', c.lastSeq])));
+      const claimed = c.ids.filter((id) => pending.has(id)).length;
+      out.pending -= claimed;
+      out.sending += claimed;
+    }
+    return out;
+  });
+}
+
+export function listByStatus(db: BufferDatabase, status: EventStatus, limit: number): Promise<EventRecord[]> {
+  return inTx(db, [EVENTS], null, 'read', (tx) => tx.objectStore(EVENTS).index(BY_STATUS).getAll(statusRange(status), limit));
+}
+
+export function countWaiting(db: BufferDatabase): Promise<number> {
+  return inTx(db, [EVENTS], null, 'read', (tx) => tx.objectStore(EVENTS).index(BY_STATUS).count(statusRange('pending')));
+}
+
+// ----- dead letters and clear -------------------------------------------------------------------
+/** Dead letters back to pending (`revive`) or deleted, all of them or those named; by cursor. */
+export function editDead(db: BufferDatabase, ids: string[] | undefined, revive: boolean, durability: Durability): Promise<number> {
+  return inTx(db, [EVENTS, META], durability, 'dead letters', async (tx) => {
+    const store = tx.objectStore(EVENTS);
+    let count = 0;
+    const edit = (r: EventRecord | undefined) => {
+      if (r?.status !== 'dead') return;
+      count++;
+      if (revive) raw(tx, EVENTS).put({ ...r, status: 'pending', attempts: 0, nextAttemptAt: 0, error: null });
+      else raw(tx, EVENTS).delete(r.externalId);
+    };
+    if (ids) for (const id of ids) edit(await store.get(id));
+    else for (let c = await store.index(BY_STATUS).openCursor(statusRange('dead')); c; c = await c.continue()) edit(c.value);
+    if (revive && count > 0) markWaitingGrew(tx);
+    return count;
+  });
+}
+
+/** Removes every event, mirrored event and cursor under these customer keys; with none, everything. */
+export function clearCustomers(db: BufferDatabase, keys: string[] | undefined, durability: Durability): Promise<void> {
+  return inTx(db, [EVENTS, MIRROR, META], durability, 'clear', async (tx) => {
+    if (!keys) {
+      await tx.objectStore(EVENTS).clear();
+      await tx.objectStore(MIRROR).clear();
+      // Everything in meta but the flush lease, which another tab may hold right now.
+      raw(tx, META).delete(IDBKeyRange.upperBound(LEASE, true));
+      raw(tx, META).delete(IDBKeyRange.lowerBound(LEASE, true));
+      return;
+    }
+    for (const key of keys) {
+      for (const s of [EVENTS, MIRROR] as const) {
+        const range = IDBKeyRange.bound([key, -Infinity], [key, Infinity]);
+        for (let c = await tx.objectStore(s).index(BY_CUSTOMER).openKeyCursor(range); c; c = await c.continue()) raw(tx, s).delete(c.primaryKey);
+      }
+      raw(tx, META).delete(`cursor:${key}`);
+      raw(tx, META).delete(`alias:${key}`);
+    }
+    markWaitingGrew(tx);
+  });
+}
+
+/** A full disk: the oldest half of the mirror (which reconcile can pull again) makes room. */
+export function relieveQuota(db: BufferDatabase, durability: Durability): Promise<number> {
+  return inTx(db, [MIRROR], durability, 'track', async (tx) => {
+    let left = Math.ceil((await tx.objectStore(MIRROR).count()) / 2);
+    const removed = left;
+    for (let c = await tx.objectStore(MIRROR).index(BY_TIME).openKeyCursor(); c && left > 0; c = await c.continue(), left--) {
+      raw(tx, MIRROR).delete(c.primaryKey);
+    }
+    return removed;
+  });
+}
+
+// ----- the flush lease (where Web Locks are missing) ---------------------------------------------
+
+/** Takes or renews the cross-tab flush lease for `owner` when free, expired or already its own. */
+export function takeLease(db: BufferDatabase, owner: string, now: number, duration: number): Promise<boolean> {
+  return inTx(db, [META], 'strict', 'flush', async (tx) => {
+    const current = (await tx.objectStore(META).get(LEASE))?.value as { owner: string; until: number } | undefined;
+    const free = !current || current.owner === owner || !(current.until > now);
+    if (free) raw(tx, META).put({ key: LEASE, value: { owner, until: now + duration } });
+    return free;
+  });
+}
+
+export function releaseLease(db: BufferDatabase, owner: string): Promise<void> {
+  return inTx(db, [META], 'strict', 'flush', async (tx) => {
+    if (((await tx.objectStore(META).get(LEASE))?.value as { owner?: string } | undefined)?.owner === owner) raw(tx, META).delete(LEASE);
+  });
+}
