@@ -286,6 +286,12 @@ function differences(input: Record<string, unknown>, event: BufferedEvent, store
   const cus = ext === null ? ((input['customerId'] as string | undefined)?.toLowerCase() ?? null) : null;
   if (e['external_customer_id'] !== ext) out.push(`external_customer_id ${JSON.stringify(e['external_customer_id'])} ≠ ${JSON.stringify(ext)}`);
   if (ext === null && e['customer_id'] !== cus) out.push(`customer_id ${JSON.stringify(e['customer_id'])} ≠ ${JSON.stringify(cus)}`);
+  const member = (input['memberId'] as string | undefined)?.toLowerCase() ?? null;
+  const externalMember = (input['externalMemberId'] as string | undefined) ?? null;
+  if (e['member_id'] !== member) out.push(`member_id ${JSON.stringify(e['member_id'])} ≠ ${JSON.stringify(member)}`);
+  if (e['external_member_id'] !== externalMember) {
+    out.push(`external_member_id ${JSON.stringify(e['external_member_id'])} ≠ ${JSON.stringify(externalMember)}`);
+  }
   const a = JSON.stringify(canonical(e['metadata'] ?? {}));
   const b = JSON.stringify(canonical(input['metadata'] ?? {}));
   if (a !== b) out.push(`metadata ${a.slice(0, 300)} ≠ ${b.slice(0, 300)}`);

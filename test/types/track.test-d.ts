@@ -102,6 +102,15 @@ describe('track() input without schemas', () => {
     expectTypeOf<Parameters<typeof buffer.track>[0]['metadata']>().toEqualTypeOf<Metadata | undefined>();
   });
 
+  test('a member reference of either kind compiles, as a string', () => {
+    expectTypeOf(buffer.track).toBeCallableWith({ name: 'seat_action', customerId: 'c', memberId: 'm' });
+    expectTypeOf(buffer.track).toBeCallableWith({ name: 'seat_action', externalCustomerId: 'u1', externalMemberId: 'alice' });
+    expectTypeOf<Parameters<typeof buffer.track>[0]['memberId']>().toEqualTypeOf<string | undefined>();
+    expectTypeOf<Parameters<typeof buffer.track>[0]['externalMemberId']>().toEqualTypeOf<string | undefined>();
+    // @ts-expect-error a member id is a string
+    void buffer.track({ name: 'x', customerId: 'c', memberId: 7 });
+  });
+
   test('the reserved metadata keys take their shapes', () => {
     expectTypeOf(buffer.track).toBeCallableWith({
       name: 'llm_call',
