@@ -104,16 +104,19 @@ class PolarMirror implements Mirror {
 
 interface CheckedOptions {
   confirmGracePeriod: number;
+  lookBack: number;
   retention: { maxAge: number; maxEvents: number };
 }
 
+const OPTION_KEYS = ['retention', 'confirmGracePeriod', 'lookBack'];
+
 function checkOptions(options: unknown): CheckedOptions {
   if (typeof options !== 'object' || options === null || Array.isArray(options)) {
-    throw new TypeError('Expected createMirror() options: an object { retention?, confirmGracePeriod? }.');
+    throw new TypeError('Expected createMirror() options: an object { retention?, confirmGracePeriod?, lookBack? }.');
   }
   const o = options as Record<string, unknown>;
   for (const key of Object.keys(o)) {
-    if (key !== 'retention' && key !== 'confirmGracePeriod') throw new TypeError(`Unknown option \`${key}\`. Known options: retention, confirmGracePeriod.`);
+    if (!OPTION_KEYS.includes(key)) throw new TypeError(`Unknown option \`${key}\`. Known options: ${OPTION_KEYS.join(', ')}.`);
   }
   const retention = (o['retention'] ?? {}) as Record<string, unknown>;
   if (typeof retention !== 'object' || retention === null || Array.isArray(retention)) {
@@ -123,7 +126,10 @@ function checkOptions(options: unknown): CheckedOptions {
     if (key !== 'maxAge' && key !== 'maxEvents') throw new TypeError(`Unknown option \`retention.${key}\`. Known: maxAge, maxEvents.`);
   }
   return {
-    confirmGracePeriod: number('confirmGracePeriod', o['confirmGracePeriod'], 0, 600_000),
+    // Polar's list lags minutes behind ingest: 30 minutes before a resend (see MirrorOptions).
+    confirmGracePeriod: number('confirmGracePeriod', o['confirmGracePeriod'], 0, 1_800_000),
+    // A day of backdated events from other devices (see MirrorOptions).
+    lookBack: number('lookBack', o['lookBack'], 0, 86_400_000),
     retention: {
       maxAge: number('retention.maxAge', retention['maxAge'], 1, 7_776_000_000, true),
       maxEvents: number('retention.maxEvents', retention['maxEvents'], 1, 50_000, true, true),

@@ -20,6 +20,7 @@ import { formatMicros, matcher, prepareServerEvent, wireMicros } from './match.j
 export interface ReconcilerContext {
   seam: Seam;
   confirmGracePeriod: number;
+  lookBack: number;
   retention: { maxAge: number; maxEvents: number };
   signal: AbortSignal;
   emitError: (error: Error) => void;
@@ -38,9 +39,10 @@ export const SENT_LOOKBACK_MS = 10 * 60 * 1000;
 /**
  * Pulls the server's UserEvents into the mirror and confirms the local events they match.
  *
- * Paging: `GET /v1/events/?sorting=timestamp&limit=100&page=n` with `start_timestamp` just before
- * the stored cursor (the bound is exclusive and several events share a timestamp, so the cursor's
- * own timestamp is read again and what the mirror already has is recognised by `id`). Each page is
+ * Paging: `GET /v1/events/?sorting=timestamp&limit=100&page=n` with `start_timestamp` `lookBack`
+ * before the stored cursor (other devices backdate events into what was read; the bound is
+ * exclusive and several events share a timestamp), so what the mirror already has is recognised
+ * by `id` and not counted as added. Each page is
  * applied in one transaction together with its matches and the new cursor, so an interrupted
  * reconcile resumes at the last page applied. Calls on one buffer run one after another.
  */
@@ -86,12 +88,14 @@ export class Reconciler {
       const prepared = this.#prepare(plan.items, report, undefined);
       await this.#apply(prepared.items, report, undefined);
     } else {
-      const resentKeys = await this.#pull(plan.scope, report);
+      const pulled = await this.#pull(plan.scope, report);
       const db = await this.#ctx.seam.connection.get();
+      // Polar lists from an asynchronous copy: only a pull that began after the grace period,
+      // and covered the event (its customer, from before its time), shows it is missing.
       const resent = await resendUnconfirmed(db, {
-        now: seam.clock.now(),
+        now: pulled.startedAt,
         gracePeriod: confirmGracePeriod,
-        keys: resentKeys,
+        keys: pulled.keys,
         durability: seam.durability,
       });
       report.resent = resent.length;
@@ -107,9 +111,12 @@ export class Reconciler {
     return report;
   }
 
-  /** Pulls every page after the cursor; returns the customer keys this pull covered (null: all). */
-  async #pull(scope: ScopeOptions, report: ReconcileReport): Promise<string[] | null> {
-    const { seam, signal } = this.#ctx;
+  /**
+   * Pulls every page from the cursor's look-back window on; returns the customer keys this pull
+   * covered (null: all) and when it began. It always starts before every unconfirmed sent event.
+   */
+  async #pull(scope: ScopeOptions, report: ReconcileReport): Promise<{ keys: string[] | null; startedAt: number }> {
+    const { seam, signal, lookBack, retention } = this.#ctx;
     const list = seam.transport.list;
     if (typeof list !== 'function') {
       throw new TypeError('reconcile() needs a transport with list() (httpTransport has one) to read GET /v1/events/; or pass reconcile(arrayOfUserEvents).');
@@ -117,11 +124,18 @@ export class Reconciler {
     const db = await this.#ctx.seam.connection.get();
     const keys = scope.customerKey === null ? null : await customerKeysFor(db, scope.customerKey);
     const cursor = await readCursor(db, scope.cursorScope);
-    // Where to start (exclusive bound, µs): just before the cursor's own timestamp, or `since`.
-    let start: number | undefined =
-      cursor !== undefined ? cursor.timestampMicros - 1 : scope.since !== undefined ? scope.since.getTime() * 1000 - 1 : undefined;
+    const startedAt = seam.clock.now();
+    // Where to start (exclusive bound, µs): `lookBack` before the cursor (never further back than
+    // retention keeps, or each reconcile would add and prune the same events), or `since`.
+    let start: number | undefined;
+    if (cursor !== undefined) {
+      const window = Math.max(cursor.timestampMicros - lookBack * 1000, (startedAt - retention.maxAge) * 1000);
+      start = Math.min(cursor.timestampMicros, window) - 1;
+    } else if (scope.since !== undefined) {
+      start = scope.since.getTime() * 1000 - 1;
+    }
     if (start !== undefined) {
-      const earliest = await earliestUnconfirmed(db, keys, seam.clock.now());
+      const earliest = await earliestUnconfirmed(db, keys, startedAt);
       if (earliest !== null) start = Math.min(start, (earliest - SENT_LOOKBACK_MS) * 1000 - 1);
     }
     const query: Record<string, string | number> = { sorting: 'timestamp', limit: PAGE_LIMIT };
@@ -146,7 +160,7 @@ export class Reconciler {
       const maxPage = Number(answer?.pagination?.max_page);
       if (items.length === 0 || items.length < PAGE_LIMIT || !(page < maxPage)) break;
     }
-    return keys;
+    return { keys, startedAt };
   }
 
   /** Validates each item (invalid ones reported and skipped, SystemEvents counted and skipped). */

@@ -38,7 +38,7 @@ export interface ReconcileReport {
   invalid: number;
   /** SystemEvents seen and left out. */
   system: number;
-  /** Sent events that no reconcile confirmed within confirmGracePeriod, returned to waiting. */
+  /** Sent events this reconcile did not find though `confirmGracePeriod` had passed before it began: returned to waiting. */
   resent: number;
   /** Pages read from the server. */
   pages: number;
@@ -94,7 +94,7 @@ export interface RetentionOptions {
 /**
  * Options of `createMirror()`, checked when the mirror is created; durations in milliseconds.
  * @example
- * const mirror = createMirror(buffer, { retention: { maxEvents: 10_000 }, confirmGracePeriod: 15 * 60_000 });
+ * const mirror = createMirror(buffer, { retention: { maxEvents: 10_000 }, confirmGracePeriod: 15 * 60_000, lookBack: 6 * 3_600_000 });
  */
 export interface MirrorOptions {
   /**
@@ -104,8 +104,25 @@ export interface MirrorOptions {
    * @default { maxAge: 7776000000 (90 days), maxEvents: 50000 }
    */
   retention?: RetentionOptions;
-  /** Milliseconds after a successful send within which a reconcile should confirm an event before it is sent again (the server dedupes it). @default 600000 */
+  /**
+   * Milliseconds a sent event may stay unlisted before it is sent again. Polar lists events from
+   * an asynchronous copy, so a just-accepted event (or a child whose parent has not arrived) can
+   * be missing for minutes: "not listed yet" is never "lost". An event is resent only once this
+   * long has passed since its send AND a reconcile that started after that covered it without
+   * finding it. A resend is harmless (the server dedupes by `external_id`) but costs a request
+   * against Polar's 500 requests a minute.
+   * @default 1800000 (30 minutes: Polar's list can lag minutes behind ingest; this leaves a wide margin)
+   */
   confirmGracePeriod?: number;
+  /**
+   * Milliseconds before the stored cursor that each reconcile reads again: other devices may
+   * backdate events (an offline phone flushes yesterday's events with their own timestamps) into
+   * a window this device already read. Re-read events are recognised by their server `id` and not
+   * counted as added. It never reaches back past `retention.maxAge`, and costs about one request
+   * per 100 events in it; 0 reads from the cursor only.
+   * @default 86400000 (24 hours: a device offline overnight still shows up)
+   */
+  lookBack?: number;
 }
 
 /**

@@ -205,10 +205,12 @@ export async function applyPage(
 }
 
 /**
- * `sent` events that no reconcile confirmed within `gracePeriod` ms of their send go back to
- * `pending`, due at once, to be sent again (their `external_id` makes that safe). Events the server
- * already counted as duplicates of a resend (`heldByServer`) are not resent again. `sentAt` is kept:
- * the flusher uses it to recognise a resend. Returns how many were returned to waiting.
+ * `sent` events still unconfirmed though `gracePeriod` ms of their send had passed at `now` go back
+ * to `pending`, due at once, to be sent again (their `external_id` makes that safe). The caller
+ * passes as `now` the time its pull began, not its end: a list read before the grace ended may
+ * simply not show the event yet. Events the server already counted as duplicates of a resend
+ * (`heldByServer`) are not resent again. `sentAt` is kept: the flusher uses it to recognise a
+ * resend. Returns the events returned to waiting.
  */
 export async function resendUnconfirmed(
   db: BufferDatabase,

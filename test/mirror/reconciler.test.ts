@@ -31,7 +31,8 @@ describe('reconcile() paging', () => {
   });
 
   it('resumes at the cursor: adds only new events, including new ones at the cursor\'s own timestamp', async () => {
-    const { polar, mirror } = await rig();
+    // No look-back window here (listing-lag.test.ts covers it): the cursor alone.
+    const { polar, mirror } = await rig({ lookBack: 0 });
     seed(polar, 199, (i) => T0 + i);
     seed(polar, 1, () => SHARED);
     await mirror.reconcile();

@@ -1,7 +1,7 @@
 import { createEventBuffer } from '../../src/event-buffer.js';
 import { createMirror } from '../../src/mirror/mirror.js';
 import type { Mirror, MirrorOptions } from '../../src/mirror/types.js';
-import type { MockPolarServer } from '../../src/mock-server/index.js';
+import type { MockPolarOptions, MockPolarServer } from '../../src/mock-server/index.js';
 import type { Clock, EventBufferOptions } from '../../src/options.js';
 import { httpTransport } from '../../src/transport/http.js';
 import type { Transport } from '../../src/transport/transport.js';
@@ -24,7 +24,7 @@ export class MovableClock implements Clock {
   }
 }
 
-/** Options of a buffer and of its mirror (`retention`, `confirmGracePeriod`) together. */
+/** Options of a buffer and of its mirror (`retention`, `confirmGracePeriod`, `lookBack`) together. */
 export type RigOptions = Partial<EventBufferOptions> & MirrorOptions;
 
 export interface Opened {
@@ -40,14 +40,14 @@ export interface Rig extends Opened {
 }
 
 /** Per test: a mock Polar (with the full customer `user_42`) and buffers (each with a mirror) over real HTTP. */
-export function useRig(): (options?: RigOptions) => Promise<Rig> {
+export function useRig(): (options?: RigOptions, polarOptions?: MockPolarOptions) => Promise<Rig> {
   const startPolar = useMockPolar();
   const close = autoClose();
-  return async (options = {}) => {
-    const polar = await startPolar({ customers: [FULL_CUSTOMER] });
+  return async (options = {}, polarOptions = {}) => {
+    const polar = await startPolar({ customers: [FULL_CUSTOMER], ...polarOptions });
     const transport = httpTransport({ baseUrl: polar.url });
     const make = (extra: RigOptions = {}): Opened => {
-      const { retention, confirmGracePeriod, ...rest } = { ...options, ...extra };
+      const { retention, confirmGracePeriod, lookBack, ...rest } = { ...options, ...extra };
       const buffer = createEventBuffer({
         transport,
         indexedDB: freshIndexedDB(),
@@ -59,6 +59,7 @@ export function useRig(): (options?: RigOptions) => Promise<Rig> {
       const mirror = createMirror(buffer, {
         ...(retention !== undefined ? { retention } : {}),
         ...(confirmGracePeriod !== undefined ? { confirmGracePeriod } : {}),
+        ...(lookBack !== undefined ? { lookBack } : {}),
       });
       return { buffer, mirror };
     };
