@@ -156,13 +156,12 @@ function compileClause(clause: unknown, path: string): Predicate {
   }
   // The server's CASE on jsonb_typeof: text compares as text, a number only with a number (or a
   // boolean as 1/0), a boolean only with a boolean; anything else (missing, null, object) never matches.
-  const text = typeof value === 'boolean' ? needle : String(value);
   const number = typeof value === 'string' ? undefined : Number(value);
   return (e) => {
     const actual = at(e.metadata, parts, cost);
     switch (typeof actual) {
       case 'string':
-        return compare(operator, actual, text);
+        return compare(operator, actual, needle);
       case 'number':
         return number !== undefined && compare(operator, actual, number);
       case 'boolean':
