@@ -24,6 +24,8 @@ export function canonicalMetadata(value: unknown, key?: string, parentKey?: stri
   if (typeof value === 'object') {
     const out: Record<string, unknown> = {};
     for (const k of Object.keys(value as object).sort()) {
+      // The newest server drops `_llm.cost` (older ones kept it): compare without it.
+      if (key === '_llm' && k === 'cost') continue;
       const v = canonicalMetadata((value as Record<string, unknown>)[k], k, key);
       if (v !== undefined) out[k] = v;
     }
