@@ -100,7 +100,7 @@ export class Flusher {
     const db = await this.#connection.get().catch(() => undefined);
     if (db && !signal.aborted) {
       report.remaining = await countWaiting(db);
-      await pruneSent(db, o.clock.now() - SENT_KEEP_MS, Math.max(o.maxQueueSize, 10_000), o.durability).catch(this.#hooks.error);
+      await pruneSent(db, o.clock.now() - SENT_KEEP_MS, o.maxQueueSize, o.durability).catch(this.#hooks.error);
     }
     return report;
   }
