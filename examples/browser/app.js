@@ -5,7 +5,7 @@ import { customerPortalTransport, watchMeterBalance } from 'polar-event-buffer/m
 const { api, meters } = await (await fetch('/config.json')).json();
 const $ = (id) => document.getElementById(id);
 const log = (line) => {
-  $('log').textContent = `${new Date().toLocaleTimeString()}  ${line}\n` + $('log').textContent;
+  $('log').textContent = `${new Date().toLocaleTimeString()}  ${line}\n${$('log').textContent}`;
 };
 
 const buffer = createEventBuffer({
@@ -21,7 +21,11 @@ const mirror = createMirror(buffer);
 let n = 0;
 async function track(count) {
   const customer = $('customer').value.trim() || 'user_42';
-  const inputs = Array.from({ length: count }, () => ({ name: 'api_call', externalCustomerId: customer, metadata: { tokens: 10 + (n++ % 90), route: '/v1/chat' } }));
+  const inputs = Array.from({ length: count }, () => ({
+    name: 'api_call',
+    externalCustomerId: customer,
+    metadata: { tokens: 10 + (n++ % 90), route: '/v1/chat' },
+  }));
   const events = await buffer.trackMany(inputs);
   log(`tracked ${events.length} event(s), committed to IndexedDB`);
 }
@@ -44,7 +48,10 @@ async function render() {
     }),
   );
   const all = await mirror.query({});
-  const queue = all.filter((e) => e.status !== 'confirmed' && !e.userEvent).slice(-15).reverse();
+  const queue = all
+    .filter((e) => e.status !== 'confirmed' && !e.userEvent)
+    .slice(-15)
+    .reverse();
   $('queue-count').textContent = `(${stats.pending + stats.sending} waiting)`;
   $('queue').tBodies[0].replaceChildren(
     ...queue.map((e) => {
@@ -53,11 +60,19 @@ async function render() {
       return tr;
     }),
   );
-  const history = all.filter((e) => e.status === 'confirmed' || e.userEvent).slice(-15).reverse();
+  const history = all
+    .filter((e) => e.status === 'confirmed' || e.userEvent)
+    .slice(-15)
+    .reverse();
   $('history').tBodies[0].replaceChildren(
     ...history.map((e) => {
       const tr = document.createElement('tr');
-      tr.append(cell(e.timestamp.toLocaleTimeString()), cell(e.name), cell(e.status, `status s-${e.status}`), cell((e.serverId ?? e.userEvent?.id ?? '').slice(0, 8)));
+      tr.append(
+        cell(e.timestamp.toLocaleTimeString()),
+        cell(e.name),
+        cell(e.status, `status s-${e.status}`),
+        cell((e.serverId ?? e.userEvent?.id ?? '').slice(0, 8)),
+      );
       return tr;
     }),
   );
@@ -106,14 +121,18 @@ function watchCredits() {
 let rendering = Promise.resolve();
 const rerender = () => (rendering = rendering.then(render).catch((e) => log(`render failed: ${e.message}`)));
 buffer.on('change', rerender);
-buffer.on('flush', (r) => r.requests > 0 && log(`flush: sent ${r.sent} (duplicates ${r.duplicates}), ${r.remaining} waiting${r.stoppedBy ? `, stopped: ${r.stoppedBy}` : ''}`));
+buffer.on(
+  'flush',
+  (r) => r.requests > 0 && log(`flush: sent ${r.sent} (duplicates ${r.duplicates}), ${r.remaining} waiting${r.stoppedBy ? `, stopped: ${r.stoppedBy}` : ''}`),
+);
 buffer.on('error', (e) => log(`error: ${e.message}`));
 mirror.on('reconcile', (r) => log(`reconcile: fetched ${r.fetched}, matched ${r.matched}, added ${r.added}`));
 
 $('track').onclick = () => track(1);
 $('track10').onclick = () => track(10);
 $('flush').onclick = () => buffer.flush().then(rerender);
-$('reconcile').onclick = () => mirror.reconcile({ externalCustomerId: $('customer').value.trim() || 'user_42' }).then(rerender, (e) => log(`reconcile failed: ${e.message}`));
+$('reconcile').onclick = () =>
+  mirror.reconcile({ externalCustomerId: $('customer').value.trim() || 'user_42' }).then(rerender, (e) => log(`reconcile failed: ${e.message}`));
 $('customer').onchange = watchCredits;
 $('offline').onchange = async (event) => {
   await fetch(`/control/server?online=${!event.target.checked}`, { method: 'POST' });

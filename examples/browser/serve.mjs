@@ -26,7 +26,13 @@ export const API_CALLS = {
 };
 /** Credits each customer gets at their first session. */
 export const FREE_CREDITS = 100;
-const TYPES = { '.html': 'text/html; charset=utf-8', '.js': 'text/javascript; charset=utf-8', '.mjs': 'text/javascript; charset=utf-8', '.css': 'text/css; charset=utf-8', '.map': 'application/json' };
+const TYPES = {
+  '.html': 'text/html; charset=utf-8',
+  '.js': 'text/javascript; charset=utf-8',
+  '.mjs': 'text/javascript; charset=utf-8',
+  '.css': 'text/css; charset=utf-8',
+  '.map': 'application/json',
+};
 
 /** Starts the demo; resolves to `{ url, polar, close() }`. */
 export async function startDemo({ port = 0, polarPort = 0 } = {}) {

@@ -44,5 +44,5 @@ export function CreditsGate({ mirror, portal, meterId, externalCustomerId, child
 
 export function CreditsGateView({ state: { data }, children }: { state: LiveState<MeterBalance>; children: ReactNode }) {
   if (!data) return null;
-  return data.balance > 0 ? <>{children}</> : <p role="alert">You are out of credits.</p>;
+  return data.balance > 0 ? children : <p role="alert">You are out of credits.</p>;
 }

@@ -89,7 +89,7 @@ export function createUsageStore(mirror: Mirror, filter: QueryFilter = {}): Usag
  */
 export function useUsageEvents(mirror: Mirror, filter: QueryFilter = {}): UsageState {
   const key = JSON.stringify(filter);
-  // eslint-disable-next-line react-hooks/exhaustive-deps -- `key` stands for `filter`
+  // biome-ignore lint/correctness/useExhaustiveDependencies: `key` stands for `filter`, compared by value
   const store = useMemo(() => createUsageStore(mirror, filter), [mirror, key]);
   return useSyncExternalStore(store.subscribe, store.getSnapshot, store.getSnapshot);
 }

@@ -55,7 +55,7 @@ function liveStore<T>(watch: Watch<T> | undefined) {
 }
 
 function useLive<T>(watch: Watch<T> | undefined, deps: unknown[]): LiveState<T> {
-  // eslint-disable-next-line react-hooks/exhaustive-deps -- deps stand for what `watch` closes over
+  // biome-ignore lint/correctness/useExhaustiveDependencies: the callers' deps stand for what `watch` closes over
   const store = useMemo(() => liveStore(watch), deps);
   return useSyncExternalStore(store.subscribe, store.get, loadingState);
 }
@@ -110,10 +110,10 @@ function watchStats(buffer: Pick<EventBuffer<any>, 'stats' | 'on'>, next: (stats
  * return <span>{data?.value ?? '…'} tokens this month</span>;
  */
 export function useMeterUsage(mirror: Mirror | null | undefined, meter: unknown, options: UsageOptions = {}): LiveState<MeterUsage> {
-  return useLive<MeterUsage>(
-    mirror ? (next, fail) => watchMeterUsage(mirror, meter, { ...options, onError: fail }, next) : undefined,
-    [mirror, JSON.stringify([meter, options])],
-  );
+  return useLive<MeterUsage>(mirror ? (next, fail) => watchMeterUsage(mirror, meter, { ...options, onError: fail }, next) : undefined, [
+    mirror,
+    JSON.stringify([meter, options]),
+  ]);
 }
 
 /**
@@ -130,8 +130,9 @@ export function useMeterBalance(
   meter: string | object,
   customer: BalanceCustomer,
 ): LiveState<MeterBalance> {
-  return useLive<MeterBalance>(
-    mirror && portal ? (next, fail) => watchMeterBalance(mirror, portal, meter, { ...customer, onError: fail }, next) : undefined,
-    [mirror, portal, JSON.stringify([meter, customer])],
-  );
+  return useLive<MeterBalance>(mirror && portal ? (next, fail) => watchMeterBalance(mirror, portal, meter, { ...customer, onError: fail }, next) : undefined, [
+    mirror,
+    portal,
+    JSON.stringify([meter, customer]),
+  ]);
 }

@@ -29,7 +29,11 @@ describe('the browser example (examples/browser), in real Chromium', () => {
     await page.goto(demo.url);
     await page.waitForSelector('body[data-ready="true"]');
     const dir = mkdtempSync(join(tmpdir(), 'peb-screens-'));
-    const credits = async () => [await page.textContent('#credits-left'), await page.textContent('#credits-detail'), await page.$eval('#credits-bar', (e) => (e as HTMLElement).style.width)];
+    const credits = async () => [
+      await page.textContent('#credits-left'),
+      await page.textContent('#credits-detail'),
+      await page.$eval('#credits-bar', (e) => (e as HTMLElement).style.width),
+    ];
     await waitFor('the credits from the portal', async () => (await credits())[0] === '100');
     expect(await credits()).toEqual(['100', 'of 100 API calls', '100%']);
     const empty = await page.screenshot({ path: join(dir, '1-empty.png') });

@@ -165,7 +165,11 @@ describe('polar-event-buffer/react, in real Chromium', () => {
     rig.context = await rig.browser.newContext();
     const { page, opened } = await openTabWith(rig.context, { meter: METER, token, hydrate: true });
     // What renderToString gave (the markup a server sends): every hook loading.
-    expect(String(opened).match(/<output[^>]*>[^<]*<\/output>/g)?.map((o) => o.replace(/<[^>]+>/g, ''))).toEqual(['loading', 'loading', 'loading']);
+    expect(
+      String(opened)
+        .match(/<output[^>]*>[^<]*<\/output>/g)
+        ?.map((o) => o.replace(/<[^>]+>/g, '')),
+    ).toEqual(['loading', 'loading', 'loading']);
     await shows([page], 'balance', '10 left of 10 (0 unsent)');
     await shows([page], 'usage', '0 = 0 + 0 exact');
     await page.evaluate(() => (window as unknown as W).M.track(2));
