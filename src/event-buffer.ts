@@ -15,10 +15,12 @@ import type { EventRecord } from './storage/schema.js';
 import { BODY_OVERHEAD_BYTES, customerKeyOf, newRecord, toLocalEvent, toWire } from './storage/serialize.js';
 import { register, type Reader } from './seam.js';
 import type { BufferedEvent, BufferEvents, BufferStats, ChangeEvent, EventBuffer } from './types.js';
-import { validateTrackInput } from './validation/validate.js';
+import { readInput, validateTrackInput } from './validation/validate.js';
 
+/** One track() or trackMany() call: its inputs, read at the call, validated when written. */
 interface PendingWrite {
-  records: EventRecord[];
+  items: { input: unknown; now: number; seq: string }[];
+  many: boolean;
   resolve: (records: EventRecord[]) => void;
   reject: (error: unknown) => void;
 }
@@ -99,44 +101,62 @@ class PolarEventBuffer {
 
   // ----- track --------------------------------------------------------------------------------
 
+  /**
+   * The call itself only reads the input (a copy, so later changes to it do not count), the time
+   * and an id: a burst of calls costs the caller little, and the rest is done while writing.
+   */
   async track(input: unknown): Promise<BufferedEvent> {
     this.#open('track');
-    const [record] = await this.#write([this.#prepare(input)]);
+    const [record] = await this.#write([this.#item(input)], false);
     return toLocalEvent(record!);
   }
 
   async trackMany(inputs: readonly unknown[]): Promise<BufferedEvent[]> {
     this.#open('trackMany');
     if (!Array.isArray(inputs)) throw new EventValidationError([{ path: [], message: `Expected an array of events, but received ${typeof inputs}` }]);
-    const records: EventRecord[] = [];
+    const items: PendingWrite['items'] = [];
     const failures: EventValidationError['failures'] = [];
     inputs.forEach((input, index) => {
       try {
-        records.push(this.#prepare(input, index));
+        items.push(this.#item(input));
       } catch (error) {
-        if (!(error instanceof EventValidationError)) throw error;
-        for (const f of error.failures) failures.push({ path: [String(index), ...f.path], message: f.message });
+        for (const f of (error as EventValidationError).failures) failures.push({ path: [String(index), ...f.path], message: f.message });
       }
     });
     if (failures.length > 0) throw new EventValidationError(failures);
-    return records.length ? (await this.#write(records)).map(toLocalEvent) : [];
+    return items.length ? (await this.#write(items, true)).map(toLocalEvent) : [];
   }
 
-  /** Validates synchronously and builds the record: an invalid input fails alone, before any write. */
-  #prepare(input: unknown, index?: number): EventRecord {
-    const { clock, schemas, defaults, maxBatchBytes } = this.#o;
-    const now = clock.now();
-    const record = newRecord(validateTrackInput(input, { schemas, defaults, now }), uuidv7(now), now);
-    if (record.bytes + BODY_OVERHEAD_BYTES > maxBatchBytes) {
-      throw new EventValidationError([{ path: ['metadata'], message: `${record.bytes} bytes on the wire, over maxBatchBytes (${maxBatchBytes})` }], index === undefined ? {} : { index });
-    }
-    return record;
+  #item(input: unknown): PendingWrite['items'][number] {
+    const now = this.#o.clock.now();
+    return { input: readInput(input), now, seq: uuidv7(now) };
+  }
+
+  /** Validates one call's inputs into records; any invalid input fails the whole call, alone. */
+  #build({ items, many }: PendingWrite): EventRecord[] {
+    const { schemas, defaults, maxBatchBytes } = this.#o;
+    const failures: EventValidationError['failures'] = [];
+    const records = items.map(({ input, now, seq }, index) => {
+      try {
+        const record = newRecord(validateTrackInput(input, { schemas, defaults, now, copied: true }), seq, now);
+        if (record.bytes + BODY_OVERHEAD_BYTES > maxBatchBytes) {
+          throw new EventValidationError([{ path: ['metadata'], message: `${record.bytes} bytes on the wire, over maxBatchBytes (${maxBatchBytes})` }]);
+        }
+        return record;
+      } catch (error) {
+        if (!(error instanceof EventValidationError)) throw error;
+        for (const f of error.failures) failures.push({ path: many ? [String(index), ...f.path] : f.path, message: f.message });
+        return undefined as unknown as EventRecord;
+      }
+    });
+    if (failures.length > 0) throw new EventValidationError(failures);
+    return records;
   }
 
   /** Every call made before the write starts joins one transaction and resolves on its `complete`. */
-  #write(records: EventRecord[]): Promise<EventRecord[]> {
+  #write(items: PendingWrite['items'], many: boolean): Promise<EventRecord[]> {
     return new Promise((resolve, reject) => {
-      this.#queue.push({ records, resolve, reject });
+      this.#queue.push({ items, many, resolve, reject });
       this.#writing ??= Promise.resolve().then(() => this.#drain());
     });
   }
@@ -152,7 +172,8 @@ class PolarEventBuffer {
         try {
           const { results, waiting } = await append(
             await this.#connection.get(),
-            group.map((w) => w.records),
+            group,
+            (w) => this.#build(w),
             this.#o.maxQueueSize,
             this.#o.durability,
             this.#o.clock.now(),

@@ -94,28 +94,48 @@ export const asShown = (record: EventRecord, held: ReadonlySet<string>): EventRe
   record.status === 'pending' && held.has(record.externalId) ? { ...record, status: 'sending' } : record;
 
 // ----- track ------------------------------------------------------------------------------------
+/** Longest stretch of our own work in one task while a burst is written (no long task). */
+const SLICE_MS = 30;
+
 /**
- * Writes track() calls (one group each) in one transaction; a group that would pass maxQueueSize
- * fails alone with QueueFullError. A caller-chosen externalId that is already stored is not written
- * again: the stored event is returned (idempotent track).
+ * Writes track() calls (one group each) in one transaction: `build` turns a group into records
+ * (a throw fails that group alone), and a group that would pass maxQueueSize fails alone with
+ * QueueFullError. A caller-chosen externalId that is already stored is not written again: the
+ * stored event is returned (idempotent track). A burst is written in slices of about SLICE_MS:
+ * the transaction goes on from the success of a request, so the main thread is never held long
+ * and the burst still commits once.
  */
-export function append(
+export function append<G>(
   db: BufferDatabase,
-  groups: EventRecord[][],
+  groups: G[],
+  build: (group: G) => EventRecord[],
   maxQueueSize: number,
   durability: Durability,
   now: number,
-): Promise<{ results: (EventRecord[] | QueueFullError)[]; waiting: number }> {
+): Promise<{ results: (EventRecord[] | Error)[]; waiting: number }> {
   return inTx(db, [EVENTS, META], durability, 'track', async (tx) => {
     const store = tx.objectStore(EVENTS);
     let waiting = await readWaiting(tx);
+    let slice = Date.now();
     const seen = new Map<string, EventRecord>();
     let held: Set<string> | undefined;
-    const results: (EventRecord[] | QueueFullError)[] = [];
+    const results: (EventRecord[] | Error)[] = [];
     for (const group of groups) {
+      if (Date.now() - slice > SLICE_MS) {
+        // A request of this transaction: its success comes after every put before it, in a new task.
+        await tx.objectStore(META).get(WAITING);
+        slice = Date.now();
+      }
+      let records: EventRecord[];
+      try {
+        records = build(group);
+      } catch (error) {
+        results.push(error as Error);
+        continue;
+      }
       const out: EventRecord[] = [];
       const fresh: EventRecord[] = [];
-      for (const record of group) {
+      for (const record of records) {
         let stored = seen.get(record.externalId) ?? (record.externalId === record.seq ? undefined : await store.get(record.externalId));
         if (stored?.status === 'pending') stored = asShown(stored, (held ??= heldIds(await liveClaims(tx.objectStore(META), now))));
         out.push(stored ?? record);

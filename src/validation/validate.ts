@@ -24,6 +24,8 @@ export interface ValidateTrackInputOptions {
   defaults?: TrackDefaults | undefined;
   /** The current time in ms (default `Date.now()`); pass the server-corrected clock when known. */
   now?: number | undefined;
+  /** The input is already a fresh copy from readInput(). */
+  copied?: boolean | undefined;
 }
 
 /** How far ahead of now a timestamp may be: the flush clamps it to the server's clock. */
@@ -145,7 +147,7 @@ const message = (error: unknown): string => {
  */
 export function validateTrackInput(input: unknown, options: ValidateTrackInputOptions = {}): TrackInput {
   try {
-    const copy = snapshot(input, []);
+    const copy = options.copied ? input : snapshot(input, []);
     if (!isPlainObject(copy)) {
       throw new EventValidationError([{ path: [], message: `Expected a plain object, but received ${typeof copy === 'object' ? String(copy) : typeof copy}` }]);
     }
@@ -166,11 +168,26 @@ export function validateTrackInput(input: unknown, options: ValidateTrackInputOp
     for (const key of Object.keys(value)) if (value[key as keyof TrackInput] !== undefined) out[key] = value[key as keyof TrackInput];
     return out as unknown as TrackInput;
   } catch (error) {
-    if (error instanceof EventValidationError) throw error;
-    const read = error instanceof ReadFailure;
-    throw new EventValidationError(
-      [{ path: read ? error.path : [], message: `Could not be read (${message(read ? error.cause : error)}); pass plain data` }],
-      { cause: read ? error.cause : error },
-    );
+    throw unreadable(error);
   }
+}
+
+/**
+ * Reads a track() input once into fresh plain data, at the call, so that what the caller changes
+ * afterwards cannot change the event; validateTrackInput(copy, { copied: true }) checks it later.
+ */
+export function readInput(input: unknown): unknown {
+  try {
+    return snapshot(input, []);
+  } catch (error) {
+    throw unreadable(error);
+  }
+}
+
+function unreadable(error: unknown): EventValidationError {
+  if (error instanceof EventValidationError) return error;
+  const read = error instanceof ReadFailure;
+  return new EventValidationError([{ path: read ? error.path : [], message: `Could not be read (${message(read ? error.cause : error)}); pass plain data` }], {
+    cause: read ? error.cause : error,
+  });
 }

@@ -3,6 +3,7 @@ import { object, number } from 'superstruct';
 import { EventValidationError, QueueFullError } from '../../src/errors.js';
 import { freshIndexedDB, uniqueDbName } from '../helpers/fresh-db.js';
 import { bufferFactory, input, readRecords, spyTransactions } from './support.js';
+import { countCalls } from '../helpers/count-calls.js';
 
 const make = bufferFactory();
 const tx = spyTransactions();
@@ -125,6 +126,32 @@ describe('track()', () => {
     expect(new Set(events.map((e) => e.externalId)).size).toBe(100);
     expect(tx.log.filter((t) => t.mode === 'readwrite').length).toBeLessThanOrEqual(2);
     expect((await buffer.stats()).pending).toBe(100);
+  });
+
+  it('writes a burst of 5,000 calls in one transaction, in slices that go on from a request of that transaction, so the main thread is released between them', async () => {
+    const buffer = make(undefined, { indexedDB: freshIndexedDB(), maxQueueSize: 10_000 });
+    await buffer.stats();
+    tx.install();
+    // Each slice of the write ends by reading the waiting count, whose success comes in a new task.
+    let waitingReads = 0;
+    const spy = countCalls(IDBObjectStore.prototype, 'get', ([key]) => void (key === 'waiting' && waitingReads++));
+    const events = await Promise.all(Array.from({ length: 5000 }, (_, i) => buffer.track(input(i))));
+    spy.restore();
+    expect(new Set(events.map((e) => e.externalId)).size).toBe(5000);
+    expect(tx.log.filter((t) => t.mode === 'readwrite')).toHaveLength(1);
+    // The first read is the count itself; every later one ends a slice (about 30 ms of work each).
+    expect(waitingReads).toBeGreaterThan(1);
+    expect((await buffer.stats()).pending).toBe(5000);
+  });
+
+  it('copies the input at the call: changing it afterwards does not change the event', async () => {
+    const buffer = make(undefined, { indexedDB: freshIndexedDB() });
+    const input = { name: 'api.call', externalCustomerId: 'user_1', metadata: { n: 1 } };
+    const first = buffer.track(input);
+    input.metadata.n = 2;
+    input.name = 'changed';
+    const second = buffer.track(input);
+    expect([(await first).metadata.n, (await first).name, (await second).metadata.n]).toEqual([1, 'api.call', 2]);
   });
 
   it('enforces a per-name metadata schema', async () => {

@@ -33,7 +33,7 @@ const recs = (count: number, from = 0) => Array.from({ length: count }, (_, i) =
 const ids = (rs: readonly EventRecord[]) => rs.map((r) => r.externalId);
 
 const open = () => openBufferDb(freshIndexedDB(), uniqueDbName());
-const add = (db: BufferDatabase, groups: EventRecord[][], maxQueueSize = 100, now = T) => append(db, groups, maxQueueSize, 'strict', now);
+const add = (db: BufferDatabase, groups: EventRecord[][], maxQueueSize = 100, now = T) => append(db, groups, (g) => g, maxQueueSize, 'strict', now);
 const opts = (o: Partial<ClaimOptions> = {}): ClaimOptions => ({
   owner: 'tab-a',
   now: T,
@@ -86,7 +86,7 @@ afterEach(() => {
 describe('claimBatch', () => {
   it('claims one batch of a 5,000-event queue reading about batchSize records, not the whole queue', async () => {
     const db = await open();
-    await append(db, [recs(5000)], 10_000, 'relaxed', T);
+    await append(db, [recs(5000)], (g) => g, 10_000, 'relaxed', T);
     const counter = countReads();
     const { batch } = await claimBatch(db, opts());
     restore!();
