@@ -101,7 +101,7 @@ function nodeEnv(mock) {
     async run(name, params) {
       // A fresh fake-indexeddb factory per scenario (fixtures keep theirs), so nothing accumulates.
       const factory = name.startsWith('backlog') ? (this.backlogFactory ??= new IDBFactory())
-        : name === 'mirrorSetup' || name === 'queryOneCustomer' ? (this.mirrorFactory ??= new IDBFactory())
+        : name === 'mirrorSetup' || name === 'queryOneCustomer' || name === 'meterUsageOneCustomer' ? (this.mirrorFactory ??= new IDBFactory())
         : name === 'drainRun' ? this.drainFactory
         : name === 'drainPrepare' ? (this.drainFactory = new IDBFactory())
         : name === 'dropFixtures' || name === 'listDbs' ? null
@@ -133,7 +133,7 @@ function nodeEnv(mock) {
  */
 function originOf(scenario) {
   if (scenario.startsWith('backlog')) return 'backlog';
-  if (['flush', 'rawFlushIO', 'reconcile', 'mirrorSetup', 'queryOneCustomer', 'drainPrepare', 'drainRun'].includes(scenario)) return 'heavy';
+  if (['flush', 'rawFlushIO', 'reconcile', 'mirrorSetup', 'queryOneCustomer', 'meterUsageOneCustomer', 'drainPrepare', 'drainRun'].includes(scenario)) return 'heavy';
   return 'core';
 }
 
@@ -361,6 +361,8 @@ async function main() {
       notBuilt.add('query');
       log(`  query: not built yet (${q.message})`);
     } else if (q) log(`  query one customer: median ${fmtMs(q.ms)} ms, ${q.rows} rows`);
+    const m = await runOne(env, 'meterUsageOneCustomer', { externalCustomerId: 'customer_00042', repeat: 31 });
+    if (m && !m.notBuilt) log(`  meterUsage one customer, one month: median ${fmtMs(m.ms)} ms, ${m.rows} mirrored + ${m.pending} pending events`);
   }
   for (const env of envs) await runOne(env, 'dropFixtures', {});
 

@@ -10,9 +10,11 @@
  * Each scenario returns { events, ms } (rate = events / ms) plus what else it measured; the
  * preparation of inputs and fixtures is never inside the timed part.
  *
- * The read path (reconcile, query) is `createMirror` of dist/mirror.js, imported here: it shares
- * dist's chunks with `env.lib`, so it recognises the buffers `env.lib` made.
+ * The read path (reconcile, query) is `createMirror` of dist/mirror.js, and `meterUsage` of
+ * dist/meters.js, imported here: they share dist's chunks with `env.lib`, so they recognise the
+ * buffers `env.lib` made.
  */
+import { meterUsage } from '../dist/meters.js';
 import { createMirror } from '../dist/mirror.js';
 
 /** One usage event as an app would track it: ~320 bytes on the wire with its generated fields. */
@@ -536,6 +538,34 @@ async function queryOneCustomer(env, { externalCustomerId, repeat }) {
   return { ms: times[Math.floor(times.length / 2)], rows, times };
 }
 
+/**
+ * meterUsage() for one customer over one month of the 100,000-event mirror (issue 14: < 50 ms in
+ * Chromium): a sum of a metadata key under a two-clause filter, with 20 of the customer's events
+ * still pending (the local part). Reads the mirror fixture; tracks the pending events once.
+ */
+async function meterUsageOneCustomer(env, { externalCustomerId, repeat }) {
+  const f = fixtures.mirror;
+  if (!f) return { notBuilt: true, message: 'the mirror could not be built' };
+  if (!f.meterPending) {
+    await f.buffer.trackMany(Array.from({ length: 20 }, (_, i) => ({ ...eventInput(i), externalCustomerId })));
+    f.meterPending = 20;
+  }
+  const filter = { conjunction: 'and', clauses: [{ property: 'name', operator: 'eq', value: 'api_call' }, { property: 'model', operator: 'like', value: 'gpt-4o' }] };
+  const meter = { filter, aggregation: { func: 'sum', property: 'input_tokens' } };
+  const range = { externalCustomerId, since: new Date(Date.now() - 30 * 86_400_000), until: new Date(Date.now() + 60_000) };
+  const times = [];
+  let usage;
+  for (let k = 0; k < repeat; k++) {
+    const t0 = env.now();
+    usage = await meterUsage(f.mirror, meter, range);
+    times.push(env.now() - t0);
+  }
+  const rows = await meterUsage(f.mirror, { filter, aggregation: { func: 'count' } }, range);
+  if (!(rows.server > 0 && rows.local === f.meterPending)) throw new Error(`meterUsage counted ${rows.server} mirrored and ${rows.local} pending events: the figure would be meaningless`);
+  times.sort((a, b) => a - b);
+  return { ms: times[Math.floor(times.length / 2)], rows: rows.server, pending: rows.local, value: usage.value, times };
+}
+
 async function dropFixtures(env) {
   for (const key of Object.keys(fixtures)) {
     const f = fixtures[key];
@@ -565,6 +595,7 @@ export const scenarios = {
   reconcile: reconcileScenario,
   mirrorSetup,
   queryOneCustomer,
+  meterUsageOneCustomer,
   dropFixtures,
   listDbs,
 };
