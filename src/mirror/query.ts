@@ -1,5 +1,5 @@
 import type { BufferDatabase } from '../storage/db.js';
-import { customerKeysFor, readMerged } from '../storage/mirror-store.js';
+import { customerKeysFor, readMerged, type MemberRef } from '../storage/mirror-store.js';
 import { STATUSES, type EventRecord, type EventStatus, type MirrorRecord } from '../storage/schema.js';
 import { customerKeyOf, mirrorEventOf, toLocalEvent } from '../storage/serialize.js';
 import type { LocalEvent, QueryFilter } from './types.js';
@@ -12,7 +12,7 @@ export const DEFAULT_QUERY_LIMIT = 1000;
 /** Without a `status` filter: everything but dead letters (see `deadLetters()` for those). */
 const DEFAULT_STATUSES: readonly EventStatus[] = ['pending', 'sending', 'sent', 'confirmed'];
 
-const FILTER_KEYS = new Set(['externalCustomerId', 'customerId', 'name', 'since', 'until', 'status', 'limit']);
+const FILTER_KEYS = new Set(['externalCustomerId', 'customerId', 'name', 'memberId', 'externalMemberId', 'since', 'until', 'status', 'limit']);
 
 /**
  * The merged view: mirrored server events and local events not yet confirmed, each once, oldest
@@ -26,6 +26,7 @@ export async function queryMerged(db: BufferDatabase, filter: QueryFilter, now: 
   const entries = await readMerged(db, {
     keys,
     name: f.name,
+    member: f.member,
     sinceMs: f.sinceMs,
     untilMs: f.untilMs,
     statuses: f.statuses,
@@ -64,6 +65,7 @@ export function mirrorEntry(record: MirrorRecord, local: EventRecord | undefined
 export interface CheckedFilter {
   customerKey: string | null;
   name: string | undefined;
+  member: MemberRef | undefined;
   sinceMs: number;
   untilMs: number;
   statuses: Set<EventStatus>;
@@ -89,6 +91,9 @@ export function checkFilter(filter: unknown): CheckedFilter {
     throw new TypeError('Expected only one of `externalCustomerId` and `customerId` (either finds the events of that customer tracked or returned with the other).');
   }
   const name = optionalString('name');
+  const memberId = optionalString('memberId');
+  const externalMemberId = optionalString('externalMemberId');
+  if (memberId !== undefined && externalMemberId !== undefined) throw new TypeError('Expected only one of `memberId` and `externalMemberId`.');
   const date = (key: string, fallback: number): number => {
     const v = f[key];
     if (v === undefined) return fallback;
@@ -109,6 +114,7 @@ export function checkFilter(filter: unknown): CheckedFilter {
   return {
     customerKey: ext !== undefined ? customerKeyOf({ externalCustomerId: ext }) : cus !== undefined ? customerKeyOf({ customerId: cus }) : null,
     name,
+    member: memberId !== undefined ? ['memberId', memberId] : externalMemberId !== undefined ? ['externalMemberId', externalMemberId] : undefined,
     sinceMs: date('since', -Infinity),
     untilMs: date('until', Infinity),
     statuses: new Set(list as EventStatus[]),

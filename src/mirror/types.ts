@@ -69,6 +69,9 @@ export interface QueryFilter {
   externalCustomerId?: string;
   customerId?: string;
   name?: string;
+  /** One member of the customer's team (Polar's member id, or yours); not both. */
+  memberId?: string;
+  externalMemberId?: string;
   /** Events at or after this time. */
   since?: Date;
   /** Events before this time. */

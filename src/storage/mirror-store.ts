@@ -318,10 +318,14 @@ export async function relieveQuota(db: BufferDatabase, options: { now: number; d
 }
 
 /** A plan for one merged-view read (built and checked by mirror/query.ts). */
+/** A member filter: which reference, and its value. */
+export type MemberRef = ['memberId' | 'externalMemberId', string];
+
 export interface MergedReadPlan {
   /** Customer keys of one customer (its aliases included), or null for every customer. */
   keys: readonly string[] | null;
   name: string | undefined;
+  member?: MemberRef | undefined;
   /** Inclusive lower bound, ms. */
   sinceMs: number;
   /** Exclusive upper bound, ms. */
@@ -346,7 +350,8 @@ export type MergedEntry =
  */
 export async function readMerged(db: BufferDatabase, plan: MergedReadPlan): Promise<MergedEntry[]> {
   const entries: MergedEntry[] = [];
-  const { keys, name, sinceMs, untilMs, statuses, limit } = plan;
+  const { keys, name, member, sinceMs, untilMs, statuses, limit } = plan;
+  const memberOk = (event: Record<string, unknown>) => member === undefined || event[member[0]] === member[1];
   if (!(sinceMs < untilMs) || limit <= 0) return entries;
   try {
     const tx = db.transaction([EVENTS, MIRROR, META], 'readonly');
@@ -362,7 +367,7 @@ export async function readMerged(db: BufferDatabase, plan: MergedReadPlan): Prom
         let taken = 0;
         for (const record of records) {
           if (taken >= limit) break;
-          if ((name !== undefined && record.name !== name) || seen.has(record.id)) continue;
+          if ((name !== undefined && record.name !== name) || !memberOk(record.event) || seen.has(record.id)) continue;
           seen.add(record.id);
           picked.push(record);
           taken++;
@@ -370,11 +375,11 @@ export async function readMerged(db: BufferDatabase, plan: MergedReadPlan): Prom
       };
       const picked: MirrorRecord[] = [];
       if (keys !== null) {
-        for (const key of keys) await readRange(BY_CUSTOMER, customerTimeRange(key, sinceMs, untilMs), name !== undefined);
+        for (const key of keys) await readRange(BY_CUSTOMER, customerTimeRange(key, sinceMs, untilMs), name !== undefined || member !== undefined);
       } else if (name !== undefined) {
-        await readRange(BY_NAME, IDBKeyRange.bound([name, sinceMs], [name, untilMs], false, true), false);
+        await readRange(BY_NAME, IDBKeyRange.bound([name, sinceMs], [name, untilMs], false, true), member !== undefined);
       } else {
-        await readRange(BY_TIME, IDBKeyRange.bound(sinceMs, untilMs, false, true), false);
+        await readRange(BY_TIME, IDBKeyRange.bound(sinceMs, untilMs, false, true), member !== undefined);
       }
       const locals = await Promise.all(picked.map((r) => (r.localExternalId === null ? undefined : events.get(r.localExternalId))));
       picked.forEach((record, i) => entries.push({ kind: 'mirror', record, local: locals[i] }));
@@ -388,6 +393,7 @@ export async function readMerged(db: BufferDatabase, plan: MergedReadPlan): Prom
         statuses.has(r.status) &&
         r.status !== 'confirmed' &&
         (name === undefined || r.name === name) &&
+        memberOk(r as unknown as Record<string, unknown>) &&
         r.timestampMs >= sinceMs &&
         r.timestampMs < untilMs;
       if (keys !== null) {
