@@ -1,6 +1,6 @@
 import type { Struct } from 'superstruct';
 import type { Transport } from './transport/transport.js';
-import type { Durability } from './storage/queue.js';
+import type { Durability } from './storage/schema.js';
 
 /**
  * p-retry options for one batch (all durations in ms).

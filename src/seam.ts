@@ -1,6 +1,6 @@
 import type { Clock, RetryOptions } from './options.js';
 import type { Connection } from './storage/db.js';
-import type { Durability } from './storage/queue.js';
+import type { Durability } from './storage/schema.js';
 import type { Transport } from './transport/transport.js';
 import type { ChangeEvent } from './types.js';
 

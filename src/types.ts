@@ -1,10 +1,30 @@
 import type { Infer, Struct } from 'superstruct';
 import type { PolarEventBufferError } from './errors.js';
-import type { FlushReport } from './flush/flusher.js';
 import type { EventStatus } from './storage/schema.js';
 import type { Metadata } from './validation/structs.js';
 
-export type { FlushReport, EventStatus };
+export type { EventStatus };
+
+/**
+ * What one flush did.
+ * @example
+ * const { sent, remaining, stoppedBy } = await buffer.flush();
+ */
+export interface FlushReport {
+  /** Events the server acknowledged (inserted or counted as duplicates). */
+  sent: number;
+  /** Of those, events the server already held. */
+  duplicates: number;
+  /** Events set aside in the dead letters by this flush. */
+  deadLettered: number;
+  /** Events still waiting when the flush ended. */
+  remaining: number;
+  /** Requests made (retries included). */
+  requests: number;
+  /** Why the flush stopped before the queue was empty, if it did. */
+  stoppedBy?: 'retries-exhausted' | 'unauthorized' | 'rejected' | 'retry-after' | 'closed' | 'not-due' | 'locked';
+}
+
 
 /**
  * Input of `track()` for the event named `Name`. With `schemas`, the metadata of each named event

@@ -1,4 +1,4 @@
-import type { FlushReport } from '../flush/flusher.js';
+import type { FlushReport } from '../types.js';
 
 /**
  * The parts of a service worker's `SyncEvent` that {@link flushOnSync} uses.

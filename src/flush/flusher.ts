@@ -6,26 +6,9 @@ import type { EventRecord } from '../storage/schema.js';
 import { fingerprintOf, toWire } from '../storage/serialize.js';
 import { backoffDelay, withRetry } from './retry-policy.js';
 import type { ServerClock } from './server-clock.js';
+import type { FlushReport } from '../types.js';
 
-/**
- * What one flush did.
- * @example
- * const { sent, remaining, stoppedBy } = await buffer.flush();
- */
-export interface FlushReport {
-  /** Events the server acknowledged (inserted or counted as duplicates). */
-  sent: number;
-  /** Of those, events the server already held. */
-  duplicates: number;
-  /** Events set aside in the dead letters by this flush. */
-  deadLettered: number;
-  /** Events still waiting when the flush ended. */
-  remaining: number;
-  /** Requests made (retries included). */
-  requests: number;
-  /** Why the flush stopped before the queue was empty, if it did. */
-  stoppedBy?: 'retries-exhausted' | 'unauthorized' | 'rejected' | 'retry-after' | 'closed' | 'not-due' | 'locked';
-}
+export type { FlushReport };
 
 type Stop = FlushReport['stoppedBy'];
 

@@ -1,5 +1,5 @@
 import { storageError, type BufferDatabase } from './db.js';
-import type { Durability } from './queue.js';
+import type { Durability } from './schema.js';
 import { asShown, heldIds, liveClaims, markWaitingGrew, statusRange } from './queue.js';
 import {
   BY_CUSTOMER,

@@ -1,7 +1,9 @@
 import type { IDBPTransaction } from 'idb';
 import { QueueFullError } from '../errors.js';
 import { storageError, unwrap, type BufferDatabase } from './db.js';
-import { BY_CUSTOMER, BY_STATUS, BY_TIME, EVENTS, META, MIRROR, STATUSES, type BufferDBSchema, type EventRecord, type EventStatus } from './schema.js';
+import { BY_CUSTOMER, BY_STATUS, BY_TIME, EVENTS, META, MIRROR, STATUSES, type BufferDBSchema, type Durability, type EventRecord, type EventStatus } from './schema.js';
+
+export type { Durability };
 import { BODY_OVERHEAD_BYTES } from './serialize.js';
 
 /**
@@ -9,7 +11,6 @@ import { BODY_OVERHEAD_BYTES } from './serialize.js';
  * verb is one transaction that awaits only its own requests (the transaction-lifetime rule).
  */
 
-export type Durability = 'strict' | 'relaxed';
 export type Store = 'events' | 'meta' | 'mirror';
 export type Tx = IDBPTransaction<BufferDBSchema, Store[], 'readwrite'>;
 

@@ -9,6 +9,9 @@ import type { Metadata } from '../validation/structs.js';
 
 /** 1: `events` by status and `meta`. 2: customer/fingerprint indexes, the `mirror`. 3: batch claims replace per-event leases. */
 export const DB_VERSION = 3;
+/** IndexedDB transaction durability: "strict" is on disk before the write resolves. */
+export type Durability = 'strict' | 'relaxed';
+
 export const DEFAULT_DB_NAME = 'polar-event-buffer';
 
 export const EVENTS = 'events';
