@@ -209,8 +209,10 @@ export function claimBatch(db: BufferDatabase, o: ClaimOptions): Promise<{ batch
       raw(tx, EVENTS).put(next);
       dead.push(next);
     };
+    // Read in chunks of at most 250: each chunk is read (and its records deserialised) in a task of its own.
+    const want = Math.min(o.batchSize + 16, 250);
     scan: while (scanned < Math.max(1000, o.batchSize * 10)) {
-      const chunk = await store.index(BY_STATUS).getAll(statusRange('pending', after), o.batchSize + 16);
+      const chunk = await store.index(BY_STATUS).getAll(statusRange('pending', after), want);
       for (const r of chunk) {
         scanned++;
         after = r.seq;
@@ -244,7 +246,7 @@ export function claimBatch(db: BufferDatabase, o: ClaimOptions): Promise<{ batch
         inBatch.add(r.externalId);
         if (batch.length >= o.batchSize) break scan;
       }
-      if (chunk.length < o.batchSize + 16) break;
+      if (chunk.length < want) break;
     }
     await addWaiting(tx, -dead.length);
     if (batch.length > 0) {
@@ -280,9 +282,14 @@ export function settle(db: BufferDatabase, settlements: Settlement[], now: numbe
     const seqs = settlements.map((s) => s.record.seq).sort();
     const pending = new Set(await tx.objectStore(EVENTS).index(BY_STATUS).getAllKeys(IDBKeyRange.bound(['pending', seqs[0]], ['pending', seqs[seqs.length - 1]])));
     const written: EventRecord[] = [];
+    let slice = Date.now();
     for (const s of settlements) {
       const r = s.record;
       if (!pending.delete(r.externalId)) continue;
+      if (Date.now() - slice > SLICE_MS) {
+        await tx.objectStore(META).get(WAITING); // a new task, after the puts before it (see append)
+        slice = Date.now();
+      }
       const next: EventRecord =
         s.to === 'sent'
           ? { ...r, status: 'sent', sentAt: now, error: null, nextAttemptAt: 0 }

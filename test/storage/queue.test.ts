@@ -603,3 +603,21 @@ describe('claim and lease bookkeeping', () => {
     db.close();
   });
 });
+
+describe('long batches', () => {
+  it('settles a 5,000-event batch in slices of one transaction, going on from a request of its own', async () => {
+    const db = await open();
+    const batch = recs(5000);
+    await add(db, [batch], 10_000);
+    const claimed = (await claimBatch(db, opts({ batchSize: 1000 }))).batch;
+    expect(claimed).toHaveLength(1000);
+    let waitingReads = 0;
+    countCalls(IDBObjectStore.prototype, 'get', ([key]) => void (key === 'waiting' && waitingReads++));
+    const all = await settle(db, sent(batch), T, 'strict');
+    expect(all).toHaveLength(5000);
+    // One read moves the count; every other one ends a slice of about 30 ms of puts.
+    expect(waitingReads).toBeGreaterThan(1);
+    expect((await countByStatus(db, T)).sent).toBe(5000);
+    db.close();
+  });
+});
