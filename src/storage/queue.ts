@@ -95,8 +95,25 @@ export const asShown = (record: EventRecord, held: ReadonlySet<string>): EventRe
   record.status === 'pending' && held.has(record.externalId) ? { ...record, status: 'sending' } : record;
 
 // ----- track ------------------------------------------------------------------------------------
-/** Longest stretch of our own work in one task while a burst is written (no long task). */
+/** A slice of a long write ends after this much work or this many puts (no long task). */
 const SLICE_MS = 30;
+const SLICE_PUTS = 500;
+
+/**
+ * Counts puts and ends a slice when it is due: it awaits a request of the transaction, whose
+ * success comes in a new task after every put before it, so the transaction goes on and the main
+ * thread is released in between.
+ */
+function slicer(tx: Tx): (puts: number) => Promise<void> | undefined {
+  let start = Date.now();
+  let count = 0;
+  return (puts) => {
+    count += puts;
+    if (count < SLICE_PUTS && Date.now() - start <= SLICE_MS) return undefined;
+    count = 0;
+    return tx.objectStore(META).get(WAITING).then(() => void (start = Date.now()));
+  };
+}
 
 /**
  * Writes track() calls (one group each) in one transaction: `build` turns a group into records
@@ -117,16 +134,12 @@ export function append<G>(
   return inTx(db, [EVENTS, META], durability, 'track', async (tx) => {
     const store = tx.objectStore(EVENTS);
     let waiting = await readWaiting(tx);
-    let slice = Date.now();
+    const slice = slicer(tx);
     const seen = new Map<string, EventRecord>();
     let held: Set<string> | undefined;
     const results: (EventRecord[] | Error)[] = [];
     for (const group of groups) {
-      if (Date.now() - slice > SLICE_MS) {
-        // A request of this transaction: its success comes after every put before it, in a new task.
-        await tx.objectStore(META).get(WAITING);
-        slice = Date.now();
-      }
+      await slice(0);
       let records: EventRecord[];
       try {
         records = build(group);
@@ -147,7 +160,10 @@ export function append<G>(
         results.push(new QueueFullError(waiting, fresh.length, maxQueueSize));
         continue;
       }
-      for (const record of fresh) raw(tx, EVENTS).put(record);
+      for (const record of fresh) {
+        raw(tx, EVENTS).put(record);
+        await slice(1);
+      }
       waiting += fresh.length;
       results.push(out);
     }
@@ -282,14 +298,11 @@ export function settle(db: BufferDatabase, settlements: Settlement[], now: numbe
     const seqs = settlements.map((s) => s.record.seq).sort();
     const pending = new Set(await tx.objectStore(EVENTS).index(BY_STATUS).getAllKeys(IDBKeyRange.bound(['pending', seqs[0]], ['pending', seqs[seqs.length - 1]])));
     const written: EventRecord[] = [];
-    let slice = Date.now();
+    const slice = slicer(tx);
     for (const s of settlements) {
       const r = s.record;
       if (!pending.delete(r.externalId)) continue;
-      if (Date.now() - slice > SLICE_MS) {
-        await tx.objectStore(META).get(WAITING); // a new task, after the puts before it (see append)
-        slice = Date.now();
-      }
+      await slice(1);
       const next: EventRecord =
         s.to === 'sent'
           ? { ...r, status: 'sent', sentAt: now, error: null, nextAttemptAt: 0 }
