@@ -7,7 +7,8 @@ import { gzipSync } from 'node:zlib';
 import { build } from 'esbuild';
 
 /** The contract's two budgets: the write path, and every browser entry together. */
-export const WRITE_PATH = (dir) => `import { createEventBuffer, httpTransport } from '${dir}/index.js';\nglobalThis.__k = [createEventBuffer, httpTransport];\n`;
+export const WRITE_PATH = (dir) =>
+  `import { createEventBuffer, httpTransport } from '${dir}/index.js';\nglobalThis.__k = [createEventBuffer, httpTransport];\n`;
 export const ALL_ENTRIES = (dir) => `export * from '${dir}/index.js';\nexport * from '${dir}/mirror.js';\nexport * from '${dir}/meters.js';\n`;
 
 /** @param {string} code @param {string} resolveDir @returns {Promise<{ minified: number, gzipped: number, inputs: string[] }>} */

@@ -66,13 +66,10 @@ async function startStatic(dir, mockPort) {
   };
   const server = http.createServer((req, res) => {
     if (req.url.startsWith('/v1/')) {
-      const upstream = http.request(
-        { host: '127.0.0.1', port: mockPort, path: req.url, method: req.method, headers: req.headers, agent },
-        (answer) => {
-          res.writeHead(answer.statusCode ?? 502, answer.headers);
-          answer.pipe(res);
-        },
-      );
+      const upstream = http.request({ host: '127.0.0.1', port: mockPort, path: req.url, method: req.method, headers: req.headers, agent }, (answer) => {
+        res.writeHead(answer.statusCode ?? 502, answer.headers);
+        answer.pipe(res);
+      });
       upstream.on('error', () => {
         res.writeHead(502);
         res.end();
@@ -90,7 +87,16 @@ async function startStatic(dir, mockPort) {
     res.end(file.body);
   });
   await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
-  return { server, origin: `http://127.0.0.1:${server.address().port}`, close: () => new Promise((r) => { agent.destroy(); server.closeAllConnections(); server.close(r); }) };
+  return {
+    server,
+    origin: `http://127.0.0.1:${server.address().port}`,
+    close: () =>
+      new Promise((r) => {
+        agent.destroy();
+        server.closeAllConnections();
+        server.close(r);
+      }),
+  };
 }
 
 // ----- the two environments ----------------------------------------------------------------------
@@ -100,12 +106,17 @@ function nodeEnv(mock) {
     name: 'node',
     async run(name, params) {
       // A fresh fake-indexeddb factory per scenario (fixtures keep theirs), so nothing accumulates.
-      const factory = name.startsWith('backlog') ? (this.backlogFactory ??= new IDBFactory())
-        : name === 'mirrorSetup' || name === 'queryOneCustomer' || name === 'meterUsageOneCustomer' ? (this.mirrorFactory ??= new IDBFactory())
-        : name === 'drainRun' ? this.drainFactory
-        : name === 'drainPrepare' ? (this.drainFactory = new IDBFactory())
-        : name === 'dropFixtures' || name === 'listDbs' ? null
-        : new IDBFactory();
+      const factory = name.startsWith('backlog')
+        ? (this.backlogFactory ??= new IDBFactory())
+        : name === 'mirrorSetup' || name === 'queryOneCustomer' || name === 'meterUsageOneCustomer'
+          ? (this.mirrorFactory ??= new IDBFactory())
+          : name === 'drainRun'
+            ? this.drainFactory
+            : name === 'drainPrepare'
+              ? (this.drainFactory = new IDBFactory())
+              : name === 'dropFixtures' || name === 'listDbs'
+                ? null
+                : new IDBFactory();
       if (name === 'dropFixtures') {
         for (const f of [this.backlogFactory, this.mirrorFactory]) {
           if (f) await scenarios.dropFixtures({ lib, indexedDB: f, baseUrl: mock.url, now: () => performance.now() });
@@ -133,7 +144,8 @@ function nodeEnv(mock) {
  */
 function originOf(scenario) {
   if (scenario.startsWith('backlog')) return 'backlog';
-  if (['flush', 'rawFlushIO', 'reconcile', 'mirrorSetup', 'queryOneCustomer', 'meterUsageOneCustomer', 'drainPrepare', 'drainRun'].includes(scenario)) return 'heavy';
+  if (['flush', 'rawFlushIO', 'reconcile', 'mirrorSetup', 'queryOneCustomer', 'meterUsageOneCustomer', 'drainPrepare', 'drainRun'].includes(scenario))
+    return 'heavy';
   return 'core';
 }
 
@@ -148,7 +160,15 @@ async function chromiumEnv(origins) {
   const context = await chromium.launchPersistentContext(profileDir, {
     executablePath: CHROMIUM,
     headless: true,
-    args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'],
+    args: [
+      '--no-sandbox',
+      '--disable-gpu',
+      '--disable-quic',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--disable-sync',
+      '--no-first-run',
+    ],
   });
   const pageErrors = [];
   const pages = {};
@@ -179,7 +199,11 @@ async function chromiumEnv(origins) {
     /** Bytes of IndexedDB files on disk in the profile (proof that the databases are not in memory). */
     indexedDbBytesOnDisk() {
       try {
-        return Number(execFileSync('du', ['-sb', join(profileDir, 'Default', 'IndexedDB')]).toString().split(/\s/)[0]);
+        return Number(
+          execFileSync('du', ['-sb', join(profileDir, 'Default', 'IndexedDB')])
+            .toString()
+            .split(/\s/)[0],
+        );
       } catch {
         return 0;
       }
@@ -272,7 +296,11 @@ async function main() {
   if (ONLY !== 'node') {
     browserEnv = await chromiumEnv(Object.fromEntries(Object.entries(statics).map(([k, v]) => [k, v.origin])));
     envs.push(browserEnv);
-    log(`chromium ${browserEnv.version} up (persistent profile ${browserEnv.profileDir}); origins ${Object.values(statics).map((s) => s.origin).join(', ')}`);
+    log(
+      `chromium ${browserEnv.version} up (persistent profile ${browserEnv.profileDir}); origins ${Object.values(statics)
+        .map((s) => s.origin)
+        .join(', ')}`,
+    );
   }
   if (ONLY !== 'chromium') envs.push(nodeEnv(mock));
 
@@ -392,7 +420,9 @@ async function main() {
     const afterGc = await env.heapUsed();
     if (drained) {
       record('drainHeap', env.name, { idle, peak, afterGc, delta: peak - idle, events: drained.events, ms: drained.ms });
-      log(`  drained in ${fmtMs(drained.ms)} ms; heap idle ${(idle / 1e6).toFixed(1)} MB, peak ${(peak / 1e6).toFixed(1)} MB (+${((peak - idle) / 1e6).toFixed(1)} MB), after a GC at the end ${(afterGc / 1e6).toFixed(1)} MB`);
+      log(
+        `  drained in ${fmtMs(drained.ms)} ms; heap idle ${(idle / 1e6).toFixed(1)} MB, peak ${(peak / 1e6).toFixed(1)} MB (+${((peak - idle) / 1e6).toFixed(1)} MB), after a GC at the end ${(afterGc / 1e6).toFixed(1)} MB`,
+      );
     }
   }
   mock.reset();
@@ -417,9 +447,7 @@ async function main() {
     chromium: browserEnv ? browserEnv.version : 'not run',
     userAgent: browserEnv?.userAgent ?? '',
     commit: gitCommit(),
-    versions: Object.fromEntries(
-      ['idb', 'superstruct', 'p-retry', 'fake-indexeddb', 'playwright-core', 'esbuild'].map((p) => [p, pkgVersion(p)]),
-    ),
+    versions: Object.fromEntries(['idb', 'superstruct', 'p-retry', 'fake-indexeddb', 'playwright-core', 'esbuild'].map((p) => [p, pkgVersion(p)])),
   };
   if (browserEnv?.pageErrors.length) for (const e of browserEnv.pageErrors) errors.push({ scenario: 'page', env: 'chromium', message: e });
 
@@ -454,7 +482,12 @@ function pkgVersion(name) {
 
 /** In a partial run (BENCH_SCENARIOS) a figure that was not asked for is "not measured", not "failed". */
 function asked(scenario) {
-  return !process.env.BENCH_SCENARIOS || process.env.BENCH_SCENARIOS.split(',').map((s) => s.trim()).includes(scenario);
+  return (
+    !process.env.BENCH_SCENARIOS ||
+    process.env.BENCH_SCENARIOS.split(',')
+      .map((s) => s.trim())
+      .includes(scenario)
+  );
 }
 function missing(scenario) {
   return asked(scenario) ? 'failed' : 'not measured';
@@ -485,27 +518,40 @@ function report({ machine, size, notBuilt, seconds }) {
   const lines = [];
   lines.push('# Benchmark results', '');
   lines.push(`Generated by \`npm run bench\` (bench/run.mjs) on ${new Date().toISOString()} in ${Math.round(seconds)} s, at commit \`${machine.commit}\`.`);
-  lines.push(`${ROUNDS} interleaved round${ROUNDS === 1 ? "" : "s"}: each round runs every scenario in Chromium and in Node one after the other`);
+  lines.push(`${ROUNDS} interleaved round${ROUNDS === 1 ? '' : 's'}: each round runs every scenario in Chromium and in Node one after the other`);
   lines.push('(the order of the two alternates by round). Figures are the median and the min–max over the rounds.');
   const la = (v) => (v ? v.map((x) => x.toFixed(2)).join(' / ') : '—');
-  lines.push(`Load average (1 / 5 / 15 min) at the start: **${la(loadAverage.start)}**; at the end: **${la(loadAverage.end)}** (2 cores; the machine was shared).`);
-  if (process.env.BENCH_SCENARIOS) lines.push(`**Partial run** (BENCH_SCENARIOS=${process.env.BENCH_SCENARIOS}): only those scenarios; the other figures are missing.`);
-  if (BACKLOG !== 100_000 || MIRROR_SIZE !== 100_000 || DRAIN !== 100_000) lines.push(`**Sizes reduced for this run** (the issue asks for 100,000): backlog ${fmtN(BACKLOG)}, mirror ${fmtN(MIRROR_SIZE)}, drain ${fmtN(DRAIN)}.`);
-  lines.push('Events are ~' + wireBytesOf(42) + ' bytes of JSON on the wire (a typical `api_call` with 9 metadata keys).');
+  lines.push(
+    `Load average (1 / 5 / 15 min) at the start: **${la(loadAverage.start)}**; at the end: **${la(loadAverage.end)}** (2 cores; the machine was shared).`,
+  );
+  if (process.env.BENCH_SCENARIOS)
+    lines.push(`**Partial run** (BENCH_SCENARIOS=${process.env.BENCH_SCENARIOS}): only those scenarios; the other figures are missing.`);
+  if (BACKLOG !== 100_000 || MIRROR_SIZE !== 100_000 || DRAIN !== 100_000)
+    lines.push(`**Sizes reduced for this run** (the issue asks for 100,000): backlog ${fmtN(BACKLOG)}, mirror ${fmtN(MIRROR_SIZE)}, drain ${fmtN(DRAIN)}.`);
+  lines.push(`Events are ~${wireBytesOf(42)} bytes of JSON on the wire (a typical \`api_call\` with 9 metadata keys).`);
   lines.push('`track()` runs with the defaults that matter here: `durability: "strict"`, validation, a UUIDv7 id, the');
   lines.push('content fingerprint and the queue-size check; `maxQueueSize` is 1,000,000 so the backlog fits.', '');
   lines.push('## Machine', '');
   lines.push(`- CPU: ${machine.cpu}, ${machine.cores} cores; memory ${machine.memory}; ${machine.os}`);
   lines.push(`- Node ${machine.node}; Chromium ${machine.chromium} (headless, playwright-core ${machine.versions['playwright-core']})`);
-  lines.push(`- idb ${machine.versions.idb}, superstruct ${machine.versions.superstruct}, p-retry ${machine.versions['p-retry']}, fake-indexeddb ${machine.versions['fake-indexeddb']}, esbuild ${machine.versions.esbuild}`);
+  lines.push(
+    `- idb ${machine.versions.idb}, superstruct ${machine.versions.superstruct}, p-retry ${machine.versions['p-retry']}, fake-indexeddb ${machine.versions['fake-indexeddb']}, esbuild ${machine.versions.esbuild}`,
+  );
   lines.push('- Chromium runs with a persistent profile in a fresh temporary directory (`launchPersistentContext`, removed');
-  lines.push('  afterwards), so IndexedDB is on disk, not in an off-the-record context\'s memory' + (onDisk.afterBacklog ? ` (the profile's IndexedDB files held ${(onDisk.afterBacklog / 1e6).toFixed(1)} MB after the backlog was built, ${((onDisk.atEnd ?? 0) / 1e6).toFixed(1)} MB at the end).` : ').'));
+  lines.push(
+    "  afterwards), so IndexedDB is on disk, not in an off-the-record context's memory" +
+      (onDisk.afterBacklog
+        ? ` (the profile's IndexedDB files held ${(onDisk.afterBacklog / 1e6).toFixed(1)} MB after the backlog was built, ${((onDisk.atEnd ?? 0) / 1e6).toFixed(1)} MB at the end).`
+        : ').'),
+  );
   lines.push('- Pages are served from 127.0.0.1 on three ports, i.e. three origins with separate IndexedDB storage: the raw,');
   lines.push('  workbox-like and empty-queue `track()` scenarios in one; the backlog fixture and the backlog `track()` scenarios in');
   lines.push('  the second; flush, reconcile, the mirror for `query()` and the drain in the third (reloaded before the drain, so that');
   lines.push('  its heap holds only the drain). Each page reaches the mock server');
   lines.push('  through its own origin (the static server forwards `/v1/*`). Every scenario deletes its databases (waiting for');
-  const left = Object.entries(leftovers).map(([e, n]) => `${e}: ${n.length}`).join(', ');
+  const left = Object.entries(leftovers)
+    .map(([e, n]) => `${e}: ${n.length}`)
+    .join(', ');
   lines.push(`  \`deleteDatabase\`'s success); bench databases left at the end: ${left || 'not checked'}.`, '');
 
   lines.push('## Throughput (events/s; higher is better)', '');
@@ -525,27 +571,51 @@ function report({ machine, size, notBuilt, seconds }) {
   lines.push('');
 
   const backlog = (results.backlogTrackSequential?.chromium ?? results.backlogTrackSequential?.node ?? [])[0]?.backlog;
-  if (backlog) lines.push(`The backlog held ${backlog.toLocaleString('en-US')} pending events at the first backlog round and grows by 24,000 per round (the backlog scenarios add their events).`, '');
+  if (backlog)
+    lines.push(
+      `The backlog held ${backlog.toLocaleString('en-US')} pending events at the first backlog round and grows by 24,000 per round (the backlog scenarios add their events).`,
+      '',
+    );
 
   lines.push('## Latency and memory', '');
   lines.push(`| figure | ${envNames.join(' | ')} |`);
   lines.push(`|---|${envNames.map(() => '---:').join('|')}|`);
   const q = (e) => results.queryOneCustomer?.[e]?.[0];
 
-  lines.push(`| \`query()\` for one customer (${fmtN(MIRROR_SIZE / 500)} rows) in a ${fmtN(MIRROR_SIZE)}-event mirror, median of 31 (min–max) | ${envNames
-    .map((e) => (notBuilt.has('query') ? 'not built yet' : q(e) ? `${fmtMs(q(e).ms)} ms (${fmtMs(Math.min(...q(e).times))}–${fmtMs(Math.max(...q(e).times))})` : missing('query')))
-    .join(' | ')} |`);
+  lines.push(
+    `| \`query()\` for one customer (${fmtN(MIRROR_SIZE / 500)} rows) in a ${fmtN(MIRROR_SIZE)}-event mirror, median of 31 (min–max) | ${envNames
+      .map((e) =>
+        notBuilt.has('query')
+          ? 'not built yet'
+          : q(e)
+            ? `${fmtMs(q(e).ms)} ms (${fmtMs(Math.min(...q(e).times))}–${fmtMs(Math.max(...q(e).times))})`
+            : missing('query'),
+      )
+      .join(' | ')} |`,
+  );
   const h = (e) => results.drainHeap?.[e]?.[0];
-  lines.push(`| JS heap idle before draining ${fmtN(DRAIN)} events | ${envNames.map((e) => (h(e) ? `${(h(e).idle / 1e6).toFixed(1)} MB` : missing('drain'))).join(' | ')} |`);
-  lines.push(`| JS heap peak while draining (sampled every 50 ms) | ${envNames.map((e) => (h(e) ? `${(h(e).peak / 1e6).toFixed(1)} MB` : missing('drain'))).join(' | ')} |`);
+  lines.push(
+    `| JS heap idle before draining ${fmtN(DRAIN)} events | ${envNames.map((e) => (h(e) ? `${(h(e).idle / 1e6).toFixed(1)} MB` : missing('drain'))).join(' | ')} |`,
+  );
+  lines.push(
+    `| JS heap peak while draining (sampled every 50 ms) | ${envNames.map((e) => (h(e) ? `${(h(e).peak / 1e6).toFixed(1)} MB` : missing('drain'))).join(' | ')} |`,
+  );
   lines.push(`| peak above idle | ${envNames.map((e) => (h(e) ? `**${((h(e).peak - h(e).idle) / 1e6).toFixed(1)} MB**` : missing('drain'))).join(' | ')} |`);
-  lines.push(`| JS heap after a forced GC at the end (what the drain left alive) | ${envNames.map((e) => (h(e)?.afterGc !== undefined ? `${(h(e).afterGc / 1e6).toFixed(1)} MB` : '—')).join(' | ')} |`);
-  lines.push(`| drain of ${fmtN(DRAIN)} events (batches of 1,000) | ${envNames.map((e) => (h(e) ? `${fmtRate(h(e).events / (h(e).ms / 1000))} events/s` : missing('drain'))).join(' | ')} |`);
-  lines.push(`| write path (createEventBuffer + httpTransport) + idb + superstruct + p-retry, minified / gzipped | ${size.minified.toLocaleString('en-US')} B / **${size.gzipped.toLocaleString('en-US')} B (${(size.gzipped / 1024).toFixed(2)} KiB)** | |`);
-  lines.push(`| ., ./mirror and ./meters together, minified / gzipped | ${size.allMinified.toLocaleString('en-US')} B / **${size.allGzipped.toLocaleString('en-US')} B (${(size.allGzipped / 1024).toFixed(2)} KiB)** | |`);
+  lines.push(
+    `| JS heap after a forced GC at the end (what the drain left alive) | ${envNames.map((e) => (h(e)?.afterGc !== undefined ? `${(h(e).afterGc / 1e6).toFixed(1)} MB` : '—')).join(' | ')} |`,
+  );
+  lines.push(
+    `| drain of ${fmtN(DRAIN)} events (batches of 1,000) | ${envNames.map((e) => (h(e) ? `${fmtRate(h(e).events / (h(e).ms / 1000))} events/s` : missing('drain'))).join(' | ')} |`,
+  );
+  lines.push(
+    `| write path (createEventBuffer + httpTransport) + idb + superstruct + p-retry, minified / gzipped | ${size.minified.toLocaleString('en-US')} B / **${size.gzipped.toLocaleString('en-US')} B (${(size.gzipped / 1024).toFixed(2)} KiB)** | |`,
+  );
+  lines.push(
+    `| ., ./mirror and ./meters together, minified / gzipped | ${size.allMinified.toLocaleString('en-US')} B / **${size.allGzipped.toLocaleString('en-US')} B (${(size.allGzipped / 1024).toFixed(2)} KiB)** | |`,
+  );
   lines.push('');
-  lines.push('Node\'s heap figures include fake-indexeddb\'s data (it keeps the database in the JS heap), so only');
-  lines.push('Chromium\'s say anything about the library; Node\'s are there for reference.', '');
+  lines.push("Node's heap figures include fake-indexeddb's data (it keeps the database in the JS heap), so only");
+  lines.push("Chromium's say anything about the library; Node's are there for reference.", '');
 
   lines.push('## Targets of issues 12 and 14 (ratios of medians in this run; judged on Chromium)', '');
   {
@@ -555,22 +625,35 @@ function report({ machine, size, notBuilt, seconds }) {
     const v2 = (v, ok) => (v === undefined ? 'NOT MEASURED' : ok(v) ? 'PASS' : 'FAIL');
     lines.push('| target | chromium | node (reference) | verdict |');
     lines.push('|---|---:|---:|:---:|');
-    const row = (label, a, b, min) => lines.push(`| ${label} (≥ ${min}×) | ${f2(r2(a, b, 'chromium'))} | ${f2(r2(a, b, 'node'))} | ${v2(r2(a, b, 'chromium'), (v) => v >= min)} |`);
+    const row = (label, a, b, min) =>
+      lines.push(`| ${label} (≥ ${min}×) | ${f2(r2(a, b, 'chromium'))} | ${f2(r2(a, b, 'node'))} | ${v2(r2(a, b, 'chromium'), (v) => v >= min)} |`);
     row('`track()` × 10,000 concurrent ÷ one raw strict transaction of 10,000 puts', 'trackConcurrent', 'rawOneTx', 0.85);
     row('`track()` × 2,000 awaited ÷ raw strict transaction per event', 'trackSequential', 'rawPerEvent', 0.75);
     row('`flush()` of 20,000 ÷ its raw IndexedDB work (getAll by status, put each as sent)', 'flush', 'rawFlushIO', 0.6);
     const runs = (key) => (results[key]?.chromium ?? []).filter((v) => v && !v.notBuilt);
-    const syncs = runs('trackConcurrent').map((v) => v.syncMs).filter((v) => v !== undefined);
+    const syncs = runs('trackConcurrent')
+      .map((v) => v.syncMs)
+      .filter((v) => v !== undefined);
     const sync = summary(syncs)?.median;
     const writeTasks = runs('trackConcurrent').flatMap((v) => (v.longTasks ?? []).slice(1));
-    lines.push(`| synchronous part of a 10,000-call \`track()\` burst (≤ 150 ms) | ${sync === undefined ? '—' : `${fmtMs(sync)} ms (longest other task while writing: ${writeTasks.length ? `${fmtMs(Math.max(...writeTasks))} ms` : 'none over 50 ms'})`} | | ${v2(sync, (v) => v <= 150)} |`);
+    lines.push(
+      `| synchronous part of a 10,000-call \`track()\` burst (≤ 150 ms) | ${sync === undefined ? '—' : `${fmtMs(sync)} ms (longest other task while writing: ${writeTasks.length ? `${fmtMs(Math.max(...writeTasks))} ms` : 'none over 50 ms'})`} | | ${v2(sync, (v) => v <= 150)} |`,
+    );
     const flushTasks = runs('flush').flatMap((v) => v.longTasks ?? []);
     const flushSeen = runs('flush').some((v) => Array.isArray(v.longTasks));
-    lines.push(`| long tasks during \`flush()\` of 20,000 (none) | ${flushSeen ? (flushTasks.length ? `${flushTasks.length}, longest ${fmtMs(Math.max(...flushTasks))} ms` : 'none') : '—'} | | ${flushSeen ? (flushTasks.length ? 'FAIL' : 'PASS') : 'NOT MEASURED'} |`);
+    lines.push(
+      `| long tasks during \`flush()\` of 20,000 (none) | ${flushSeen ? (flushTasks.length ? `${flushTasks.length}, longest ${fmtMs(Math.max(...flushTasks))} ms` : 'none') : '—'} | | ${flushSeen ? (flushTasks.length ? 'FAIL' : 'PASS') : 'NOT MEASURED'} |`,
+    );
     const mu = (e) => results.meterUsageOneCustomer?.[e]?.[0];
-    lines.push(`| \`meterUsage()\` one customer, one month, ${fmtN(MIRROR_SIZE)}-event mirror (< 50 ms median) | ${mu('chromium') ? `${fmtMs(mu('chromium').ms)} ms` : '—'} | ${mu('node') ? `${fmtMs(mu('node').ms)} ms` : '—'} | ${v2(mu('chromium')?.ms, (v) => v < 50)} |`);
-    lines.push(`| write path with its dependencies (≤ 10 KiB min+gzip) | ${(size.gzipped / 1024).toFixed(2)} KiB | | ${size.gzipped <= 10 * 1024 ? 'PASS' : 'FAIL'} |`);
-    lines.push(`| ., ./mirror and ./meters together (≤ 18 KiB min+gzip) | ${(size.allGzipped / 1024).toFixed(2)} KiB | | ${size.allGzipped <= 18 * 1024 ? 'PASS' : 'FAIL'} |`);
+    lines.push(
+      `| \`meterUsage()\` one customer, one month, ${fmtN(MIRROR_SIZE)}-event mirror (< 50 ms median) | ${mu('chromium') ? `${fmtMs(mu('chromium').ms)} ms` : '—'} | ${mu('node') ? `${fmtMs(mu('node').ms)} ms` : '—'} | ${v2(mu('chromium')?.ms, (v) => v < 50)} |`,
+    );
+    lines.push(
+      `| write path with its dependencies (≤ 10 KiB min+gzip) | ${(size.gzipped / 1024).toFixed(2)} KiB | | ${size.gzipped <= 10 * 1024 ? 'PASS' : 'FAIL'} |`,
+    );
+    lines.push(
+      `| ., ./mirror and ./meters together (≤ 18 KiB min+gzip) | ${(size.allGzipped / 1024).toFixed(2)} KiB | | ${size.allGzipped <= 18 * 1024 ? 'PASS' : 'FAIL'} |`,
+    );
     lines.push('');
   }
   lines.push('## Targets of issue 6 (reference; ratios of medians in this run)', '');
@@ -590,27 +673,42 @@ function report({ machine, size, notBuilt, seconds }) {
   ratioRow(`\`track()\` sequential with a ${fmtN(BACKLOG)}-event backlog ÷ empty queue`, 'backlogTrackSequential', 'trackSequential', 0.85);
   ratioRow(`\`track()\` concurrent with a ${fmtN(BACKLOG)}-event backlog ÷ empty queue`, 'backlogTrackConcurrent', 'trackConcurrent', 0.85);
   const flushC = med('flush', 'chromium');
-  lines.push(`| \`flush()\` of 20,000 events (≥ 5,000 events/s) | ${fmtRate(flushC)} events/s | ${fmtRate(med('flush', 'node'))} events/s | ${verdict(flushC, (v) => v >= 5000)} |`);
+  lines.push(
+    `| \`flush()\` of 20,000 events (≥ 5,000 events/s) | ${fmtRate(flushC)} events/s | ${fmtRate(med('flush', 'node'))} events/s | ${verdict(flushC, (v) => v >= 5000)} |`,
+  );
   const hc = h('chromium');
-  lines.push(`| peak heap draining ${fmtN(DRAIN)} events (< 30 MB above idle) | ${hc ? `+${((hc.peak - hc.idle) / 1e6).toFixed(1)} MB` : '—'} | ${h('node') ? `+${((h('node').peak - h('node').idle) / 1e6).toFixed(1)} MB` : '—'} | ${verdict(hc && hc.peak - hc.idle, (v) => v < 30e6)} |`);
-  if (notBuilt.has('query')) lines.push(`| \`query()\` one customer in a ${fmtN(MIRROR_SIZE)}-event mirror (< 20 ms median) | not built yet | not built yet | NOT MEASURED |`);
-  else lines.push(`| \`query()\` one customer in a ${fmtN(MIRROR_SIZE)}-event mirror (< 20 ms median) | ${q('chromium') ? `${fmtMs(q('chromium').ms)} ms` : '—'} | ${q('node') ? `${fmtMs(q('node').ms)} ms` : '—'} | ${verdict(q('chromium')?.ms, (v) => v < 20)} |`);
-  lines.push(`| write path with its dependencies (≤ 10 KiB min+gzip) | ${(size.gzipped / 1024).toFixed(2)} KiB | | ${size.gzipped <= 10 * 1024 ? 'PASS' : 'FAIL'} |`);
-  lines.push(`| ., ./mirror and ./meters together (≤ 18 KiB min+gzip) | ${(size.allGzipped / 1024).toFixed(2)} KiB | | ${size.allGzipped <= 18 * 1024 ? 'PASS' : 'FAIL'} |`);
+  lines.push(
+    `| peak heap draining ${fmtN(DRAIN)} events (< 30 MB above idle) | ${hc ? `+${((hc.peak - hc.idle) / 1e6).toFixed(1)} MB` : '—'} | ${h('node') ? `+${((h('node').peak - h('node').idle) / 1e6).toFixed(1)} MB` : '—'} | ${verdict(hc && hc.peak - hc.idle, (v) => v < 30e6)} |`,
+  );
+  if (notBuilt.has('query'))
+    lines.push(`| \`query()\` one customer in a ${fmtN(MIRROR_SIZE)}-event mirror (< 20 ms median) | not built yet | not built yet | NOT MEASURED |`);
+  else
+    lines.push(
+      `| \`query()\` one customer in a ${fmtN(MIRROR_SIZE)}-event mirror (< 20 ms median) | ${q('chromium') ? `${fmtMs(q('chromium').ms)} ms` : '—'} | ${q('node') ? `${fmtMs(q('node').ms)} ms` : '—'} | ${verdict(q('chromium')?.ms, (v) => v < 20)} |`,
+    );
+  lines.push(
+    `| write path with its dependencies (≤ 10 KiB min+gzip) | ${(size.gzipped / 1024).toFixed(2)} KiB | | ${size.gzipped <= 10 * 1024 ? 'PASS' : 'FAIL'} |`,
+  );
+  lines.push(
+    `| ., ./mirror and ./meters together (≤ 18 KiB min+gzip) | ${(size.allGzipped / 1024).toFixed(2)} KiB | | ${size.allGzipped <= 18 * 1024 ? 'PASS' : 'FAIL'} |`,
+  );
   if (notBuilt.has('reconcile')) lines.push('| `reconcile()` of 10,000 server events (no target; a figure) | not built yet | not built yet | NOT MEASURED |');
   lines.push('');
-  lines.push('Reference ratios (no target): raw one transaction per event, strict ÷ relaxed: ' +
-    `${fmtRatio(ratio('rawPerEvent', 'rawPerEventRelaxed', 'chromium'))} in Chromium, ${fmtRatio(ratio('rawPerEvent', 'rawPerEventRelaxed', 'node'))} in Node; ` +
-    `one transaction per event (strict) ÷ the one-transaction limit: ${fmtRatio(ratio('rawPerEvent', 'rawOneTx', 'chromium'))} in Chromium; ` +
-    `raw one transaction per event in the ${fmtN(BACKLOG)}-event backlog's database ÷ in an empty one: ${fmtRatio(ratio('backlogRawPerEvent', 'rawPerEvent', 'chromium'))} in Chromium ` +
-    `(what the backlog costs IndexedDB itself); \`track()\` sequential ÷ that raw baseline, both on the backlog: ${fmtRatio(ratio('backlogTrackSequential', 'backlogRawPerEvent', 'chromium'))}; ` +
-    `the one-transaction limit in the backlog's database ÷ in an empty one: ${fmtRatio(ratio('backlogRawOneTx', 'rawOneTx', 'chromium'))} in Chromium; ` +
-    `\`track()\` concurrent ÷ that limit, both on the backlog: ${fmtRatio(ratio('backlogTrackConcurrent', 'backlogRawOneTx', 'chromium'))}; ` +
-    `\`flush()\` ÷ the one-transaction limit: ${fmtRatio(ratio('flush', 'rawOneTx', 'chromium'))} in Chromium; ` +
-    `\`flush()\` ÷ the raw IndexedDB work of a flush: ${fmtRatio(ratio('flush', 'rawFlushIO', 'chromium'))} in Chromium; that raw work ÷ the one-transaction limit: ` +
-    `${fmtRatio(ratio('rawFlushIO', 'rawOneTx', 'chromium'))} in Chromium. A flush must read each event and write it once more (\`sent\`; an update costs ` +
-    'IndexedDB more than a first write), so the raw work of a flush is its ceiling whatever the code does; the issue\'s 5,000 events/s is ' +
-    '0.29× the ~17,000 events/s limit it measured on its machine.', '');
+  lines.push(
+    'Reference ratios (no target): raw one transaction per event, strict ÷ relaxed: ' +
+      `${fmtRatio(ratio('rawPerEvent', 'rawPerEventRelaxed', 'chromium'))} in Chromium, ${fmtRatio(ratio('rawPerEvent', 'rawPerEventRelaxed', 'node'))} in Node; ` +
+      `one transaction per event (strict) ÷ the one-transaction limit: ${fmtRatio(ratio('rawPerEvent', 'rawOneTx', 'chromium'))} in Chromium; ` +
+      `raw one transaction per event in the ${fmtN(BACKLOG)}-event backlog's database ÷ in an empty one: ${fmtRatio(ratio('backlogRawPerEvent', 'rawPerEvent', 'chromium'))} in Chromium ` +
+      `(what the backlog costs IndexedDB itself); \`track()\` sequential ÷ that raw baseline, both on the backlog: ${fmtRatio(ratio('backlogTrackSequential', 'backlogRawPerEvent', 'chromium'))}; ` +
+      `the one-transaction limit in the backlog's database ÷ in an empty one: ${fmtRatio(ratio('backlogRawOneTx', 'rawOneTx', 'chromium'))} in Chromium; ` +
+      `\`track()\` concurrent ÷ that limit, both on the backlog: ${fmtRatio(ratio('backlogTrackConcurrent', 'backlogRawOneTx', 'chromium'))}; ` +
+      `\`flush()\` ÷ the one-transaction limit: ${fmtRatio(ratio('flush', 'rawOneTx', 'chromium'))} in Chromium; ` +
+      `\`flush()\` ÷ the raw IndexedDB work of a flush: ${fmtRatio(ratio('flush', 'rawFlushIO', 'chromium'))} in Chromium; that raw work ÷ the one-transaction limit: ` +
+      `${fmtRatio(ratio('rawFlushIO', 'rawOneTx', 'chromium'))} in Chromium. A flush must read each event and write it once more (\`sent\`; an update costs ` +
+      "IndexedDB more than a first write), so the raw work of a flush is its ceiling whatever the code does; the issue's 5,000 events/s is " +
+      '0.29× the ~17,000 events/s limit it measured on its machine.',
+    '',
+  );
 
   if (errors.length > 0) {
     lines.push('## Failures during the run', '');

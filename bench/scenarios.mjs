@@ -256,7 +256,9 @@ class WorkboxLikeQueue {
 
   async pushRequest({ request: req, metadata }) {
     const headers = {};
-    req.headers.forEach((value, key) => (headers[key] = value));
+    req.headers.forEach((value, key) => {
+      headers[key] = value;
+    });
     const requestData = { url: req.url, method: req.method, headers, mode: req.mode, credentials: req.credentials };
     const body = await req.clone().arrayBuffer();
     if (body.byteLength > 0) requestData.body = body;
@@ -434,7 +436,10 @@ async function flushScenario(env, { n, batchSize }) {
   const name = dbName('flush');
   const buffer = await openBuffer(env, name, { batchSize, maxBatchBytes: 900_000 });
   await fillPending(env, buffer, n);
-  const { value: [report, ms], tasks } = await longTasks(async () => {
+  const {
+    value: [report, ms],
+    tasks,
+  } = await longTasks(async () => {
     const t0 = env.now();
     const r = await buffer.flush();
     return [r, env.now() - t0];
@@ -578,7 +583,13 @@ async function meterUsageOneCustomer(env, { externalCustomerId, repeat }) {
     await f.buffer.trackMany(Array.from({ length: 20 }, (_, i) => ({ ...eventInput(i), externalCustomerId })));
     f.meterPending = 20;
   }
-  const filter = { conjunction: 'and', clauses: [{ property: 'name', operator: 'eq', value: 'api_call' }, { property: 'model', operator: 'like', value: 'gpt-4o' }] };
+  const filter = {
+    conjunction: 'and',
+    clauses: [
+      { property: 'name', operator: 'eq', value: 'api_call' },
+      { property: 'model', operator: 'like', value: 'gpt-4o' },
+    ],
+  };
   const meter = { filter, aggregation: { func: 'sum', property: 'input_tokens' } };
   const range = { externalCustomerId, since: new Date(Date.now() - 30 * 86_400_000), until: new Date(Date.now() + 60_000) };
   const times = [];
@@ -589,7 +600,8 @@ async function meterUsageOneCustomer(env, { externalCustomerId, repeat }) {
     times.push(env.now() - t0);
   }
   const rows = await meterUsage(f.mirror, { filter, aggregation: { func: 'count' } }, range);
-  if (!(rows.server > 0 && rows.local === f.meterPending)) throw new Error(`meterUsage counted ${rows.server} mirrored and ${rows.local} pending events: the figure would be meaningless`);
+  if (!(rows.server > 0 && rows.local === f.meterPending))
+    throw new Error(`meterUsage counted ${rows.server} mirrored and ${rows.local} pending events: the figure would be meaningless`);
   times.sort((a, b) => a - b);
   return { ms: times[Math.floor(times.length / 2)], rows: rows.server, pending: rows.local, value: usage.value, times };
 }

@@ -55,7 +55,8 @@ await Promise.all(
       .track({
         name: i % 5 === 0 ? 'llm_call' : 'api_call',
         externalCustomerId: customers[i % 3],
-        metadata: i % 5 === 0 ? { model: 'gpt-demo', tokens: 100 + i, _cost: { amount: 3 + i, currency: 'usd' } } : { endpoint: `/v1/items/${i}`, ms: 20 + (i % 17) },
+        metadata:
+          i % 5 === 0 ? { model: 'gpt-demo', tokens: 100 + i, _cost: { amount: 3 + i, currency: 'usd' } } : { endpoint: `/v1/items/${i}`, ms: 20 + (i % 17) },
       })
       .then((event) => tracked.push(event)),
   ),
@@ -73,18 +74,15 @@ try {
 
 line('\n2. Flushing while offline: the batch is retried with backoff, then stays queued.');
 const offline = await buffer.flush();
-line(`   flush → sent ${offline.sent}, remaining ${offline.remaining} (stopped by: ${offline.stoppedBy}); ${errors.length} transport errors reported on "error".`);
+line(
+  `   flush → sent ${offline.sent}, remaining ${offline.remaining} (stopped by: ${offline.stoppedBy}); ${errors.length} transport errors reported on "error".`,
+);
 
 // 2. Back online, through a flaky network: a 503 with Retry-After, a 429, a dropped connection,
 // and one answer lost after the server stored the batch (the resend is counted as duplicates).
 line('\n3. The network is back, but flaky: 503 + Retry-After, 429, a dropped connection, a lost answer.');
 server.setOnline(true);
-server.addFaults(
-  { status: 503, retryAfter: 1 },
-  { status: 429, retryAfter: 1 },
-  { drop: true },
-  { drop: true, afterProcessing: true },
-);
+server.addFaults({ status: 503, retryAfter: 1 }, { status: 429, retryAfter: 1 }, { drop: true }, { drop: true, afterProcessing: true });
 const flushes = [];
 for (let i = 0; i < 10; i++) {
   // The backoff kept with the events (nextAttemptAt) decides when they are due again.
@@ -97,7 +95,9 @@ const total = flushes.reduce(
   (sum, r) => ({ sent: sum.sent + r.sent, duplicates: sum.duplicates + r.duplicates, dead: sum.dead + r.deadLettered, requests: sum.requests + r.requests }),
   { sent: 0, duplicates: 0, dead: 0, requests: 0 },
 );
-line(`   ${flushes.length} flushes: sent ${total.sent} in ${total.requests} requests (retries included), ${total.duplicates} counted as duplicates, ${total.dead} dead-lettered.`);
+line(
+  `   ${flushes.length} flushes: sent ${total.sent} in ${total.requests} requests (retries included), ${total.duplicates} counted as duplicates, ${total.dead} dead-lettered.`,
+);
 
 const stats = await buffer.stats();
 const dead = await buffer.deadLetters();
@@ -112,9 +112,7 @@ let reconcile;
 try {
   for (const customer of customers) {
     const r = await mirror.reconcile({ externalCustomerId: customer });
-    reconcile = reconcile
-      ? { fetched: reconcile.fetched + r.fetched, matched: reconcile.matched + r.matched, added: reconcile.added + r.added }
-      : r;
+    reconcile = reconcile ? { fetched: reconcile.fetched + r.fetched, matched: reconcile.matched + r.matched, added: reconcile.added + r.added } : r;
   }
 } catch (error) {
   line(`   reconcile failed: ${error.message}`);

@@ -4,14 +4,7 @@
  * @example
  * if (isPolarEventBufferError(error) && error.code === ('queue-full' satisfies ErrorCode)) showBacklogWarning();
  */
-export type ErrorCode =
-  | 'event-validation'
-  | 'queue-full'
-  | 'transport'
-  | 'storage'
-  | 'closed'
-  | 'no-indexeddb'
-  | 'meter-definition';
+export type ErrorCode = 'event-validation' | 'queue-full' | 'transport' | 'storage' | 'closed' | 'no-indexeddb' | 'meter-definition';
 
 /**
  * One failed rule of an event: where (`path`, e.g. `["metadata", "tokens"]`) and what.
@@ -122,7 +115,14 @@ export class TransportError extends PolarEventBufferError {
   readonly url: string | undefined;
   constructor(
     message: string,
-    init: { status: number; retryAfter?: number | undefined; detail?: ValidationDetail[] | undefined; serverDate?: Date | undefined; url?: string | undefined; cause?: unknown },
+    init: {
+      status: number;
+      retryAfter?: number | undefined;
+      detail?: ValidationDetail[] | undefined;
+      serverDate?: Date | undefined;
+      url?: string | undefined;
+      cause?: unknown;
+    },
   ) {
     super('transport', message, init);
     this.status = init.status;

@@ -35,7 +35,9 @@ const storageManager = (): StorageManagerLike | undefined => (globalThis as { na
  * const buffer = createEventBuffer({ transport: httpTransport({ baseUrl: '/api/usage' }) });
  * await buffer.track({ name: 'api_call', externalCustomerId: 'user_42', metadata: { tokens: 12 } });
  */
-export function createEventBuffer<Schemas extends Record<string, Struct<any, any>> = Record<string, never>>(options: EventBufferOptions<Schemas>): EventBuffer<Schemas> {
+export function createEventBuffer<Schemas extends Record<string, Struct<any, any>> = Record<string, never>>(
+  options: EventBufferOptions<Schemas>,
+): EventBuffer<Schemas> {
   const resolved = resolveOptions(options);
   resolved.indexedDB ??= (globalThis as { indexedDB?: IDBFactory }).indexedDB!;
   // idb recognises requests and cursors by `instanceof` against the global IndexedDB classes.
@@ -178,7 +180,13 @@ class PolarEventBuffer {
             this.#o.durability,
             this.#o.clock.now(),
           );
-          results.forEach((r, i) => (r instanceof Error ? group[i]!.reject(r) : (group[i]!.resolve(r), this.#exit.remember(r))));
+          results.forEach((r, i) => {
+            if (r instanceof Error) group[i]!.reject(r);
+            else {
+              group[i]!.resolve(r);
+              this.#exit.remember(r);
+            }
+          });
           if (results.some((r) => !(r instanceof Error))) {
             this.#changed('track');
             if (waiting >= this.#o.batchSize) this.#scheduler.trigger('batch-full');
@@ -274,7 +282,9 @@ class PolarEventBuffer {
     const persisted = await this.#persisted;
     if (persisted !== undefined) {
       stats.persisted = persisted;
-      const estimate = await storageManager()?.estimate?.().catch(() => undefined);
+      const estimate = await storageManager()
+        ?.estimate?.()
+        .catch(() => undefined);
       if (estimate?.usage !== undefined) stats.usage = estimate.usage;
       if (estimate?.quota !== undefined) stats.quota = estimate.quota;
     }
@@ -312,9 +322,10 @@ class PolarEventBuffer {
     const db = await this.#connection.get();
     let keys: string[] | undefined;
     if (ref?.externalCustomerId !== undefined || ref?.customerId !== undefined) {
-      const given = [ref.externalCustomerId !== undefined && customerKeyOf({ externalCustomerId: ref.externalCustomerId }), ref.customerId !== undefined && customerKeyOf({ customerId: ref.customerId })].filter(
-        (k): k is string => !!k,
-      );
+      const given = [
+        ref.externalCustomerId !== undefined && customerKeyOf({ externalCustomerId: ref.externalCustomerId }),
+        ref.customerId !== undefined && customerKeyOf({ customerId: ref.customerId }),
+      ].filter((k): k is string => !!k);
       // `alias:<key>`: the other references a reconcile saw for the same customer.
       const aliases = await inTx(db, ['meta'], null, 'clear', (tx) => Promise.all(given.map((k) => tx.objectStore('meta').get(`alias:${k}`))));
       keys = [...new Set([...given, ...aliases.flatMap((a) => (Array.isArray(a?.value) ? (a.value as string[]) : []))])];

@@ -138,7 +138,8 @@ const RENAMED: Record<string, string> = {
 };
 const DEFAULT_KEYS = ['externalCustomerId', 'customerId', 'organizationId', 'memberId', 'externalMemberId'];
 
-const shown = (v: unknown): string => (typeof v === 'string' ? JSON.stringify(v) : typeof v === 'object' && v ? (Array.isArray(v) ? 'an array' : 'an object') : String(v));
+const shown = (v: unknown): string =>
+  typeof v === 'string' ? JSON.stringify(v) : typeof v === 'object' && v ? (Array.isArray(v) ? 'an array' : 'an object') : String(v);
 
 /** A TypeError naming the option: "Expected `x` to be ..., got ...". */
 export const optionError = (name: string, what: string, ...got: unknown[]): TypeError =>
@@ -171,7 +172,8 @@ export function resolveOptions(options: EventBufferOptions<any>): ResolvedOption
   const top = Object.keys(NUMBERS).filter((k) => !k.includes('.'));
   keysOf(o, [...top, ...OTHERS], '');
   const { transport, defaults = {}, schemas = {}, retry = {}, clock = defaultClock() } = options;
-  if (!isObject(transport) || typeof transport.ingest !== 'function') throw optionError('transport', 'an object with ingest(), such as httpTransport({ baseUrl })');
+  if (!isObject(transport) || typeof transport.ingest !== 'function')
+    throw optionError('transport', 'an object with ingest(), such as httpTransport({ baseUrl })');
   if (transport.list !== undefined && typeof transport.list !== 'function') throw optionError('transport.list', 'a function');
   if (o.indexedDB !== undefined && typeof (o.indexedDB as IDBFactory | null)?.open !== 'function') throw optionError('indexedDB', 'an IDBFactory');
   const dbName = options.dbName ?? 'polar-event-buffer';
@@ -180,9 +182,22 @@ export function resolveOptions(options: EventBufferOptions<any>): ResolvedOption
   const durability = options.durability ?? 'strict';
   if (durability !== 'strict' && durability !== 'relaxed') throw optionError('durability', '"strict" or "relaxed"', durability);
   if (!isObject(retry)) throw optionError('retry', 'an object of p-retry options', retry);
-  keysOf(retry, ['randomize', ...Object.keys(NUMBERS).filter((k) => k.startsWith('retry.')).map((k) => k.slice(6))], 'retry.');
+  keysOf(
+    retry,
+    [
+      'randomize',
+      ...Object.keys(NUMBERS)
+        .filter((k) => k.startsWith('retry.'))
+        .map((k) => k.slice(6)),
+    ],
+    'retry.',
+  );
   if (retry.randomize !== undefined && typeof retry.randomize !== 'boolean') throw optionError('retry.randomize', 'a boolean', retry.randomize);
-  const r = Object.fromEntries(Object.keys(NUMBERS).filter((k) => k.startsWith('retry.')).map((k) => [k.slice(6), number(retry, k)]));
+  const r = Object.fromEntries(
+    Object.keys(NUMBERS)
+      .filter((k) => k.startsWith('retry.'))
+      .map((k) => [k.slice(6), number(retry, k)]),
+  );
   if (r.maxTimeout! < r.minTimeout!) throw optionError('retry.maxTimeout', '≥ `retry.minTimeout`', r.maxTimeout);
   if (!isObject(schemas)) throw optionError('schemas', 'an object of superstruct structs', schemas);
   for (const [name, struct] of Object.entries(schemas)) {
@@ -193,7 +208,10 @@ export function resolveOptions(options: EventBufferOptions<any>): ResolvedOption
   for (const [key, value] of Object.entries(defaults)) {
     if (value !== undefined && (typeof value !== 'string' || !value)) throw optionError(`defaults.${key}`, 'a non-empty string', value);
   }
-  for (const [a, b] of [['externalCustomerId', 'customerId'], ['memberId', 'externalMemberId']] as const) {
+  for (const [a, b] of [
+    ['externalCustomerId', 'customerId'],
+    ['memberId', 'externalMemberId'],
+  ] as const) {
     if (defaults[a] !== undefined && defaults[b] !== undefined) throw new TypeError(`Expected one of \`defaults.${a}\` and \`defaults.${b}\`, not both`);
   }
   if (!isObject(clock) || ['now', 'setTimeout', 'clearTimeout'].some((k) => typeof clock[k as keyof Clock] !== 'function')) {

@@ -25,7 +25,6 @@ export interface FlushReport {
   stoppedBy?: 'retries-exhausted' | 'unauthorized' | 'rejected' | 'retry-after' | 'closed' | 'not-due' | 'locked';
 }
 
-
 /**
  * Input of `track()` for the event named `Name`. With `schemas`, the metadata of each named event
  * is typed by its struct (`Infer<struct>`) and required; events with no schema take any Polar
@@ -40,10 +39,9 @@ export interface FlushReport {
  * type ApiCall = TrackInputFor<typeof schemas, 'api_call'>; // metadata: { tokens: number } & Metadata
  * const input: ApiCall = { name: 'api_call', externalCustomerId: 'u1', metadata: { tokens: 12 } };
  */
-export type TrackInputFor<
-  Schemas extends Record<string, Struct<any, any>>,
-  Name extends string = keyof Schemas & string,
-> = Name extends unknown ? TrackInputOf<Schemas, Name> : never;
+export type TrackInputFor<Schemas extends Record<string, Struct<any, any>>, Name extends string = keyof Schemas & string> = Name extends unknown
+  ? TrackInputOf<Schemas, Name>
+  : never;
 
 /**
  * The input of one `track()` call, `Name` inferred from the literal `name` passed. Not distributive
@@ -194,9 +192,7 @@ export interface EventBuffer<Schemas extends Record<string, Struct<any, any>> = 
    * @example
    * await buffer.trackMany([{ name: 'a', externalCustomerId: 'u1' }, { name: 'b', externalCustomerId: 'u1' }]);
    */
-  trackMany<const Names extends readonly string[]>(
-    inputs: readonly [...{ [K in keyof Names]: TrackInputOf<Schemas, Names[K]> }],
-  ): Promise<BufferedEvent[]>;
+  trackMany<const Names extends readonly string[]>(inputs: readonly [...{ [K in keyof Names]: TrackInputOf<Schemas, Names[K]> }]): Promise<BufferedEvent[]>;
   /**
    * Sends the waiting events, oldest first, in batches; one flush at a time per database.
    * @example

@@ -7,10 +7,7 @@ const root = resolve(import.meta.dirname, '..');
 const files = (readdirSync(join(root, 'src'), { recursive: true }) as string[]).filter((f) => f.endsWith('.ts')).map((f) => join(root, 'src', f));
 const source = new Map(files.map((f) => [f, readFileSync(f, 'utf8')]));
 const edges = new Map(
-  files.map((f) => [
-    f,
-    [...source.get(f)!.matchAll(/(?:from|import)\s+'(\.[^']+)'/g)].map((m) => resolve(dirname(f), m[1]!.replace(/\.js$/, '.ts'))),
-  ]),
+  files.map((f) => [f, [...source.get(f)!.matchAll(/(?:from|import)\s+'(\.[^']+)'/g)].map((m) => resolve(dirname(f), m[1]!.replace(/\.js$/, '.ts')))]),
 );
 const name = (f: string) => relative(join(root, 'src'), f);
 

@@ -63,7 +63,15 @@ describe('option validation', () => {
 
   it('applies the documented defaults', () => {
     const o = resolveOptions({ transport });
-    expect(o).toMatchObject({ dbName: 'polar-event-buffer', batchSize: 100, flushInterval: 5000, autoFlush: true, maxQueueSize: 10_000, leaseDuration: 30_000, durability: 'strict' });
+    expect(o).toMatchObject({
+      dbName: 'polar-event-buffer',
+      batchSize: 100,
+      flushInterval: 5000,
+      autoFlush: true,
+      maxQueueSize: 10_000,
+      leaseDuration: 30_000,
+      durability: 'strict',
+    });
     expect(o.retry).toMatchObject({ retries: 5, minTimeout: 1000, factor: 2, randomize: true });
     expect(o.maxBatchBytes).toBeLessThanOrEqual(64 * 1024);
   });

@@ -20,7 +20,9 @@ const dir = existsSync(`${root}dist/index.js`) ? './dist' : './src';
 
 function report(label: string, size: { minified: number; gzipped: number }, budget: number, target: number): void {
   const kib = (n: number) => `${(n / 1024).toFixed(2)} KiB`;
-  console.log(`[size] ${label} (${dir}): ${size.minified} B minified, ${size.gzipped} B gzipped = ${kib(size.gzipped)}; budget ${kib(budget)}; target ${kib(target)} ${size.gzipped <= target ? 'met' : `not met (+${size.gzipped - target} B)`}`);
+  console.log(
+    `[size] ${label} (${dir}): ${size.minified} B minified, ${size.gzipped} B gzipped = ${kib(size.gzipped)}; budget ${kib(budget)}; target ${kib(target)} ${size.gzipped <= target ? 'met' : `not met (+${size.gzipped - target} B)`}`,
+  );
 }
 
 describe('bundle size', () => {

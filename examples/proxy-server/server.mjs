@@ -107,14 +107,19 @@ async function ingest(request, response, { polar, polarFetch, session, log }) {
   // Refusals use Polar's 422 shape, so the browser dead-letters exactly those events (loc[2] is
   // the index) and resends the others; the SDK never sees input it would reject without an index.
   const detail = [];
-  const refuse = (index, path, msg, input) =>
-    detail.push({ type: 'value_error', loc: ['body', 'events', index, ...path], msg, input: input ?? null });
+  const refuse = (index, path, msg, input) => detail.push({ type: 'value_error', loc: ['body', 'events', index, ...path], msg, input: input ?? null });
 
   const events = body.events.map((event, index) => {
     // A browser reports usage for the signed-in user only: whatever customer it names (forged, or
     // stale after a sign-out) is replaced; organization_id is the token's own organization.
-    const { customer_id: _c, external_customer_id: _e, organization_id: _o, member_id, external_member_id, ...rest } =
-      event && typeof event === 'object' ? event : {};
+    const {
+      customer_id: _c,
+      external_customer_id: _e,
+      organization_id: _o,
+      member_id,
+      external_member_id,
+      ...rest
+    } = event && typeof event === 'object' ? event : {};
     const forced = { ...rest, external_customer_id: customer };
     const [error] = validate(forced, EventCreateStruct);
     for (const failure of error?.failures() ?? []) refuse(index, failure.path, failure.message, failure.value);
@@ -139,7 +144,8 @@ async function ingest(request, response, { polar, polarFetch, session, log }) {
     if (typeof id !== 'string' || !UUID.test(id) || batchIds.has(id)) continue;
     const upstream = await polarFetch(`/v1/events/${id}`);
     if (upstream.ok) found.set(id, await upstream.json());
-    else if (upstream.status === 404) await upstream.body?.cancel(); // not a Polar event: an external_id
+    else if (upstream.status === 404)
+      await upstream.body?.cancel(); // not a Polar event: an external_id
     else return relay(response, upstream, log);
   }
   const forwarded = events.map((event, index) => {

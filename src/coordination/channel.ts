@@ -42,11 +42,7 @@ export class ChangeChannel {
   /** The window's timer while one is open. */
   #window: unknown;
 
-  constructor(
-    dbName: string,
-    onMessage: (event: { reason: ChangeReason }) => void,
-    timers: ChannelTimers = wallClockTimers,
-  ) {
+  constructor(dbName: string, onMessage: (event: { reason: ChangeReason }) => void, timers: ChannelTimers = wallClockTimers) {
     this.#timers = timers;
     const BC = (globalThis as { BroadcastChannel?: new (name: string) => ChannelLike }).BroadcastChannel;
     if (typeof BC !== 'function') return;

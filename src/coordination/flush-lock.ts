@@ -20,10 +20,17 @@ const held = new WeakMap<object, Set<string>>();
  * frees it when its holder goes away); otherwise a lease in `meta`, renewed while the flush runs
  * and free once a dead holder stops renewing it. Inside one realm, a set of held names.
  */
-export async function withFlushLock<T>(factory: object, dbName: string, fn: () => Promise<T>, lease: LeaseOptions): Promise<{ ran: true; value: T } | { ran: false }> {
+export async function withFlushLock<T>(
+  factory: object,
+  dbName: string,
+  fn: () => Promise<T>,
+  lease: LeaseOptions,
+): Promise<{ ran: true; value: T } | { ran: false }> {
   const locks = (globalThis as { navigator?: { locks?: Locks } }).navigator?.locks;
   if (typeof locks?.request === 'function') {
-    return locks.request(`polar-event-buffer:flush:${dbName}`, { ifAvailable: true }, async (lock) => (lock ? { ran: true, value: await fn() } : { ran: false }));
+    return locks.request(`polar-event-buffer:flush:${dbName}`, { ifAvailable: true }, async (lock) =>
+      lock ? { ran: true, value: await fn() } : { ran: false },
+    );
   }
   const names = held.get(factory) ?? new Set<string>();
   held.set(factory, names);
@@ -34,10 +41,13 @@ export async function withFlushLock<T>(factory: object, dbName: string, fn: () =
   try {
     if (!(await takeLease(await connection.get(), owner, clock.now(), duration))) return { ran: false };
     const renew = (): void => {
-      timer = clock.setTimeout(async () => {
-        await takeLease(await connection.get(), owner, clock.now(), duration).catch(() => undefined);
-        if (timer !== undefined) renew();
-      }, Math.max(1, duration / 3));
+      timer = clock.setTimeout(
+        async () => {
+          await takeLease(await connection.get(), owner, clock.now(), duration).catch(() => undefined);
+          if (timer !== undefined) renew();
+        },
+        Math.max(1, duration / 3),
+      );
     };
     renew();
     try {

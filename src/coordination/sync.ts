@@ -22,11 +22,7 @@ export interface SyncEventLike {
  * self.addEventListener('sync', (event) => flushOnSync(event, buffer));
  * // page: (await navigator.serviceWorker.ready).sync.register('polar-event-buffer');
  */
-export function flushOnSync(
-  event: SyncEventLike,
-  buffer: { flush(): Promise<FlushReport> },
-  options: { tag?: string } = {},
-): boolean {
+export function flushOnSync(event: SyncEventLike, buffer: { flush(): Promise<FlushReport> }, options: { tag?: string } = {}): boolean {
   const tag = options.tag ?? 'polar-event-buffer';
   if (!event || event.tag !== tag) return false;
   event.waitUntil(

@@ -95,7 +95,11 @@ export class Flusher {
 
   async #settle(settlements: Settlement[], report?: FlushReport): Promise<void> {
     const written = await settle(await this.#connection.get(), settlements, this.#o.clock.now(), this.#o.durability);
-    if (report) this.#dead(written.filter((r) => r.status === 'dead'), report);
+    if (report)
+      this.#dead(
+        written.filter((r) => r.status === 'dead'),
+        report,
+      );
   }
 
   #release(records: EventRecord[], how: { countAttempt: boolean; nextAttemptAt: number; error: string | null; waitingForNetwork?: boolean }) {
@@ -238,5 +242,19 @@ function onlyFutureTimestamp(details: ValidationDetail[]): boolean {
 
 /** The server's reason, field by field, as kept on a dead letter. */
 function serverReason(details: ValidationDetail[], fallback = '422 without a reason'): string {
-  return details.map((d) => [d.loc.slice(3).filter((p) => !isMember(p)).join('.'), d.msg].filter(Boolean).join(': ')).join('; ') || fallback;
+  return (
+    details
+      .map((d) =>
+        [
+          d.loc
+            .slice(3)
+            .filter((p) => !isMember(p))
+            .join('.'),
+          d.msg,
+        ]
+          .filter(Boolean)
+          .join(': '),
+      )
+      .join('; ') || fallback
+  );
 }

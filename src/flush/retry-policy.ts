@@ -51,39 +51,39 @@ export async function withRetry<T>(attempt: () => Promise<T>, retry: Required<Re
   // lost (the server has the events), so keep it.
   let success: { value: T } | undefined;
   try {
-  return await pRetry(
-    async () => {
-      const remaining = waitUntil - hooks.clock.now();
-      if (remaining > 0) await sleep(remaining, hooks.clock, hooks.signal);
-      try {
-        const value = await attempt();
-        success = { value };
-        return value;
-      } catch (error) {
-        if (!isRetryable(error)) throw new AbortError(error as Error);
-        const retryAfter = (error as TransportError).retryAfter;
-        if (retryAfter !== undefined) {
-          if (retryAfter > retry.maxTimeout) throw new AbortError(error as Error);
-          waitUntil = hooks.clock.now() + retryAfter;
-        } else {
-          waitUntil = 0;
+    return await pRetry(
+      async () => {
+        const remaining = waitUntil - hooks.clock.now();
+        if (remaining > 0) await sleep(remaining, hooks.clock, hooks.signal);
+        try {
+          const value = await attempt();
+          success = { value };
+          return value;
+        } catch (error) {
+          if (!isRetryable(error)) throw new AbortError(error as Error);
+          const retryAfter = (error as TransportError).retryAfter;
+          if (retryAfter !== undefined) {
+            if (retryAfter > retry.maxTimeout) throw new AbortError(error as Error);
+            waitUntil = hooks.clock.now() + retryAfter;
+          } else {
+            waitUntil = 0;
+          }
+          throw error;
         }
-        throw error;
-      }
-    },
-    {
-      retries: retry.retries,
-      minTimeout: retry.minTimeout,
-      maxTimeout: retry.maxTimeout,
-      factor: retry.factor,
-      randomize: retry.randomize,
-      maxRetryTime: retry.maxRetryTime,
-      signal: hooks.signal,
-      onFailedAttempt: (context) => {
-        if (context.retriesLeft > 0) hooks.onRetry?.(context);
       },
-    },
-  );
+      {
+        retries: retry.retries,
+        minTimeout: retry.minTimeout,
+        maxTimeout: retry.maxTimeout,
+        factor: retry.factor,
+        randomize: retry.randomize,
+        maxRetryTime: retry.maxRetryTime,
+        signal: hooks.signal,
+        onFailedAttempt: (context) => {
+          if (context.retriesLeft > 0) hooks.onRetry?.(context);
+        },
+      },
+    );
   } catch (error) {
     if (success) return success.value;
     throw error;

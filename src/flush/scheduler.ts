@@ -83,7 +83,10 @@ export class Scheduler {
   #cameOnline(): void {
     if (!this.#running) return;
     this.#cancelProbe();
-    if (!this.#hooks.probe) return this.#hooks.flush('online');
+    if (!this.#hooks.probe) {
+      this.#hooks.flush('online');
+      return;
+    }
     const round = ++this.#probeRound;
     let delay = PROBE_FIRST_DELAY_MS;
     const attempt = (): void => {

@@ -143,7 +143,8 @@ function compileClause(clause: unknown, path: string): Predicate {
     // Whole epoch seconds, rounded as Postgres casts `extract(epoch ...)` to bigint.
     if (typeof value === 'string') return () => false;
     if (like) return (e) => contains(String(seconds(e)));
-    if (typeof value === 'boolean') throw new MeterDefinitionError(`${path}.value`, `Polar cannot compare timestamp (a bigint) with a boolean using ${operator}`);
+    if (typeof value === 'boolean')
+      throw new MeterDefinitionError(`${path}.value`, `Polar cannot compare timestamp (a bigint) with a boolean using ${operator}`);
     return (e) => compare(operator, seconds(e), value);
   }
   const parts = property.split('.');

@@ -26,33 +26,34 @@ export interface WatchOptions {
  * @example
  * const stop = watchMeterUsage(mirror, meter, { externalCustomerId: 'user_42', since: startOfMonth }, ({ value }) => render(value));
  */
-export function watchMeterUsage(
-  mirror: Mirror,
-  meter: unknown,
-  options: UsageOptions & WatchOptions,
-  listener: (usage: MeterUsage) => void,
-): () => void {
+export function watchMeterUsage(mirror: Mirror, meter: unknown, options: UsageOptions & WatchOptions, listener: (usage: MeterUsage) => void): () => void {
   const compiled = compileMeter(meter);
   const where = usageFilter(options);
   let parts: Parts | undefined;
-  return watch(mirror, options, listener, ({ reason }) => reason === 'reconcile' || reason === 'clear', async (full) => {
-    if (!full && parts) {
-      const local = compiled.tally();
-      const localIds = new Set<string>();
-      await read(mirror, where, false, false, (event, id) => {
-        localIds.add(id!);
-        local.add(event);
-      });
-      // One that left was confirmed (or dead-lettered, or cleared): maybe by another tab whose notice
-      // has not come yet, so the mirrored part is read again too.
-      let left = false;
-      for (const id of parts.localIds) left ||= !localIds.has(id);
-      if (!left) parts = { server: parts.server, local, localIds };
-      else full = true;
-    } else full = true;
-    if (full) parts = await readAll(mirror, compiled, where);
-    return usageOf(compiled, parts!);
-  });
+  return watch(
+    mirror,
+    options,
+    listener,
+    ({ reason }) => reason === 'reconcile' || reason === 'clear',
+    async (full) => {
+      if (!full && parts) {
+        const local = compiled.tally();
+        const localIds = new Set<string>();
+        await read(mirror, where, false, false, (event, id) => {
+          localIds.add(id!);
+          local.add(event);
+        });
+        // One that left was confirmed (or dead-lettered, or cleared): maybe by another tab whose notice
+        // has not come yet, so the mirrored part is read again too.
+        let left = false;
+        for (const id of parts.localIds) left ||= !localIds.has(id);
+        if (!left) parts = { server: parts.server, local, localIds };
+        else full = true;
+      } else full = true;
+      if (full) parts = await readAll(mirror, compiled, where);
+      return usageOf(compiled, parts!);
+    },
+  );
 }
 
 /**
@@ -73,20 +74,26 @@ export function watchMeterBalance(
   const { id, compiled, where } = balanceSetup(portal, meterId, customer);
   let server: CustomerMeter | undefined;
   let known = false;
-  return watch(mirror, customer, listener, ({ reason }) => reason === 'flush' || reason === 'reconcile' || reason === 'clear', async (full) => {
-    const local = localUnsent(mirror, compiled, where);
-    if (full || !known) {
-      try {
-        server = await serverMeter(portal, id);
-        known = true;
-      } catch (error) {
-        await local.catch(() => undefined);
-        if (!known) throw error;
-        (customer.onError ?? report)(error);
+  return watch(
+    mirror,
+    customer,
+    listener,
+    ({ reason }) => reason === 'flush' || reason === 'reconcile' || reason === 'clear',
+    async (full) => {
+      const local = localUnsent(mirror, compiled, where);
+      if (full || !known) {
+        try {
+          server = await serverMeter(portal, id);
+          known = true;
+        } catch (error) {
+          await local.catch(() => undefined);
+          if (!known) throw error;
+          (customer.onError ?? report)(error);
+        }
       }
-    }
-    return balanceOf(server, await local);
-  });
+      return balanceOf(server, await local);
+    },
+  );
 }
 
 /**

@@ -124,12 +124,15 @@ export async function read(
     const tx = db.transaction(withMirror ? [EVENTS, MIRROR] : [EVENTS], 'readonly');
     if (withMirror) {
       const index = tx.objectStore(MIRROR).index(keys === null ? BY_TIME : BY_CUSTOMER);
-      const ranges = keys === null ? [IDBKeyRange.bound(sinceMs, untilMs, false, true)] : keys.map((k) => IDBKeyRange.bound([k, sinceMs], [k, untilMs], false, true));
+      const ranges =
+        keys === null ? [IDBKeyRange.bound(sinceMs, untilMs, false, true)] : keys.map((k) => IDBKeyRange.bound([k, sinceMs], [k, untilMs], false, true));
       mirrored = await Promise.all(ranges.map((range) => index.getAll(range)));
     }
     const byStatus = tx.objectStore(EVENTS).index(BY_STATUS);
     // A flush's batch is stored `pending` under a claim; `sending` is what versions before batch leases stored.
-    local = await Promise.all((unsentOnly ? ['pending', 'sending'] : ['pending', 'sending', 'sent']).map((s) => byStatus.getAll(statusRange(s as EventStatus))));
+    local = await Promise.all(
+      (unsentOnly ? ['pending', 'sending'] : ['pending', 'sending', 'sent']).map((s) => byStatus.getAll(statusRange(s as EventStatus))),
+    );
     await tx.done;
   } catch (error) {
     throw storageError('read', error);

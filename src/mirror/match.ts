@@ -10,7 +10,6 @@ import { parseIsoTimestamp, type UserEvent } from './structs.js';
  * tolerates reordered keys, `_cost.amount` as a decimal string and `null` optional fields).
  */
 
-
 /**
  * Microseconds since the epoch of a wire timestamp. The model's Date keeps milliseconds; the
  * server's microseconds matter for the cursor, since `start_timestamp` compares them.
@@ -51,9 +50,7 @@ export function customerKeysOf(event: UserEvent): string[] {
 export function prepareServerEvent(event: UserEvent, wireTimestamp: unknown): MirrorItem {
   const customerKeys = customerKeysOf(event);
   const timestampMs = event.timestamp.getTime();
-  const fingerprints = [
-    ...new Set(customerKeys.map((customerKey) => fingerprintOf({ name: event.name, customerKey, timestampMs, metadata: event.metadata }))),
-  ];
+  const fingerprints = [...new Set(customerKeys.map((customerKey) => fingerprintOf({ name: event.name, customerKey, timestampMs, metadata: event.metadata })))];
   return {
     record: {
       id: event.id,
@@ -117,7 +114,7 @@ export function sameContent(a: unknown, b: unknown): boolean {
   const ak = Object.keys(a);
   const bk = Object.keys(b);
   if (ak.length !== bk.length) return false;
-  return ak.every((k) => Object.prototype.hasOwnProperty.call(b, k) && sameContent((a as Record<string, unknown>)[k], (b as Record<string, unknown>)[k]));
+  return ak.every((k) => Object.hasOwn(b, k) && sameContent((a as Record<string, unknown>)[k], (b as Record<string, unknown>)[k]));
 }
 
 /** The rules applyPage follows. */

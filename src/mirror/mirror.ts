@@ -139,8 +139,7 @@ function checkOptions(options: unknown): CheckedOptions {
 
 function number(name: string, value: unknown, min: number, fallback: number, infinity = false, integer = false): number {
   if (value === undefined) return fallback;
-  const ok =
-    typeof value === 'number' && value >= min && (Number.isFinite(value) ? !integer || Number.isInteger(value) : infinity && value === Infinity);
+  const ok = typeof value === 'number' && value >= min && (Number.isFinite(value) ? !integer || Number.isInteger(value) : infinity && value === Infinity);
   if (!ok) {
     const what = integer ? `an integer ≥ ${min}` : `a number of milliseconds ≥ ${min}`;
     const shown = typeof value === 'string' ? JSON.stringify(value) : typeof value === 'object' && value !== null ? 'an object' : String(value);

@@ -88,7 +88,9 @@ export function checkFilter(filter: unknown): CheckedFilter {
   const ext = optionalString('externalCustomerId');
   const cus = optionalString('customerId');
   if (ext !== undefined && cus !== undefined) {
-    throw new TypeError('Expected only one of `externalCustomerId` and `customerId` (either finds the events of that customer tracked or returned with the other).');
+    throw new TypeError(
+      'Expected only one of `externalCustomerId` and `customerId` (either finds the events of that customer tracked or returned with the other).',
+    );
   }
   const name = optionalString('name');
   const memberId = optionalString('memberId');

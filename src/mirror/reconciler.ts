@@ -1,15 +1,7 @@
 import { validate } from 'superstruct';
 import { ServerEventValidationError } from '../errors.js';
 import type { Seam } from '../seam.js';
-import {
-  applyPage,
-  customerKeysFor,
-  earliestUnconfirmed,
-  pruneRetention,
-  readCursor,
-  resendUnconfirmed,
-  type MirrorItem,
-} from '../storage/mirror-store.js';
+import { applyPage, customerKeysFor, earliestUnconfirmed, pruneRetention, readCursor, resendUnconfirmed, type MirrorItem } from '../storage/mirror-store.js';
 import { customerKeyOf } from '../storage/serialize.js';
 import type { ReconcileOptions, ReconcileReport } from './types.js';
 import { isSystemEvent, isValidDate, UserEventStruct } from './structs.js';

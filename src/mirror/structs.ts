@@ -3,23 +3,7 @@
  * returns the camelCase model with Dates. They tolerate what the server may add or leave out, and
  * keep unknown fields (camelCase keys, values as sent). Only the read path imports this module.
  */
-import {
-  array,
-  boolean,
-  coerce,
-  date,
-  defaulted,
-  integer,
-  literal,
-  nullable,
-  number,
-  optional,
-  record,
-  string,
-  type,
-  union,
-  unknown,
-} from 'superstruct';
+import { array, boolean, coerce, date, defaulted, integer, literal, nullable, number, optional, record, string, type, union, unknown } from 'superstruct';
 import type { Struct } from 'superstruct';
 
 /**
@@ -132,8 +116,7 @@ export function snakeToCamel(key: string): string {
   return key.replace(/_([a-z])/g, (match, c: string, at: number) => (at > 0 && key[at - 1] !== '_' ? c.toUpperCase() : match));
 }
 
-const isObject = (value: unknown): value is Record<string, unknown> =>
-  typeof value === 'object' && value !== null && !Array.isArray(value);
+const isObject = (value: unknown): value is Record<string, unknown> => typeof value === 'object' && value !== null && !Array.isArray(value);
 
 /**
  * The wire object with camelCase keys; nullable fields the server left out become `null`, and

@@ -200,7 +200,12 @@ const SESSION_MEMBERS = ['CustomerSessionCustomerIDCreate', 'CustomerSessionCust
 
 function createCustomerSession(rt: MockRuntime, body: unknown): Answer {
   if (typeof body !== 'object' || body === null || Array.isArray(body)) {
-    return { status: 422, body: { detail: [{ type: 'model_attributes_type', loc: ['body'], msg: 'Input should be a valid dictionary or object to extract fields from', input: body }] } };
+    return {
+      status: 422,
+      body: {
+        detail: [{ type: 'model_attributes_type', loc: ['body'], msg: 'Input should be a valid dictionary or object to extract fields from', input: body }],
+      },
+    };
   }
   const b = body as Record<string, unknown>;
   const cid = b['customer_id'];
@@ -209,12 +214,14 @@ function createCustomerSession(rt: MockRuntime, body: unknown): Answer {
   // The union's first member wins when it validates (customer_id), as in the ingest body.
   if (typeof cid === 'string' && isUuid(cid)) {
     const customer = rt.meters.resolveCustomer({ customerId: cid }, false);
-    if (!customer) return { status: 422, body: { detail: [{ loc: ['body', 'customer_id'], msg: 'Customer does not exist.', type: 'value_error', input: cid }] } };
+    if (!customer)
+      return { status: 422, body: { detail: [{ loc: ['body', 'customer_id'], msg: 'Customer does not exist.', type: 'value_error', input: cid }] } };
     return { status: 201, body: rt.meters.createSession(customer, returnUrl) };
   }
   if (typeof ext === 'string') {
     const customer = rt.meters.resolveCustomer({ externalCustomerId: ext }, false);
-    if (!customer) return { status: 422, body: { detail: [{ loc: ['body', 'external_customer_id'], msg: 'Customer does not exist.', type: 'value_error', input: ext }] } };
+    if (!customer)
+      return { status: 422, body: { detail: [{ loc: ['body', 'external_customer_id'], msg: 'Customer does not exist.', type: 'value_error', input: ext }] } };
     return { status: 201, body: rt.meters.createSession(customer, returnUrl) };
   }
   const detail: ValidationErrorItem[] = [
@@ -562,9 +569,7 @@ async function handle(rt: MockRuntime, req: IncomingMessage, res: ServerResponse
   if (gone()) return abandon();
   if (fault?.drop) return abandon();
   const answer =
-    fault && (fault.status !== undefined || fault.retryAfter !== undefined)
-      ? faultAnswer(fault)
-      : route(rt, req, path, record, body.raw, body.tooLarge);
+    fault && (fault.status !== undefined || fault.retryAfter !== undefined) ? faultAnswer(fault) : route(rt, req, path, record, body.raw, body.tooLarge);
   send(rt, res, answer);
   return finish(answer.status);
 }

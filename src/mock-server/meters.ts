@@ -183,8 +183,7 @@ export class MeterState {
     if (!customer) return [];
     const mine = this.store.records.filter(
       (e) =>
-        this.store.isListed(e, listedAt) &&
-        (e.customerId === customer.id || (customer.external_id !== null && e.externalCustomerId === customer.external_id)),
+        this.store.isListed(e, listedAt) && (e.customerId === customer.id || (customer.external_id !== null && e.externalCustomerId === customer.external_id)),
     );
     const items: { item: WireCustomerMeter; modified: number }[] = [];
     for (const { wire, compiled } of this.meters.values()) {

@@ -46,14 +46,10 @@ export interface ValidEvent {
 }
 
 /** Result of validating one event against the union. */
-export type EventCheck =
-  | { index: number; ok: true; event: ValidEvent }
-  | { index: number; ok: false; errors: ValidationErrorItem[] };
+export type EventCheck = { index: number; ok: true; event: ValidEvent } | { index: number; ok: false; errors: ValidationErrorItem[] };
 
 /** Result of validating a whole ingest body. */
-export type BodyCheck =
-  | { ok: true; events: EventCheck[] }
-  | { ok: false; errors: ValidationErrorItem[] };
+export type BodyCheck = { ok: true; events: EventCheck[] } | { ok: false; errors: ValidationErrorItem[] };
 
 /** The two members of Polar's `EventCreate` union, in pydantic's order. */
 export const UNION_MEMBERS = ['EventCreateCustomer', 'EventCreateExternalCustomer'] as const;
@@ -88,13 +84,10 @@ function isPlainObject(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
 
-const ISO_RE =
-  /^(\d{4})-(\d{2})-(\d{2})(?:[Tt ](\d{2}):(\d{2})(?::(\d{2})(?:[.,](\d+))?)?(?:([Zz])|([+-])(\d{2}):?(\d{2})(?::?(\d{2}))?)?)?$/;
+const ISO_RE = /^(\d{4})-(\d{2})-(\d{2})(?:[Tt ](\d{2}):(\d{2})(?::(\d{2})(?:[.,](\d+))?)?(?:([Zz])|([+-])(\d{2}):?(\d{2})(?::?(\d{2}))?)?)?$/;
 
 /** Outcome of parsing a datetime the way pydantic does. */
-export type ParsedDatetime =
-  | { ok: true; micros: number; aware: boolean }
-  | { ok: false; type: string; msg: string };
+export type ParsedDatetime = { ok: true; micros: number; aware: boolean } | { ok: false; type: string; msg: string };
 
 /**
  * Parses an ISO 8601 datetime (or a unix timestamp number, seconds or milliseconds) into
@@ -143,7 +136,7 @@ export function parseDatetime(value: unknown): ParsedDatetime {
     return { ok: false, type: 'datetime_from_date_parsing', msg: 'Input should be a valid datetime, day value is outside expected range' };
   }
   // More than 6 fraction digits are truncated to microseconds.
-  const micros = Number((frac + '000000').slice(0, 6));
+  const micros = Number(`${frac}000000`.slice(0, 6));
   let offsetSeconds = 0;
   let aware = false;
   if (z !== undefined) {
@@ -261,7 +254,7 @@ function pyFloatDecimal(value: number): PyDecimal {
   const d = floatDigits(value);
   const adjusted = d.exponent + d.digits.length - 1;
   // repr() writes a fixed-point float with at least one decimal ("150.0") between 1e-4 and 1e16.
-  if (adjusted >= -4 && adjusted < 16 && d.exponent >= 0) return { ...d, digits: d.digits + '0'.repeat(d.exponent) + '0', exponent: -1 };
+  if (adjusted >= -4 && adjusted < 16 && d.exponent >= 0) return { ...d, digits: `${d.digits + '0'.repeat(d.exponent)}0`, exponent: -1 };
   return d;
 }
 

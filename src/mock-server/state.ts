@@ -5,13 +5,7 @@
  * @module
  */
 import { randomUUID } from 'node:crypto';
-import {
-  MAX_NAME_LENGTH,
-  charLength,
-  costAmountString,
-  formatPythonTimestamp,
-  parseDatetime,
-} from './rules.js';
+import { MAX_NAME_LENGTH, charLength, costAmountString, formatPythonTimestamp, parseDatetime } from './rules.js';
 import type { ValidEvent, ValidationErrorItem } from './rules.js';
 
 /** A customer in Polar's wire shape (snake_case). Unknown extra fields are kept and returned. */
@@ -140,9 +134,7 @@ export interface ListFilters {
 }
 
 /** Outcome of committing a validated batch. */
-export type CommitOutcome =
-  | { kind: 'ok'; inserted: number; duplicates: number; stored: StoredEvent[] }
-  | { kind: 'server-error'; reason: string };
+export type CommitOutcome = { kind: 'ok'; inserted: number; duplicates: number; stored: StoredEvent[] } | { kind: 'server-error'; reason: string };
 
 /** Serialises metadata the way Polar's Python server returns it (reordered keys, decimals as strings). */
 function serialiseMetadata(md: Record<string, unknown>): Record<string, unknown> {
@@ -473,9 +465,7 @@ export class EventStore {
   private matches(e: StoredEvent, f: ListFilters): boolean {
     if (f.customerIds) {
       const customer = this.customerOf(e);
-      const ok =
-        (e.customerId !== null && f.customerIds.includes(e.customerId)) ||
-        (customer !== null && f.customerIds.includes(customer.id));
+      const ok = (e.customerId !== null && f.customerIds.includes(e.customerId)) || (customer !== null && f.customerIds.includes(customer.id));
       if (!ok) return false;
     }
     if (f.externalCustomerIds) {

@@ -1,16 +1,5 @@
 import type { IDBPDatabase, IDBPTransaction, StoreNames } from 'idb';
-import {
-  BY_CUSTOMER,
-  BY_FINGERPRINT,
-  BY_NAME,
-  BY_STATUS,
-  BY_TIME,
-  EVENTS,
-  META,
-  MIRROR,
-  type BufferDBSchema,
-  type EventRecord,
-} from './schema.js';
+import { BY_CUSTOMER, BY_FINGERPRINT, BY_NAME, BY_STATUS, BY_TIME, EVENTS, META, MIRROR, type BufferDBSchema, type EventRecord } from './schema.js';
 import { customerKeyOf, fingerprintOf } from './serialize.js';
 
 type UpgradeTx = IDBPTransaction<BufferDBSchema, StoreNames<BufferDBSchema>[], 'versionchange'>;

@@ -336,9 +336,7 @@ export interface MergedReadPlan {
   now: number;
 }
 
-export type MergedEntry =
-  | { kind: 'mirror'; record: MirrorRecord; local: EventRecord | undefined }
-  | { kind: 'local'; record: EventRecord };
+export type MergedEntry = { kind: 'mirror'; record: MirrorRecord; local: EventRecord | undefined } | { kind: 'local'; record: EventRecord };
 
 /**
  * Reads the merged view through indexes only: mirrored events by `[customerKey, timestampMs]`,
@@ -382,7 +380,7 @@ export async function readMerged(db: BufferDatabase, plan: MergedReadPlan): Prom
         await readRange(BY_TIME, IDBKeyRange.bound(sinceMs, untilMs, false, true), member !== undefined);
       }
       const locals = await Promise.all(picked.map((r) => (r.localExternalId === null ? undefined : events.get(r.localExternalId))));
-      picked.forEach((record, i) => entries.push({ kind: 'mirror', record, local: locals[i] }));
+      picked.forEach((record, i) => void entries.push({ kind: 'mirror', record, local: locals[i] }));
     }
 
     const localStatuses = [...statuses].filter((s) => s !== 'confirmed');

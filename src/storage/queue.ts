@@ -1,7 +1,19 @@
 import type { IDBPTransaction } from 'idb';
 import { QueueFullError } from '../errors.js';
 import { storageError, unwrap, type BufferDatabase } from './db.js';
-import { BY_CUSTOMER, BY_STATUS, BY_TIME, EVENTS, META, MIRROR, STATUSES, type BufferDBSchema, type Durability, type EventRecord, type EventStatus } from './schema.js';
+import {
+  BY_CUSTOMER,
+  BY_STATUS,
+  BY_TIME,
+  EVENTS,
+  META,
+  MIRROR,
+  STATUSES,
+  type BufferDBSchema,
+  type Durability,
+  type EventRecord,
+  type EventStatus,
+} from './schema.js';
 
 export type { Durability };
 import { BODY_OVERHEAD_BYTES } from './serialize.js';
@@ -111,7 +123,10 @@ function slicer(tx: Tx): (puts: number) => Promise<void> | undefined {
     count += puts;
     if (count < SLICE_PUTS && Date.now() - start <= SLICE_MS) return undefined;
     count = 0;
-    return tx.objectStore(META).get(WAITING).then(() => void (start = Date.now()));
+    return tx
+      .objectStore(META)
+      .get(WAITING)
+      .then(() => void (start = Date.now()));
   };
 }
 
@@ -296,7 +311,12 @@ export function settle(db: BufferDatabase, settlements: Settlement[], now: numbe
   if (settlements.length === 0) return Promise.resolve([]);
   return inTx(db, [EVENTS, META], durability, 'flush', async (tx) => {
     const seqs = settlements.map((s) => s.record.seq).sort();
-    const pending = new Set(await tx.objectStore(EVENTS).index(BY_STATUS).getAllKeys(IDBKeyRange.bound(['pending', seqs[0]], ['pending', seqs[seqs.length - 1]])));
+    const pending = new Set(
+      await tx
+        .objectStore(EVENTS)
+        .index(BY_STATUS)
+        .getAllKeys(IDBKeyRange.bound(['pending', seqs[0]], ['pending', seqs[seqs.length - 1]])),
+    );
     const written: EventRecord[] = [];
     const slice = slicer(tx);
     for (const s of settlements) {

@@ -53,12 +53,7 @@ function hash64(text: string): string {
 }
 
 /** Content fingerprint: name, customer reference, timestamp in ms and canonical metadata. */
-export function fingerprintOf(event: {
-  name: string;
-  customerKey: string;
-  timestampMs: number;
-  metadata: unknown;
-}): string {
+export function fingerprintOf(event: { name: string; customerKey: string; timestampMs: number; metadata: unknown }): string {
   return hash64(JSON.stringify([event.name, event.customerKey, event.timestampMs, canonicalMetadata(event.metadata ?? {}) ?? {}]));
 }
 

@@ -36,7 +36,13 @@ export function httpTransport(options: HttpTransportOptions): Transport {
   if (typeof timeout !== 'number' || !(timeout > 0)) throw optionError('timeout', 'a positive number of ms', timeout);
   const base = baseUrl.replace(/\/+$/, '');
 
-  async function request(method: string, path: string, signal: AbortSignal, body?: Uint8Array<ArrayBuffer>, keepalive = false): Promise<{ json: any; serverDate: Date | undefined }> {
+  async function request(
+    method: string,
+    path: string,
+    signal: AbortSignal,
+    body?: Uint8Array<ArrayBuffer>,
+    keepalive = false,
+  ): Promise<{ json: any; serverDate: Date | undefined }> {
     const url = base + path;
     const fail = (message: string, status = 0, extra: object = {}): never => {
       throw new TransportError(`${method} ${url}: ${message}`, { status, url, ...extra });
@@ -56,7 +62,9 @@ export function httpTransport(options: HttpTransportOptions): Transport {
         if (body) h['Content-Type'] = 'application/json';
         response = await doFetch(url, { method, headers: h, signal: controller.signal, keepalive, ...(body ? { body } : {}) });
       } catch (error) {
-        fail(timedOut ? `timeout after ${timeout} ms` : signal.aborted ? 'aborted' : `network error (${(error as Error)?.message ?? error})`, 0, { cause: error });
+        fail(timedOut ? `timeout after ${timeout} ms` : signal.aborted ? 'aborted' : `network error (${(error as Error)?.message ?? error})`, 0, {
+          cause: error,
+        });
       }
       const date = Date.parse(response!.headers.get('date') ?? '');
       const serverDate = Number.isFinite(date) ? new Date(date) : undefined;
@@ -129,7 +137,7 @@ function ingestBody(events: readonly unknown[]): Uint8Array<ArrayBuffer> {
     at += encoder.encodeInto(text, out.subarray(at)).written;
   };
   write('{"events":[');
-  events.forEach((event, i) => write((i ? ',' : '') + JSON.stringify(event)));
+  events.forEach((event, i) => void write((i ? ',' : '') + JSON.stringify(event)));
   write(']}');
   return out.slice(0, at);
 }

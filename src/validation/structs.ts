@@ -4,22 +4,7 @@
  * Superstruct's combinators. The rules are the newest Polar server's (server/polar/event/schemas.py,
  * server/polar/kit/schemas.py), stricter only where the server would silently drop or mangle data.
  */
-import {
-  boolean,
-  date,
-  define,
-  integer,
-  intersection,
-  literal,
-  nullable,
-  object,
-  optional,
-  record,
-  refine,
-  string,
-  Struct,
-} from 'superstruct';
-
+import { boolean, date, define, integer, intersection, literal, nullable, object, optional, record, refine, string, Struct } from 'superstruct';
 
 /**
  * The reserved `_cost` value: `amount` in cents (at most 12 decimal places, under 100,000).
@@ -111,7 +96,6 @@ function show(value: unknown): string {
 const rule = <T, S>(struct: Struct<T, S>, name: string, test: (value: T) => boolean, expected: string): Struct<T, S> =>
   refine(struct, name, (value) => test(value) || `Expected ${expected}, but received ${show(value)}`);
 
-
 /** Characters as the server counts them: code points, not UTF-16 units. */
 const chars = (text: string): number => {
   let n = 0;
@@ -175,7 +159,10 @@ const Num = define<number>(
 );
 const NotScalar = define<any>('metadata value', (value) => `Expected a string, number or boolean, but received ${show(value)}`);
 // Keys that could pollute prototypes where metadata is later merged carelessly, the empty key, and NUL.
-const BadKey = define<any>('metadata key', (_, ctx) => `Expected a key without NUL other than "", __proto__, constructor, prototype, but received ${show(ctx.path.at(-1))}`);
+const BadKey = define<any>(
+  'metadata key',
+  (_, ctx) => `Expected a key without NUL other than "", __proto__, constructor, prototype, but received ${show(ctx.path.at(-1))}`,
+);
 
 /** The struct of one metadata entry, by its key (reserved keys) and the type of its value. */
 function metadataValue(key: string, value: unknown): Struct<any, any> {
@@ -253,19 +240,22 @@ function isIsoTimestamp(value: string): boolean {
  * const [error, event] = validate(body.events[0], EventCreateStruct);
  */
 export const EventCreateStruct = referencing(
-    object({
-      name: text(128),
-      customer_id: optional(Uuid),
-      external_customer_id: optional(text()),
-      member_id: optional(Uuid),
-      external_member_id: optional(text()),
-      timestamp: optional(rule(string(), 'iso', isIsoTimestamp, 'an ISO 8601 date-time with "Z" or "±hh:mm"')),
-      metadata: optional(MetadataStruct),
-      organization_id: optional(Uuid),
-      external_id: optional(text(256)),
-      parent_id: optional(text()),
-    }),
-    'external_customer_id', 'customer_id', 'external_member_id', 'member_id',
+  object({
+    name: text(128),
+    customer_id: optional(Uuid),
+    external_customer_id: optional(text()),
+    member_id: optional(Uuid),
+    external_member_id: optional(text()),
+    timestamp: optional(rule(string(), 'iso', isIsoTimestamp, 'an ISO 8601 date-time with "Z" or "±hh:mm"')),
+    metadata: optional(MetadataStruct),
+    organization_id: optional(Uuid),
+    external_id: optional(text(256)),
+    parent_id: optional(text()),
+  }),
+  'external_customer_id',
+  'customer_id',
+  'external_member_id',
+  'member_id',
 ) as unknown as Struct<EventCreate, null>;
 
 /**
@@ -274,19 +264,22 @@ export const EventCreateStruct = referencing(
  */
 export function createTrackInputStruct(metadataSchema?: Struct<any, any>): Struct<TrackInput, null> {
   return referencing(
-      object({
-        name: text(128),
-        externalCustomerId: optional(text()),
-        customerId: optional(Uuid),
-        memberId: optional(Uuid),
-        externalMemberId: optional(text()),
-        metadata: optional(metadataSchema ? intersection([metadataSchema, MetadataStruct]) : MetadataStruct),
-        timestamp: optional(date()),
-        externalId: optional(text(256)),
-        parentId: optional(text()),
-        organizationId: optional(Uuid),
-      }),
-      'externalCustomerId', 'customerId', 'externalMemberId', 'memberId',
+    object({
+      name: text(128),
+      externalCustomerId: optional(text()),
+      customerId: optional(Uuid),
+      memberId: optional(Uuid),
+      externalMemberId: optional(text()),
+      metadata: optional(metadataSchema ? intersection([metadataSchema, MetadataStruct]) : MetadataStruct),
+      timestamp: optional(date()),
+      externalId: optional(text(256)),
+      parentId: optional(text()),
+      organizationId: optional(Uuid),
+    }),
+    'externalCustomerId',
+    'customerId',
+    'externalMemberId',
+    'memberId',
   ) as unknown as Struct<TrackInput, null>;
 }
 

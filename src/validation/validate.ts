@@ -94,7 +94,7 @@ function snapshot(value: unknown, path: string[]): unknown {
 const structs = new WeakMap<Struct<any, any>, Struct<TrackInput, null>>();
 
 function structFor(schemas: ValidateTrackInputOptions['schemas'], name: unknown): Struct<TrackInput, null> {
-  const schema = schemas && typeof name === 'string' && Object.prototype.hasOwnProperty.call(schemas, name) ? schemas[name] : undefined;
+  const schema = schemas && typeof name === 'string' && Object.hasOwn(schemas, name) ? schemas[name] : undefined;
   if (!schema) return TrackInputStruct;
   let struct = structs.get(schema);
   if (!struct) structs.set(schema, (struct = createTrackInputStruct(schema)));

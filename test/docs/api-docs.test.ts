@@ -25,23 +25,23 @@ let exports: { name: string; symbol: ts.Symbol }[];
 let headings: string[];
 
 function tags(symbol: ts.Symbol): string[] {
-  return [
-    ...symbol.getJsDocTags(checker).map((t) => t.name),
-    ...(symbol.declarations ?? []).flatMap((d) => ts.getJSDocTags(d).map((t) => t.tagName.text)),
-  ];
+  return [...symbol.getJsDocTags(checker).map((t) => t.name), ...(symbol.declarations ?? []).flatMap((d) => ts.getJSDocTags(d).map((t) => t.tagName.text))];
 }
 const members = (name: string) => checker.getDeclaredTypeOfSymbol(exports.find((e) => e.name === name)!.symbol).getProperties();
 
 beforeAll(() => {
-  const program = ts.createProgram(ENTRIES.map((e) => join(root, e)), {
-    target: ts.ScriptTarget.ES2022,
-    module: ts.ModuleKind.ESNext,
-    moduleResolution: ts.ModuleResolutionKind.Bundler,
-    lib: ['lib.es2022.d.ts', 'lib.dom.d.ts'],
-    types: [],
-    noEmit: true,
-    skipLibCheck: true,
-  });
+  const program = ts.createProgram(
+    ENTRIES.map((e) => join(root, e)),
+    {
+      target: ts.ScriptTarget.ES2022,
+      module: ts.ModuleKind.ESNext,
+      moduleResolution: ts.ModuleResolutionKind.Bundler,
+      lib: ['lib.es2022.d.ts', 'lib.dom.d.ts'],
+      types: [],
+      noEmit: true,
+      skipLibCheck: true,
+    },
+  );
   checker = program.getTypeChecker();
   exports = ENTRIES.flatMap((file) => {
     const entry = checker.getSymbolAtLocation(program.getSourceFile(join(root, file))!)!;

@@ -28,12 +28,19 @@ describe('flush()', () => {
     expect(server.storedExternalIds()).toEqual(tracked.map((e) => e.externalId));
     expect(server.events.map((e) => (e.metadata as { n: number }).n)).toEqual([0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
     // Each event went on the wire once.
-    expect(ingestBodies(server).flat().map((e) => e.external_id)).toEqual(tracked.map((e) => e.externalId));
+    expect(
+      ingestBodies(server)
+        .flat()
+        .map((e) => e.external_id),
+    ).toEqual(tracked.map((e) => e.externalId));
   });
 
   it('gives every event a unique externalId that sorts in creation order', async () => {
     const buffer = make(undefined, { indexedDB: freshIndexedDB() });
-    const events = [...(await buffer.trackMany(Array.from({ length: 50 }, (_, i) => input(i)))), ...(await Promise.all(Array.from({ length: 50 }, (_, i) => buffer.track(input(50 + i)))))];
+    const events = [
+      ...(await buffer.trackMany(Array.from({ length: 50 }, (_, i) => input(i)))),
+      ...(await Promise.all(Array.from({ length: 50 }, (_, i) => buffer.track(input(50 + i))))),
+    ];
     const ids = events.map((e) => e.externalId);
     expect(new Set(ids).size).toBe(100);
     expect([...ids].sort()).toEqual(ids);
@@ -112,7 +119,9 @@ describe('flush()', () => {
     await buffer.track(input(0, { externalId: 'late-parent' }));
     const report = await buffer.flush();
     expect(report).toMatchObject({ sent: 2, deadLettered: 0 });
-    const order = ingestBodies(server).flat().map((e) => e.external_id);
+    const order = ingestBodies(server)
+      .flat()
+      .map((e) => e.external_id);
     expect(order.indexOf('late-parent')).toBeLessThan(order.indexOf(child.externalId));
     expect(server.ingestRequests().every((r) => r.status === 200)).toBe(true);
   });
@@ -123,7 +132,10 @@ describe('flush()', () => {
     // The parent goes out with a 600-character metadata string, which Polar refuses (at most 500).
     const transport: Transport = {
       ingest: (events, opts) =>
-        http.ingest(events.map((e) => (e.external_id === 'bad-parent' ? { ...e, metadata: { text: 'x'.repeat(600) } } : e)), opts),
+        http.ingest(
+          events.map((e) => (e.external_id === 'bad-parent' ? { ...e, metadata: { text: 'x'.repeat(600) } } : e)),
+          opts,
+        ),
     };
     const buffer = make(undefined, { indexedDB: freshIndexedDB(), transport, batchSize: 10 });
     await buffer.track(input(0, { externalId: 'bad-parent' }));
@@ -147,7 +159,16 @@ describe('flush()', () => {
     const ok2 = await buffer.track(input(2));
     server.addFaults({
       status: 422,
-      body: { detail: [{ type: 'string_too_long', loc: ['body', 'events', 1, 'EventCreateExternalCustomer', 'name'], msg: 'String should have at most 128 characters', input: 'x' }] },
+      body: {
+        detail: [
+          {
+            type: 'string_too_long',
+            loc: ['body', 'events', 1, 'EventCreateExternalCustomer', 'name'],
+            msg: 'String should have at most 128 characters',
+            input: 'x',
+          },
+        ],
+      },
     });
     const report = await buffer.flush();
     expect(report).toMatchObject({ sent: 2, deadLettered: 1, remaining: 0 });
@@ -257,7 +278,16 @@ describe('flush()', () => {
     const tracked = await buffer.trackMany(Array.from({ length: 7 }, (_, i) => input(i)));
     server.addFaults({
       status: 422,
-      body: { detail: [{ type: 'string_too_long', loc: ['body', 'events', 1, 'EventCreateExternalCustomer', 'name'], msg: 'String should have at most 128 characters', input: 'x' }] },
+      body: {
+        detail: [
+          {
+            type: 'string_too_long',
+            loc: ['body', 'events', 1, 'EventCreateExternalCustomer', 'name'],
+            msg: 'String should have at most 128 characters',
+            input: 'x',
+          },
+        ],
+      },
     });
     const report = await buffer.flush();
     expect(report).toMatchObject({ sent: 6, deadLettered: 1, remaining: 0 });
@@ -294,7 +324,10 @@ describe('flush()', () => {
       async ingest(events, opts) {
         requests++;
         if (events.some((e) => (e.metadata as { poison?: boolean } | undefined)?.poison)) {
-          throw new TransportError('422 without loc', { status: 422, detail: [{ type: 'value_error', loc: ['body'], msg: 'Something in the batch is wrong' }] });
+          throw new TransportError('422 without loc', {
+            status: 422,
+            detail: [{ type: 'value_error', loc: ['body'], msg: 'Something in the batch is wrong' }],
+          });
         }
         return http.ingest(events, opts);
       },

@@ -31,7 +31,11 @@ describe('close()', () => {
     expect(await flushing).toMatchObject({ sent: 3 });
     await closing;
     expect(server.events).toHaveLength(3);
-    const records = await readRecords(factory, dbName, events.map((e) => e.externalId));
+    const records = await readRecords(
+      factory,
+      dbName,
+      events.map((e) => e.externalId),
+    );
     expect(records.map((r) => r.status)).toEqual(['sent', 'sent', 'sent']);
   });
 
@@ -78,7 +82,10 @@ describe('dead letters', () => {
     const http = httpTransport({ baseUrl: server.url });
     return {
       ingest: (events, options) =>
-        http.ingest(events.map((e) => (bad.has(e.external_id) ? { ...e, name: '' } : e)), options),
+        http.ingest(
+          events.map((e) => (bad.has(e.external_id) ? { ...e, name: '' } : e)),
+          options,
+        ),
     };
   }
 
@@ -109,7 +116,12 @@ describe('dead letters', () => {
       faults: [{ status: 503 }, { drop: true, afterProcessing: true }, { status: 500 }, { status: 429, retryAfter: 0 }],
     });
     const bad = new Set<string>();
-    const buffer = make(undefined, { indexedDB: freshIndexedDB(), transport: rejectingTransport(server, bad), batchSize: 7, retry: { retries: 5, minTimeout: 1, maxTimeout: 20, randomize: false } });
+    const buffer = make(undefined, {
+      indexedDB: freshIndexedDB(),
+      transport: rejectingTransport(server, bad),
+      batchSize: 7,
+      retry: { retries: 5, minTimeout: 1, maxTimeout: 20, randomize: false },
+    });
     const events = await buffer.trackMany(Array.from({ length: 30 }, (_, i) => input(i)));
     bad.add(events[4]!.externalId);
     bad.add(events[17]!.externalId);

@@ -28,7 +28,9 @@ describe('members', () => {
 
   it('refuses both member references at once and stores nothing', async () => {
     const buffer = make(undefined, { indexedDB: freshIndexedDB(), transport: { ingest: async () => ({ inserted: 0, duplicates: 0 }) } });
-    const error = await buffer.track({ name: 'seat.used', customerId: CUSTOMER, memberId: MEMBER, externalMemberId: 'alice' } as never).catch((e: unknown) => e);
+    const error = await buffer
+      .track({ name: 'seat.used', customerId: CUSTOMER, memberId: MEMBER, externalMemberId: 'alice' } as never)
+      .catch((e: unknown) => e);
     expect(error).toBeInstanceOf(EventValidationError);
     expect((error as EventValidationError).failures.map((f) => f.path.join('.'))).toEqual(expect.arrayContaining(['memberId', 'externalMemberId']));
     expect((await buffer.stats()).pending).toBe(0);

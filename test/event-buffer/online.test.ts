@@ -6,7 +6,6 @@ import { autoClose, freshIndexedDB } from '../helpers/fresh-db.js';
 import { useMockPolar } from '../helpers/mock-server.js';
 import { createMirror } from '../../src/mirror/index.js';
 
-
 // Node has no window: give globalThis the `online` event of a page for these tests.
 const g = globalThis as unknown as Record<string, unknown>;
 let target: EventTarget | undefined;

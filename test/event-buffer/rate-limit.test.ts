@@ -10,7 +10,12 @@ describe("the server's rate limit", () => {
   it('drains a backlog in full batches and waits out each 429 for its Retry-After, losing nothing', async () => {
     // Polar allows 500 requests a minute per token; here 2 per 1.5 s, so the third batch must wait.
     const polar = await startPolar({ rateLimit: { requests: 2, window: 1500 } });
-    const buffer = make(polar, { indexedDB: freshIndexedDB(), batchSize: 1000, maxBatchBytes: 1_000_000, retry: { retries: 3, minTimeout: 10, maxTimeout: 5000, randomize: false } });
+    const buffer = make(polar, {
+      indexedDB: freshIndexedDB(),
+      batchSize: 1000,
+      maxBatchBytes: 1_000_000,
+      retry: { retries: 3, minTimeout: 10, maxTimeout: 5000, randomize: false },
+    });
     const tracked = await buffer.trackMany(Array.from({ length: 2500 }, (_, i) => input(i)));
     expect(await buffer.flush()).toMatchObject({ sent: 2500, remaining: 0 });
     const ingests = polar.ingestRequests();

@@ -164,7 +164,10 @@ describe('track()', () => {
   });
 
   it('applies defaults when the input has no customer', async () => {
-    const buffer = make(undefined, { indexedDB: freshIndexedDB(), defaults: { externalCustomerId: 'default-user', organizationId: 'a8b4c8f0-6b9c-4d7e-9f2a-3c5d6e7f8a9b' } });
+    const buffer = make(undefined, {
+      indexedDB: freshIndexedDB(),
+      defaults: { externalCustomerId: 'default-user', organizationId: 'a8b4c8f0-6b9c-4d7e-9f2a-3c5d6e7f8a9b' },
+    });
     const event = await buffer.track({ name: 'page.view' });
     expect(event.externalCustomerId).toBe('default-user');
     expect(event.organizationId).toBe('a8b4c8f0-6b9c-4d7e-9f2a-3c5d6e7f8a9b');

@@ -38,7 +38,13 @@ describe('retry', () => {
     const server = await startPolar({ faults: [{ status: 503, retryAfter: 3 }] });
     const clock = new JumpClock();
     const transport = timedTransport(server, clock);
-    const buffer = make(undefined, { indexedDB: freshIndexedDB(), transport, clock, leaseDuration: 120_000, retry: { retries: 2, minTimeout: 1, maxTimeout: 10_000, randomize: false } });
+    const buffer = make(undefined, {
+      indexedDB: freshIndexedDB(),
+      transport,
+      clock,
+      leaseDuration: 120_000,
+      retry: { retries: 2, minTimeout: 1, maxTimeout: 10_000, randomize: false },
+    });
     await buffer.track(input(0));
     expect(await buffer.flush()).toMatchObject({ sent: 1 });
     expect(transport.times).toHaveLength(2);
@@ -50,7 +56,13 @@ describe('retry', () => {
     server.addFaults({ status: 429, retryAfter: new Date(server.now().getTime() + 4000).toUTCString() });
     const clock = new JumpClock();
     const transport = timedTransport(server, clock);
-    const buffer = make(undefined, { indexedDB: freshIndexedDB(), transport, clock, leaseDuration: 120_000, retry: { retries: 2, minTimeout: 1, maxTimeout: 10_000, randomize: false } });
+    const buffer = make(undefined, {
+      indexedDB: freshIndexedDB(),
+      transport,
+      clock,
+      leaseDuration: 120_000,
+      retry: { retries: 2, minTimeout: 1, maxTimeout: 10_000, randomize: false },
+    });
     await buffer.track(input(0));
     expect(await buffer.flush()).toMatchObject({ sent: 1 });
     expect(transport.times).toHaveLength(2);
@@ -64,7 +76,14 @@ describe('retry', () => {
     const factory = freshIndexedDB();
     const dbName = uniqueDbName();
     const transport = timedTransport(server, clock);
-    const buffer = make(undefined, { indexedDB: factory, dbName, transport, clock, leaseDuration: 120_000, retry: { retries: 5, minTimeout: 1, maxTimeout: 5000, randomize: false } });
+    const buffer = make(undefined, {
+      indexedDB: factory,
+      dbName,
+      transport,
+      clock,
+      leaseDuration: 120_000,
+      retry: { retries: 5, minTimeout: 1, maxTimeout: 5000, randomize: false },
+    });
     const event = await buffer.track(input(0));
     const report = await buffer.flush();
     expect(report).toMatchObject({ sent: 0, remaining: 1, stoppedBy: 'retry-after' });
@@ -81,7 +100,13 @@ describe('retry', () => {
     const clock = new JumpClock();
     const factory = freshIndexedDB();
     const dbName = uniqueDbName();
-    const buffer = make(server, { indexedDB: factory, dbName, clock, leaseDuration: 120_000, retry: { retries: 0, minTimeout: 1000, maxTimeout: 30_000, randomize: false } });
+    const buffer = make(server, {
+      indexedDB: factory,
+      dbName,
+      clock,
+      leaseDuration: 120_000,
+      retry: { retries: 0, minTimeout: 1000, maxTimeout: 30_000, randomize: false },
+    });
     const event = await buffer.track(input(0));
     expect(await buffer.flush()).toMatchObject({ sent: 0, remaining: 1 });
     const [record] = await readRecords(factory, dbName, [event.externalId]);
@@ -129,7 +154,13 @@ describe('retry', () => {
     const clock = new JumpClock();
     const factory = freshIndexedDB();
     const dbName = uniqueDbName();
-    const buffer = make(server, { indexedDB: factory, dbName, clock, leaseDuration: 120_000, retry: { retries: 0, minTimeout: 1000, maxTimeout: 60_000, factor: 2, randomize: false } });
+    const buffer = make(server, {
+      indexedDB: factory,
+      dbName,
+      clock,
+      leaseDuration: 120_000,
+      retry: { retries: 0, minTimeout: 1000, maxTimeout: 60_000, factor: 2, randomize: false },
+    });
     const event = await buffer.track(input(0));
     await buffer.flush();
     const [after1] = await readRecords(factory, dbName, [event.externalId]);

@@ -133,14 +133,7 @@ function plantWirePoison(events: EventCreateWire[]): EventCreateWire[] {
   );
 }
 
-function openTab(
-  world: World,
-  server: MockPolarServer,
-  factory: IDBFactory,
-  dbName: string,
-  variant: TransportVariant | undefined,
-  batchSize: number,
-): Tab {
+function openTab(world: World, server: MockPolarServer, factory: IDBFactory, dbName: string, variant: TransportVariant | undefined, batchSize: number): Tab {
   const tab = new Tab();
   const http = httpTransport({
     baseUrl: server.url,
@@ -160,7 +153,12 @@ function openTab(
       options.signal.addEventListener('abort', onAbort, { once: true });
       try {
         const request = inner.ingest(plantWirePoison(events), { signal: controller.signal });
-        world.inflight.add(request.then(() => undefined, () => undefined));
+        world.inflight.add(
+          request.then(
+            () => undefined,
+            () => undefined,
+          ),
+        );
         if (kill === 'in-flight') tab.freeze();
         if (kill === 'abort') {
           tab.freeze();
@@ -228,7 +226,7 @@ function randomMetadata(rng: Rng): Record<string, unknown> {
   const md: Record<string, unknown> = {};
   const n = rng.int(0, 4);
   for (let i = 0; i < n; i++) {
-    const key = rng.pick(['tokens', 'model', 'region', 'ok', 'ratio', 'path', 'émoji', 'k' + i]);
+    const key = rng.pick(['tokens', 'model', 'region', 'ok', 'ratio', 'path', 'émoji', `k${i}`]);
     md[key] = rng.pick([
       () => rng.int(-1000, 1_000_000),
       () => rng.next() * 100,
@@ -316,11 +314,19 @@ export async function runChaos(server: MockPolarServer, seed: number, options: {
     const made = Array.from({ length: n }, () => makeInput());
     if (n > 1 && rng.chance(0.5)) {
       const events = await guard('trackMany()', tab.buffer.trackMany(made.map((m) => m.input) as never));
-      if (events) accept(events, made.map((m) => m.meta));
+      if (events)
+        accept(
+          events,
+          made.map((m) => m.meta),
+        );
     } else {
       // Concurrent track() calls share one coalesced write.
       const events = await guard('track()', Promise.all(made.map((m) => tab.buffer.track(m.input as never))));
-      if (events) accept(events, made.map((m) => m.meta));
+      if (events)
+        accept(
+          events,
+          made.map((m) => m.meta),
+        );
     }
   };
 
@@ -395,12 +401,7 @@ export async function runChaos(server: MockPolarServer, seed: number, options: {
   };
 
   const stepClock = (): void => {
-    const jump = rng.pick([
-      () => rng.int(100, 3_000),
-      () => -rng.int(100, 3_000),
-      () => LEASE_MS + rng.int(1, 500),
-      () => (rng.chance(0.5) ? HOUR : -HOUR),
-    ])();
+    const jump = rng.pick([() => rng.int(100, 3_000), () => -rng.int(100, 3_000), () => LEASE_MS + rng.int(1, 500), () => (rng.chance(0.5) ? HOUR : -HOUR)])();
     world.offset += jump;
     world.maxOffset = Math.max(world.maxOffset, world.offset);
     bump(world.faults, jump > 0 ? 'clock moved forward' : 'clock moved back');
@@ -425,7 +426,7 @@ export async function runChaos(server: MockPolarServer, seed: number, options: {
   for (const z of zombies.splice(0)) {
     z.killAt = null;
     z.resume();
-    await guard('a resumed tab\'s flush', Promise.all(z.flushes));
+    await guard("a resumed tab's flush", Promise.all(z.flushes));
   }
   world.offset = world.maxOffset + LEASE_MS + MAX_RETRY_AFTER_MS + 100;
   let drained = false;
@@ -458,7 +459,9 @@ export async function runChaos(server: MockPolarServer, seed: number, options: {
       valid++;
       if (!stored) {
         lost++;
-        problems.push(`lost: valid event ${t.externalId} is not on the server${dead.has(t.externalId) ? ` (dead-lettered: ${dead.get(t.externalId)!.error})` : ''}`);
+        problems.push(
+          `lost: valid event ${t.externalId} is not on the server${dead.has(t.externalId) ? ` (dead-lettered: ${dead.get(t.externalId)!.error})` : ''}`,
+        );
       }
       if (dead.has(t.externalId)) problems.push(`valid event ${t.externalId} was dead-lettered: ${dead.get(t.externalId)!.error}`);
       continue;
@@ -497,10 +500,20 @@ export async function runChaos(server: MockPolarServer, seed: number, options: {
     const f = r.fault;
     if (!f) continue;
     const kind = f.drop
-      ? f.afterProcessing ? 'dropped after storing' : 'dropped connection'
+      ? f.afterProcessing
+        ? 'dropped after storing'
+        : 'dropped connection'
       : f.delayMs
-        ? f.afterProcessing ? 'slow answer after storing' : 'slow answer'
-        : f.status === 429 ? '429 Retry-After' : f.status === 401 ? '401' : f.afterProcessing ? '503 after storing' : '5xx';
+        ? f.afterProcessing
+          ? 'slow answer after storing'
+          : 'slow answer'
+        : f.status === 429
+          ? '429 Retry-After'
+          : f.status === 401
+            ? '401'
+            : f.afterProcessing
+              ? '503 after storing'
+              : '5xx';
     bump(world.faults, kind);
   }
   bump(world.faults, 'connections refused while offline', server.rejectedConnections - rejectedBefore);

@@ -75,7 +75,9 @@ describe('meterBalance', () => {
     expect(refused).toMatchObject({ status: 401, code: 'transport' });
     expect((refused as Error).message).toContain('/v1/customer-portal/meters/');
     polar.setOnline(false);
-    const offline = await meterBalance(mirror, customerPortalTransport({ baseUrl: polar.url, token: () => 't', meters: [TOKENS] }), TOKENS.id, USER).catch((e: unknown) => e);
+    const offline = await meterBalance(mirror, customerPortalTransport({ baseUrl: polar.url, token: () => 't', meters: [TOKENS] }), TOKENS.id, USER).catch(
+      (e: unknown) => e,
+    );
     expect(offline).toMatchObject({ status: 0, code: 'transport' });
     await buffer.close();
   });
@@ -83,7 +85,9 @@ describe('meterBalance', () => {
   it('refuses what it cannot compute: an unknown meter, a meter other than count or sum, no customer', async () => {
     const { mirror, portal } = await setup();
     await expect(meterBalance(mirror, portal, 'f0000000-0000-4000-8000-000000000000', USER)).rejects.toThrow(/customerPortalTransport\(\{ meters \}\)/);
-    await expect(meterBalance(mirror, portal, { ...TOKENS, aggregation: { func: 'max', property: 'tokens' } }, USER)).rejects.toMatchObject({ path: 'aggregation.func' });
+    await expect(meterBalance(mirror, portal, { ...TOKENS, aggregation: { func: 'max', property: 'tokens' } }, USER)).rejects.toMatchObject({
+      path: 'aggregation.func',
+    });
     await expect(meterBalance(mirror, portal, TOKENS.id, {})).rejects.toThrow(TypeError);
   });
 });

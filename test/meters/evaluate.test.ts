@@ -56,7 +56,7 @@ const clauseRows: Row[] = [
   ['like on a number reads its decimal text', 'tokens', 'like', 23, event({ tokens: 1234 }), true],
   ['like on a large number reads plain decimal (no exponent)', 'tokens', 'like', '000000', event({ tokens: 1e21 }), true],
   ['like with a boolean value looks for "t"/"f"', 'cached', 'like', true, event({ cached: true }), true],
-  ['_cost.amount reads the API\'s decimal string as a number', '_cost.amount', 'gt', 100, event({ _cost: { amount: '150', currency: 'usd' } }), true],
+  ["_cost.amount reads the API's decimal string as a number", '_cost.amount', 'gt', 100, event({ _cost: { amount: '150', currency: 'usd' } }), true],
   ['_cost.amount is not a string to compare', '_cost.amount', 'eq', '150', event({ _cost: { amount: '150', currency: 'usd' } }), false],
   ['_cost.amount likes as the stored float (150.0)', '_cost.amount', 'like', '150.0', event({ _cost: { amount: 150, currency: 'usd' } }), true],
   ['a dotted path reads into a nested object', '_llm.total_tokens', 'gte', 300, event({ _llm: { total_tokens: 300 } }), true],
@@ -94,9 +94,19 @@ const events = (...metadata: Record<string, unknown>[]) => metadata.map((m) => e
 describe('meter aggregations follow the server', () => {
   it.each([
     ['count counts the matching events', agg('count'), events({}, { a: 1 }, { a: 'x' }), 3],
-    ['sum skips a string, a boolean and a missing value', agg('sum', 'tokens'), events({ tokens: 2 }, { tokens: '5' }, { tokens: true }, {}, { tokens: 0.5 }), 2.5],
+    [
+      'sum skips a string, a boolean and a missing value',
+      agg('sum', 'tokens'),
+      events({ tokens: 2 }, { tokens: '5' }, { tokens: true }, {}, { tokens: 0.5 }),
+      2.5,
+    ],
     ['sum takes the metadata. prefix', agg('sum', 'metadata.tokens'), events({ tokens: 2 }, { tokens: 3 }), 5],
-    ['sum of _cost.amount reads decimal strings as numbers', agg('sum', '_cost.amount'), events({ _cost: { amount: '1.25', currency: 'usd' } }, { _cost: { amount: 2, currency: 'usd' } }), 3.25],
+    [
+      'sum of _cost.amount reads decimal strings as numbers',
+      agg('sum', '_cost.amount'),
+      events({ _cost: { amount: '1.25', currency: 'usd' } }, { _cost: { amount: 2, currency: 'usd' } }),
+      3.25,
+    ],
     ['max over numbers only', agg('max', 'tokens'), events({ tokens: 2 }, { tokens: '99' }, { tokens: 7 }), 7],
     ['min over numbers only (a boolean is not 0)', agg('min', 'tokens'), events({ tokens: 2 }, { tokens: false }, { tokens: 7 }), 2],
     ['avg divides by the events with a number', agg('avg', 'tokens'), events({ tokens: 2 }, { tokens: 'x' }, { tokens: 4 }), 3],
@@ -108,7 +118,12 @@ describe('meter aggregations follow the server', () => {
     ['unique ignores missing and null values', agg('unique', 'model'), events({ model: 'a' }, {}, { model: null }), 1],
     ['unique tells 1 from "1"', agg('unique', 'v'), events({ v: 1 }, { v: '1' }, { v: true }), 3],
     ['unique over name reads the metadata key "name"', agg('unique', 'name'), events({ name: 'x' }, { name: 'x' }, {}), 1],
-    ['unique of _cost.amount equates "150" and 150', agg('unique', '_cost.amount'), events({ _cost: { amount: '150', currency: 'usd' } }, { _cost: { amount: 150, currency: 'usd' } }), 1],
+    [
+      'unique of _cost.amount equates "150" and 150',
+      agg('unique', '_cost.amount'),
+      events({ _cost: { amount: '150', currency: 'usd' } }, { _cost: { amount: 150, currency: 'usd' } }),
+      1,
+    ],
     ['unique of objects ignores key order', agg('unique', '_llm'), events({ _llm: { a: 1, b: 2 } }, { _llm: { b: 2, a: 1 } }), 1],
   ])('%s', (_rule, meter, list, expected) => {
     expect(compileMeter(meter).aggregate(list)).toBe(expected);
@@ -132,7 +147,7 @@ describe('meter aggregations follow the server', () => {
       const a = meter.tally();
       const b = meter.tally();
       const values = [3, 1, 4, 1, 5, 9, 2, 6];
-      values.forEach((v, i) => (i < 3 ? a : b).add(event({ v })));
+      values.forEach((v, i) => void (i < 3 ? a : b).add(event({ v })));
       expect(a.with(b)).toBe(meter.aggregate(values.map((v) => event({ v }))));
       expect(meter.tally().with(b)).toBe(b.value());
     }
@@ -140,9 +155,25 @@ describe('meter aggregations follow the server', () => {
 });
 
 describe('meters Polar would refuse are refused', () => {
-  const clause = (c: Record<string, unknown>) => ({ filter: { conjunction: 'and', clauses: [{ property: 'a', operator: 'eq', value: 1, ...c }] }, aggregation: { func: 'count' } });
+  const clause = (c: Record<string, unknown>) => ({
+    filter: { conjunction: 'and', clauses: [{ property: 'a', operator: 'eq', value: 1, ...c }] },
+    aggregation: { func: 'count' },
+  });
   it.each([
-    ['an unknown operator', { filter: { conjunction: 'and', clauses: [{ property: 'a', operator: 'eq', value: 1 }, { property: 'a', operator: 'contains', value: 1 }] }, aggregation: { func: 'count' } }, 'filter.clauses.1.operator'],
+    [
+      'an unknown operator',
+      {
+        filter: {
+          conjunction: 'and',
+          clauses: [
+            { property: 'a', operator: 'eq', value: 1 },
+            { property: 'a', operator: 'contains', value: 1 },
+          ],
+        },
+        aggregation: { func: 'count' },
+      },
+      'filter.clauses.1.operator',
+    ],
     ['a clause value that is an object', clause({ value: { a: 1 } }), 'filter.clauses.0.value'],
     ['a null clause value', clause({ value: null }), 'filter.clauses.0.value'],
     ['a fractional clause value (Polar takes Int32)', clause({ value: 1.5 }), 'filter.clauses.0.value'],
@@ -151,9 +182,20 @@ describe('meters Polar would refuse are refused', () => {
     ['... counted in characters, not UTF-16 units (1000 emoji pass; this is 1001)', clause({ value: '😀'.repeat(1001) }), 'filter.clauses.0.value'],
     ['an empty property', clause({ property: '' }), 'filter.clauses.0.property'],
     ['a property that is only the metadata. prefix', clause({ property: 'metadata.' }), 'filter.clauses.0.property'],
-    ['a timestamp compared with a boolean (Postgres has no bigint > boolean)', clause({ property: 'timestamp', operator: 'gt', value: true }), 'filter.clauses.0.value'],
+    [
+      'a timestamp compared with a boolean (Postgres has no bigint > boolean)',
+      clause({ property: 'timestamp', operator: 'gt', value: true }),
+      'filter.clauses.0.value',
+    ],
     ['an unknown conjunction', { filter: { conjunction: 'xor', clauses: [] }, aggregation: { func: 'count' } }, 'filter.conjunction'],
-    ['a bad clause inside a nested filter', { filter: { conjunction: 'or', clauses: [{ conjunction: 'and', clauses: [{ property: 'a', operator: 'eq', value: [] }] }] }, aggregation: { func: 'count' } }, 'filter.clauses.0.clauses.0.value'],
+    [
+      'a bad clause inside a nested filter',
+      {
+        filter: { conjunction: 'or', clauses: [{ conjunction: 'and', clauses: [{ property: 'a', operator: 'eq', value: [] }] }] },
+        aggregation: { func: 'count' },
+      },
+      'filter.clauses.0.clauses.0.value',
+    ],
     ['no filter', { aggregation: { func: 'count' } }, 'filter'],
     ['an unknown aggregation', { filter: all, aggregation: { func: 'median', property: 'a' } }, 'aggregation.func'],
     ['a sum without a property', { filter: all, aggregation: { func: 'sum' } }, 'aggregation.property'],

@@ -67,7 +67,9 @@ describe('meterUsage over a buffer and its mirror', () => {
 
   it('keeps value === server + local for float sums, each part a compensated sum', async () => {
     const { polar, buffer, mirror } = await rig();
-    polar.addEvents(Array.from({ length: 10 }, (_, i) => ({ name: 'llm', external_customer_id: 'user_42', timestamp: Date.now() - 10_000 + i, metadata: { tokens: 0.1 } })));
+    polar.addEvents(
+      Array.from({ length: 10 }, (_, i) => ({ name: 'llm', external_customer_id: 'user_42', timestamp: Date.now() - 10_000 + i, metadata: { tokens: 0.1 } })),
+    );
     await mirror.reconcile(USER);
     await buffer.trackMany(Array.from({ length: 3 }, () => llm(0.1)));
     const usage = await meterUsage(mirror, TOKENS, USER);
@@ -95,7 +97,12 @@ describe('meterUsage over a buffer and its mirror', () => {
     const { polar, mirror } = await rig();
     const t = Date.now() - 86_400_000;
     polar.addEvents(
-      Array.from({ length: 30 }, (_, i) => ({ name: 'llm', external_customer_id: i % 3 === 0 ? 'user_42' : 'user_7', timestamp: t + i * 1000, metadata: { tokens: 1 } })),
+      Array.from({ length: 30 }, (_, i) => ({
+        name: 'llm',
+        external_customer_id: i % 3 === 0 ? 'user_42' : 'user_7',
+        timestamp: t + i * 1000,
+        metadata: { tokens: 1 },
+      })),
     );
     await mirror.reconcile();
     const reads = spyIndexReads();
@@ -109,7 +116,9 @@ describe('meterUsage over a buffer and its mirror', () => {
 
   it('refuses a malformed meter and bad options before reading anything', async () => {
     const { mirror } = await rig();
-    await expect(meterUsage(mirror, { filter: { conjunction: 'and', clauses: [{ property: '', operator: 'eq', value: 1 }] }, aggregation: { func: 'count' } }, USER)).rejects.toMatchObject({
+    await expect(
+      meterUsage(mirror, { filter: { conjunction: 'and', clauses: [{ property: '', operator: 'eq', value: 1 }] }, aggregation: { func: 'count' } }, USER),
+    ).rejects.toMatchObject({
       code: 'meter-definition',
       path: 'filter.clauses.0.property',
     });
@@ -211,7 +220,13 @@ describe('watchMeterUsage', () => {
     const factory = freshIndexedDB();
     const dbName = uniqueDbName('meters-tabs');
     const open = () => {
-      const buffer = createEventBuffer({ transport: httpTransport({ baseUrl: polar.url }), indexedDB: factory, dbName, autoFlush: false, retry: { retries: 0 } } as EventBufferOptions);
+      const buffer = createEventBuffer({
+        transport: httpTransport({ baseUrl: polar.url }),
+        indexedDB: factory,
+        dbName,
+        autoFlush: false,
+        retry: { retries: 0 },
+      } as EventBufferOptions);
       close(buffer);
       return { buffer, mirror: createMirror(buffer) };
     };

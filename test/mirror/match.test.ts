@@ -49,7 +49,7 @@ describe('fingerprints of server events', () => {
     expect(prepared.record.fingerprints).toContain(tracked.fingerprint);
   });
 
-  it('cover both the external customer id and Polar\'s customer id', () => {
+  it("cover both the external customer id and Polar's customer id", () => {
     const byId = newRecord(
       {
         name: 'api_call',
@@ -68,7 +68,12 @@ describe('fingerprints of server events', () => {
 
   it('differ when the metadata differs', () => {
     const tracked = newRecord(
-      { name: 'api_call', externalCustomerId: 'user_42', metadata: { tokens: 13, model: 'gpt', _cost: { amount: 150, currency: 'usd' } }, timestamp: new Date('2025-06-02T14:03:07.123Z') },
+      {
+        name: 'api_call',
+        externalCustomerId: 'user_42',
+        metadata: { tokens: 13, model: 'gpt', _cost: { amount: 150, currency: 'usd' } },
+        timestamp: new Date('2025-06-02T14:03:07.123Z'),
+      },
       'seq-3',
       0,
     );

@@ -42,7 +42,12 @@ function localEvent(overrides: Partial<EventRecord> = {}, timestampMs = T): Even
   seq++;
   const s = `018f0000-0000-7000-8000-${String(seq).padStart(12, '0')}`;
   const record = newRecord(
-    { name: 'api_call', externalCustomerId: 'user_42', metadata: { tokens: 12, model: 'gpt', _cost: { amount: 150, currency: 'usd' } }, timestamp: new Date(timestampMs) },
+    {
+      name: 'api_call',
+      externalCustomerId: 'user_42',
+      metadata: { tokens: 12, model: 'gpt', _cost: { amount: 150, currency: 'usd' } },
+      timestamp: new Date(timestampMs),
+    },
     s,
     timestampMs,
   );
@@ -180,7 +185,15 @@ describe('earliestUnconfirmed', () => {
     await db.put(EVENTS, localEvent({ status: 'pending', sentAt: null, externalCustomerId: 'user_7', customerKey: 'ext:user_7' }, T - 9_000));
     expect(await earliestUnconfirmed(db, ['ext:user_42'], Date.now())).toBe(T + 5_000);
     const now = Date.now();
-    const claim = await claimBatch(db, { now, batchSize: 10, maxBytes: 60_000, maxBatchBytes: 60_000, leaseDuration: 1000, owner: 'tab-a', durability: 'strict' });
+    const claim = await claimBatch(db, {
+      now,
+      batchSize: 10,
+      maxBytes: 60_000,
+      maxBatchBytes: 60_000,
+      leaseDuration: 1000,
+      owner: 'tab-a',
+      durability: 'strict',
+    });
     expect(claim.batch).toHaveLength(2);
     expect(await earliestUnconfirmed(db, ['ext:user_42'], now)).toBe(T);
     expect(await earliestUnconfirmed(db, null, now)).toBe(T - 9_000);
@@ -251,7 +264,15 @@ describe('readMerged', () => {
     const sent = localEvent();
     await db.put(EVENTS, sent);
     await apply(db, [item()]);
-    const entries = await readMerged(db, { keys: ['ext:user_42'], name: undefined, sinceMs: -Infinity, untilMs: Infinity, statuses: everyStatus, limit: 10, now: Date.now() });
+    const entries = await readMerged(db, {
+      keys: ['ext:user_42'],
+      name: undefined,
+      sinceMs: -Infinity,
+      untilMs: Infinity,
+      statuses: everyStatus,
+      limit: 10,
+      now: Date.now(),
+    });
     expect(entries).toHaveLength(1);
     expect(entries[0]).toMatchObject({ kind: 'mirror', local: { externalId: sent.externalId, status: 'confirmed' } });
   });
@@ -260,7 +281,15 @@ describe('readMerged', () => {
     const db = await openDb();
     await db.put(EVENTS, localEvent({ status: 'pending' }, T - 5000));
     await apply(db, [item({ timestamp: new Date(T - 1000).toISOString() }), item({ timestamp: new Date(T - 9000).toISOString() })]);
-    const entries = await readMerged(db, { keys: null, name: undefined, sinceMs: -Infinity, untilMs: Infinity, statuses: everyStatus, limit: 2, now: Date.now() });
+    const entries = await readMerged(db, {
+      keys: null,
+      name: undefined,
+      sinceMs: -Infinity,
+      untilMs: Infinity,
+      statuses: everyStatus,
+      limit: 2,
+      now: Date.now(),
+    });
     expect(entries.map((e) => e.record.timestampMs)).toEqual([T - 9000, T - 5000]);
   });
 });

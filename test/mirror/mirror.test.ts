@@ -1,14 +1,9 @@
-import { IDBIndex, IDBObjectStore } from 'fake-indexeddb';
 import { describe, expect, it, vi } from 'vitest';
 import { createEventBuffer } from '../../src/event-buffer.js';
-import { ClosedError, TransportError } from '../../src/errors.js';
+import { ClosedError } from '../../src/errors.js';
 import { createMirror } from '../../src/mirror/mirror.js';
 import type { ChangeEvent, EventBuffer } from '../../src/types.js';
-import type { LocalEvent } from '../../src/mirror/types.js';
 import type { Transport } from '../../src/transport/transport.js';
-import { customerKeyOf } from '../../src/storage/serialize.js';
-import { CUSTOMER_ID } from '../fixtures/events-list/polar-wire.js';
-import { countCalls } from '../helpers/count-calls.js';
 import { autoClose, freshIndexedDB, uniqueDbName } from '../helpers/fresh-db.js';
 import { seed, useRig } from './support.js';
 
@@ -103,7 +98,7 @@ describe('createMirror()', () => {
 });
 
 describe('mirror "change"', () => {
-  it('fires for the buffer\'s own track, flush and clear', async () => {
+  it("fires for the buffer's own track, flush and clear", async () => {
     const { buffer, mirror } = await rig();
     const seen: ChangeEvent[] = [];
     mirror.on('change', (e) => seen.push(e));
@@ -137,4 +132,3 @@ describe('mirror "change"', () => {
     expect((await mirror.query()).map((e) => e.name)).toEqual(['api_call']);
   });
 });
-

@@ -28,7 +28,14 @@ describe('query()', () => {
     const [id] = seed(polar, 1, () => T0);
     await mirror.reconcile();
     const [entry] = await mirror.query();
-    expect(entry).toMatchObject({ externalId: id, serverId: id, status: 'confirmed', externalCustomerId: 'user_42', customerId: CUSTOMER_ID, metadata: { n: 0 } });
+    expect(entry).toMatchObject({
+      externalId: id,
+      serverId: id,
+      status: 'confirmed',
+      externalCustomerId: 'user_42',
+      customerId: CUSTOMER_ID,
+      metadata: { n: 0 },
+    });
   });
 
   it('leaves dead letters out unless the status filter asks for them', async () => {
@@ -46,7 +53,7 @@ describe('query()', () => {
     expect((await mirror.query({ status: 'dead' })).map((e) => e.status)).toEqual(['dead']);
   });
 
-  it('finds a customer\'s events by either reference once the server showed both', async () => {
+  it("finds a customer's events by either reference once the server showed both", async () => {
     const { buffer, mirror } = await rig();
     await buffer.track({ name: 'api_call', customerId: CUSTOMER_ID, timestamp: new Date(T0) });
     await buffer.flush();

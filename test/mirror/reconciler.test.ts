@@ -18,11 +18,7 @@ function sum(reports: ReconcileReport[], key: keyof ReconcileReport): number {
 describe('reconcile() paging', () => {
   it('mirrors every event once when pages split a run of equal timestamps', async () => {
     const { polar, buffer, mirror } = await rig();
-    const ids = [
-      ...seed(polar, 30, (i) => T0 + i),
-      ...seed(polar, 150, () => SHARED),
-      ...seed(polar, 40, (i) => T0 + 5000 + i),
-    ];
+    const ids = [...seed(polar, 30, (i) => T0 + i), ...seed(polar, 150, () => SHARED), ...seed(polar, 40, (i) => T0 + 5000 + i)];
     const report = await mirror.reconcile();
     expect(report).toMatchObject({ fetched: 220, added: 220, updated: 0, pages: 3 });
     const merged = await mirror.query({ limit: Infinity });
@@ -30,7 +26,7 @@ describe('reconcile() paging', () => {
     expect((await buffer.stats()).mirrored).toBe(220);
   });
 
-  it('resumes at the cursor: adds only new events, including new ones at the cursor\'s own timestamp', async () => {
+  it("resumes at the cursor: adds only new events, including new ones at the cursor's own timestamp", async () => {
     // No look-back window here (listing-lag.test.ts covers it): the cursor alone.
     const { polar, mirror } = await rig({ lookBack: 0 });
     seed(polar, 199, (i) => T0 + i);

@@ -205,7 +205,15 @@ describe('parseIsoTimestamp', () => {
   });
 
   it('returns undefined for naive, malformed or impossible times', () => {
-    for (const text of ['2025-06-02T14:03:07', 'yesterday', '2025-13-01T00:00:00Z', '2025-02-30T00:00:00Z', '2025-06-02T24:00:00Z', '2025-06-02T14:03:07+24:00', '']) {
+    for (const text of [
+      '2025-06-02T14:03:07',
+      'yesterday',
+      '2025-13-01T00:00:00Z',
+      '2025-02-30T00:00:00Z',
+      '2025-06-02T24:00:00Z',
+      '2025-06-02T14:03:07+24:00',
+      '',
+    ]) {
       expect(parseIsoTimestamp(text)).toBeUndefined();
     }
   });

@@ -68,12 +68,7 @@ export function useRig(): (options?: RigOptions, polarOptions?: MockPolarOptions
 }
 
 /** Seeds `count` user events for `external_customer_id`, at `timestamp(i)` (epoch ms or wire string). */
-export function seed(
-  polar: MockPolarServer,
-  count: number,
-  timestamp: (i: number) => number | string,
-  extra: Record<string, unknown> = {},
-): string[] {
+export function seed(polar: MockPolarServer, count: number, timestamp: (i: number) => number | string, extra: Record<string, unknown> = {}): string[] {
   const events = Array.from({ length: count }, (_, i) => ({
     name: 'api_call',
     external_customer_id: 'user_42',

@@ -36,7 +36,12 @@ describe('mock Polar ingest', () => {
       { name: 'x', external_customer_id: 'u1', external_id: 'c' },
     ]);
     expect(r.body).toEqual({ inserted: 1, duplicates: 1 });
-    expect(s.countByExternalId()).toEqual(new Map([['a', 1], ['c', 1]]));
+    expect(s.countByExternalId()).toEqual(
+      new Map([
+        ['a', 1],
+        ['c', 1],
+      ]),
+    );
   });
 
   it('counts a repeated external_id within the same batch as a duplicate', async () => {
@@ -96,9 +101,7 @@ describe('mock Polar ingest', () => {
     const s = await start();
     const r = await ingest(s, [{ name: 'x', external_customer_id: 'u', metadata: { a: 'a\u0000b', b: null, c: [1] } }]);
     expect(r.status).toBe(422);
-    const fields = r.body.detail
-      .filter((d: any) => d.loc[3] === 'EventCreateExternalCustomer')
-      .map((d: any) => d.loc.slice(4).join('.'));
+    const fields = r.body.detail.filter((d: any) => d.loc[3] === 'EventCreateExternalCustomer').map((d: any) => d.loc.slice(4).join('.'));
     expect(fields.sort()).toEqual(['metadata.a', 'metadata.b', 'metadata.c']);
   });
 
@@ -276,7 +279,10 @@ describe('mock Polar ingest', () => {
 
   it('answers 413 to a body larger than maxBodyBytes and stores nothing', async () => {
     const s = await start({ maxBodyBytes: 1000 });
-    const r = await ingest(s, [{ name: 'x', external_customer_id: 'u', metadata: { big: 'x'.repeat(400), more: 'y'.repeat(400) } }, { name: 'y', external_customer_id: 'u', metadata: { z: 'z'.repeat(300) } }]);
+    const r = await ingest(s, [
+      { name: 'x', external_customer_id: 'u', metadata: { big: 'x'.repeat(400), more: 'y'.repeat(400) } },
+      { name: 'y', external_customer_id: 'u', metadata: { z: 'z'.repeat(300) } },
+    ]);
     expect(r.status).toBe(413);
     expect(s.events).toHaveLength(0);
   });

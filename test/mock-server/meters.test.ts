@@ -103,9 +103,7 @@ describe('POST /v1/customer-sessions/', () => {
     const s = await setup();
     const unknown = await api(s, 'POST', '/v1/customer-sessions/', TOKEN, { external_customer_id: 'carol' });
     expect(unknown.status).toBe(422);
-    expect(unknown.body.detail).toEqual([
-      { loc: ['body', 'external_customer_id'], msg: 'Customer does not exist.', type: 'value_error', input: 'carol' },
-    ]);
+    expect(unknown.body.detail).toEqual([{ loc: ['body', 'external_customer_id'], msg: 'Customer does not exist.', type: 'value_error', input: 'carol' }]);
     const none = await api(s, 'POST', '/v1/customer-sessions/', TOKEN, {});
     expect(none.status).toBe(422);
     expect(none.body.detail.map((d: any) => d.loc)).toEqual([
@@ -158,11 +156,7 @@ describe('GET /v1/customer-portal/meters/', () => {
     expect(b.map((m: any) => [m.customer_id, m.consumed_units, m.credited_units, m.balance])).toEqual([[BOB, 7, 50, 43]]);
     // The credits are Polar's meter.credited system events, listed like any event.
     const credited = s.events.filter((e) => e.name === 'meter.credited');
-    expect(credited.map((e) => [e.source, e.customer_id, e.metadata])).toContainEqual([
-      'system',
-      ALICE,
-      { units: -100, rollover: false, meter_id: tokens.id },
-    ]);
+    expect(credited.map((e) => [e.source, e.customer_id, e.metadata])).toContainEqual(['system', ALICE, { units: -100, rollover: false, meter_id: tokens.id }]);
   });
 
   it('keeps credits from going below zero as Polar running sum does', async () => {

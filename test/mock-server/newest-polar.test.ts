@@ -95,7 +95,10 @@ describe('reserved metadata', () => {
   it('returns _cost.amount as the newest server does: Decimal -> float in JSONB -> str(Decimal(str(float)))', async () => {
     const s = await start();
     const amounts = [150, 0.5, '12.345', -3, 0.00001, 1e-7, '1.500000000000000', '99999.5', '1.123456789012'];
-    const r = await ingest(s, amounts.map((a) => cost(a)));
+    const r = await ingest(
+      s,
+      amounts.map((a) => cost(a)),
+    );
     expect(r.status).toBe(200);
     expect((await list(s)).items.map((e: any) => e.metadata._cost.amount)).toEqual([
       '150.0',
@@ -122,9 +125,7 @@ describe('reserved metadata', () => {
       cost('Infinity'),
     ]);
     expect(r.status).toBe(422);
-    const types = r.body.detail
-      .filter((d: any) => d.loc[3] === 'EventCreateExternalCustomer')
-      .map((d: any) => [d.loc[2], d.loc.slice(4).join('.'), d.type]);
+    const types = r.body.detail.filter((d: any) => d.loc[3] === 'EventCreateExternalCustomer').map((d: any) => [d.loc[2], d.loc.slice(4).join('.'), d.type]);
     expect(types).toEqual([
       [0, 'metadata._cost.amount', 'decimal_whole_digits'],
       [1, 'metadata._cost.amount', 'decimal_max_places'],
@@ -166,7 +167,7 @@ describe('body and rate limits', () => {
     const exact = json + ' '.repeat(10 * 1024 * 1024 - json.length);
     const ok = await fetch(`${s.url}/v1/events/ingest`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: exact });
     expect(ok.status).toBe(200);
-    const over = await fetch(`${s.url}/v1/events/ingest`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: exact + ' ' });
+    const over = await fetch(`${s.url}/v1/events/ingest`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: `${exact} ` });
     expect(over.status).toBe(413);
     expect(await over.json()).toEqual({
       error: 'RequestBodyTooLarge',
@@ -247,13 +248,11 @@ describe('listing lag', () => {
 });
 
 describe('orphan children', () => {
-  it("rejects an unknown parent_id by default, as Polar did before April 2026", async () => {
+  it('rejects an unknown parent_id by default, as Polar did before April 2026', async () => {
     const s = await start();
     const r = await ingest(s, [{ name: 'child', external_customer_id: 'u', parent_id: 'nope' }]);
     expect(r.status).toBe(422);
-    expect(r.body.detail).toEqual([
-      { type: 'parent_not_found', loc: ['body', 'events', 0, 'parent_id'], msg: 'Parent event not found.', input: 'nope' },
-    ]);
+    expect(r.body.detail).toEqual([{ type: 'parent_not_found', loc: ['body', 'events', 0, 'parent_id'], msg: 'Parent event not found.', input: 'nope' }]);
   });
 
   it("with orphans: 'hidden' (the newest server) stores the child, hides it until its parent arrives, then links it", async () => {

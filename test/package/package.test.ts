@@ -51,11 +51,7 @@ beforeAll(async () => {
   const app = join(scratch, 'app');
   await mkdir(app);
   await writeFile(join(app, 'package.json'), JSON.stringify({ name: 'scratch-app', private: true, type: 'module' }));
-  await sh(
-    'npm',
-    ['install', tarball, '--prefer-offline', '--no-audit', '--no-fund', '--ignore-scripts', '--no-package-lock', '--loglevel=error'],
-    app,
-  );
+  await sh('npm', ['install', tarball, '--prefer-offline', '--no-audit', '--no-fund', '--ignore-scripts', '--no-package-lock', '--loglevel=error'], app);
   // What a TypeScript user of the mock server has anyway: Node's types.
   await mkdir(join(app, 'node_modules', '@types'), { recursive: true });
   await symlink(join(root, 'node_modules', '@types', 'node'), join(app, 'node_modules', '@types', 'node'), 'dir');

@@ -45,11 +45,18 @@ const oddString = (min: number, max: number): fc.Arbitrary<string> =>
       minLength: 1,
       maxLength: max,
     })
-    .map((parts) => Array.from(parts.join('').replace(/\u0000/g, '·')).slice(0, max).join(''))
+    .map((parts) =>
+      // biome-ignore lint/suspicious/noControlCharactersInRegex: NUL is what this shows
+      Array.from(parts.join('').replace(/\u0000/g, '·'))
+        .slice(0, max)
+        .join(''),
+    )
     .filter((s) => [...s].length >= min);
 
 const FORBIDDEN = new Set(['', '__proto__', 'constructor', 'prototype', '_cost', '_llm']);
-const metadataKey = fc.oneof(fc.constantFrom('tokens', 'model', 'ok', 'path', 'clé', '日本', 'a b', '0', 'toString'), oddString(1, 20)).filter((k) => !FORBIDDEN.has(k));
+const metadataKey = fc
+  .oneof(fc.constantFrom('tokens', 'model', 'ok', 'path', 'clé', '日本', 'a b', '0', 'toString'), oddString(1, 20))
+  .filter((k) => !FORBIDDEN.has(k));
 const metadataValue = fc.oneof(
   oddString(1, 500),
   fc.constantFrom('x'.repeat(500), '𝔘'.repeat(500), 'é'.repeat(500)),
@@ -235,22 +242,35 @@ const defective = fc.tuple(validInput, defect).map(([input, d]) => {
   return { input: input as unknown, paths: d.paths };
 });
 
-const fromJson = fc.constantFrom(
-  '{"name":"x","externalCustomerId":"c","metadata":{"__proto__":{"admin":true}}}',
-  '{"name":"x","externalCustomerId":"c","__proto__":{"customerId":"9b4f2c7e-1d0a-4c57-8f6e-2b1f0c9d3a11"}}',
-  '{"__proto__":{"name":"x","externalCustomerId":"c"}}',
-  '{"name":"x","externalCustomerId":"c","metadata":{"constructor":{"prototype":{"bad":1}}}}',
-  '{"name":"x","externalCustomerId":"c","metadata":{"ok":"fine","n":1e308}}',
-).map((json) => ({ input: JSON.parse(json) as unknown, paths: null }));
+const fromJson = fc
+  .constantFrom(
+    '{"name":"x","externalCustomerId":"c","metadata":{"__proto__":{"admin":true}}}',
+    '{"name":"x","externalCustomerId":"c","__proto__":{"customerId":"9b4f2c7e-1d0a-4c57-8f6e-2b1f0c9d3a11"}}',
+    '{"__proto__":{"name":"x","externalCustomerId":"c"}}',
+    '{"name":"x","externalCustomerId":"c","metadata":{"constructor":{"prototype":{"bad":1}}}}',
+    '{"name":"x","externalCustomerId":"c","metadata":{"ok":"fine","n":1e308}}',
+  )
+  .map((json) => ({ input: JSON.parse(json) as unknown, paths: null }));
 
 const anything = fc.oneof(
-  fc.anything({ withBigInt: true, withDate: true, withMap: true, withSet: true, withNullPrototype: true, withTypedArray: true, withSparseArray: true, maxDepth: 4 }),
+  fc.anything({
+    withBigInt: true,
+    withDate: true,
+    withMap: true,
+    withSet: true,
+    withNullPrototype: true,
+    withTypedArray: true,
+    withSparseArray: true,
+    maxDepth: 4,
+  }),
   fc.record({ name: fc.anything(), externalCustomerId: fc.anything(), metadata: fc.anything() }, { requiredKeys: [] }),
   fc.record({ name: fc.string(), externalCustomerId: fc.string(), metadata: fc.dictionary(fc.string(), fc.anything()) }),
 );
 
 /** A valid input with a Date from anywhere in the Date range (years -271821 to 275760): either outcome, never a 422. */
-const anyDate = fc.tuple(validInput, fc.date({ noInvalidDate: true })).map(([input, timestamp]) => ({ input: { ...input, timestamp } as unknown, paths: null }));
+const anyDate = fc
+  .tuple(validInput, fc.date({ noInvalidDate: true }))
+  .map(([input, timestamp]) => ({ input: { ...input, timestamp } as unknown, paths: null }));
 
 type Case = { input: unknown; paths: string[][] | null; expectValid?: boolean };
 const oneCase: fc.Arbitrary<Case> = fc.oneof(
@@ -270,14 +290,20 @@ function canonical(value: unknown, parentKey?: string, key?: string): unknown {
     if (typeof value === 'number' && Object.is(value, -0)) return 0;
     return value;
   }
-  return Object.keys(value)
-    .sort()
-    // The server echoes absent optional fields (`_llm.prompt`/`response`) as null.
-    .filter((k) => (value as Record<string, unknown>)[k] !== null)
-    .map((k) => [k, canonical((value as Record<string, unknown>)[k], key, k)]);
+  return (
+    Object.keys(value)
+      .sort()
+      // The server echoes absent optional fields (`_llm.prompt`/`response`) as null.
+      .filter((k) => (value as Record<string, unknown>)[k] !== null)
+      .map((k) => [k, canonical((value as Record<string, unknown>)[k], key, k)])
+  );
 }
 
-function differences(input: Record<string, unknown>, event: BufferedEvent, stored: { event: Record<string, unknown>; externalId: string | null } | undefined): string[] {
+function differences(
+  input: Record<string, unknown>,
+  event: BufferedEvent,
+  stored: { event: Record<string, unknown>; externalId: string | null } | undefined,
+): string[] {
   if (!stored) return ['not stored on the server'];
   const out: string[] = [];
   const e = stored.event;
@@ -362,7 +388,10 @@ describe('bad input, property-based', () => {
               return;
             }
             const failures = o.error.failures;
-            if (failures.length === 0 || failures.some((f) => !Array.isArray(f.path) || f.path.some((p) => typeof p !== 'string') || typeof f.message !== 'string')) {
+            if (
+              failures.length === 0 ||
+              failures.some((f) => !Array.isArray(f.path) || f.path.some((p) => typeof p !== 'string') || typeof f.message !== 'string')
+            ) {
               problems.push(`EventValidationError without well-formed failures: ${o.error.message}`);
             }
             if (c.expectValid) problems.push(`refused a valid input: ${o.error.message.slice(0, 300)}`);

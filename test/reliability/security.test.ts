@@ -112,7 +112,7 @@ describe('security', () => {
     }
   });
 
-  test('clear({ externalCustomerId }) removes that customer\'s waiting events, dead letters and mirror, and nothing of anyone else', async () => {
+  test("clear({ externalCustomerId }) removes that customer's waiting events, dead letters and mirror, and nothing of anyone else", async () => {
     const server = await startServer();
     const { buffer, mirror, factory } = await makeBuffer(server.url, () => undefined);
     await buffer.trackMany([
@@ -132,7 +132,11 @@ describe('security', () => {
     await buffer.clear({ externalCustomerId: 'leaving_user' });
 
     const after = await dumpDatabase(factory);
-    expect(Object.values(after).flat().filter((t) => t.includes('leaving_user'))).toEqual([]);
+    expect(
+      Object.values(after)
+        .flat()
+        .filter((t) => t.includes('leaving_user')),
+    ).toEqual([]);
     expect(after['events']!.filter((t) => t.includes('staying_user')).length).toBe(2);
     expect(after['mirror']!.filter((t) => t.includes('staying_user')).length).toBe(1);
     const stats = await buffer.stats();

@@ -32,7 +32,13 @@ async function setup(events = 5, options: { maxRetryAfter?: number } = {}): Prom
     transport: httpTransport({ baseUrl: server.url, headers: () => ({ Authorization: `Bearer ${TOKEN}` }), timeout: 2_000 }),
     indexedDB: freshIndexedDB(),
     autoFlush: false,
-    retry: { retries: 1, minTimeout: 1, maxTimeout: 10, randomize: false, ...(options.maxRetryAfter === undefined ? {} : { maxRetryAfter: options.maxRetryAfter }) },
+    retry: {
+      retries: 1,
+      minTimeout: 1,
+      maxTimeout: 10,
+      randomize: false,
+      ...(options.maxRetryAfter === undefined ? {} : { maxRetryAfter: options.maxRetryAfter }),
+    },
     clock: {
       now: () => Date.now() + clock.offset,
       setTimeout: (cb, ms) => setTimeout(cb, ms),
@@ -96,7 +102,11 @@ describe('bad answers from the server', () => {
 
   test('an HTML error page (502) is reported through "error", nothing is dead-lettered, and the next flush delivers every event once', async () => {
     const s = await setup();
-    await failOnceThenHeal(s, { status: 502, body: '<!doctype html><html><body><h1>502 Bad Gateway</h1></body></html>', headers: { 'Content-Type': 'text/html' } });
+    await failOnceThenHeal(s, {
+      status: 502,
+      body: '<!doctype html><html><body><h1>502 Bad Gateway</h1></body></html>',
+      headers: { 'Content-Type': 'text/html' },
+    });
     expect(s.errors.length).toBeGreaterThan(0);
     expect((s.errors[0] as { status?: number }).status).toBe(502);
     await expectDeliveredOnce(s);

@@ -104,9 +104,15 @@ describe('claimBatch', () => {
       rec(n, { externalId: `order-${9 - n}`, externalCustomerId: n % 2 ? 'user_2' : 'user_1', timestamp: new Date(T - 1000 * (n + 1)) }),
     );
     // Older events that are no longer waiting are not claimed.
-    const older = [{ ...rec(10), status: 'sent' as const, sentAt: T }, { ...rec(11), status: 'dead' as const, error: 'refused' }];
+    const older = [
+      { ...rec(10), status: 'sent' as const, sentAt: T },
+      { ...rec(11), status: 'dead' as const, error: 'refused' },
+    ];
     for (const r of older) await db.put(EVENTS, { ...r, seq: `0${r.seq.slice(1)}` });
-    await add(db, [[all[4]!, all[3]!], [all[2]!, all[1]!, all[0]!]]);
+    await add(db, [
+      [all[4]!, all[3]!],
+      [all[2]!, all[1]!, all[0]!],
+    ]);
 
     const { batch } = await claimBatch(db, opts({ batchSize: 3 }));
     expect(ids(batch)).toEqual(['order-9', 'order-8', 'order-7']);
@@ -130,7 +136,7 @@ describe('claimBatch', () => {
     db.close();
   });
 
-  it('a later claim by any owner replaces the claim and takes the same events again at once (a dead holder\'s batch)', async () => {
+  it("a later claim by any owner replaces the claim and takes the same events again at once (a dead holder's batch)", async () => {
     const db = await open();
     const all = recs(4);
     await add(db, [all]);
@@ -354,7 +360,13 @@ describe('settle', () => {
       T,
       'strict',
     );
-    expect(await db.get(EVENTS, a!.externalId)).toMatchObject({ status: 'pending', attempts: 1, nextAttemptAt: T + 1000, error: 'fetch failed', waitingForNetwork: true });
+    expect(await db.get(EVENTS, a!.externalId)).toMatchObject({
+      status: 'pending',
+      attempts: 1,
+      nextAttemptAt: T + 1000,
+      error: 'fetch failed',
+      waitingForNetwork: true,
+    });
     expect(await db.get(EVENTS, b!.externalId)).toMatchObject({ status: 'pending', attempts: 0, nextAttemptAt: T + 2000 });
     expect(await claimRecord(db)).toBeUndefined();
     // Still waiting: no room was freed.
@@ -435,7 +447,12 @@ describe('append', () => {
     await add(db, [recs(5)], 5); // a new database: no counter yet, so one count
     expect(counts.calls).toBe(1);
     const { batch } = await claimBatch(db, opts());
-    await settle(db, batch.map((record) => ({ record, to: 'dead' as const, error: 'refused' })), T, 'strict');
+    await settle(
+      db,
+      batch.map((record) => ({ record, to: 'dead' as const, error: 'refused' })),
+      T,
+      'strict',
+    );
     counts.calls = 0;
     expect((await add(db, [recs(2, 10)], 5)).results[0]).toHaveLength(2);
     // A new connection reads the counter the last writer left in meta.

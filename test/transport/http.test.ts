@@ -6,7 +6,13 @@ import { WIRE_TIME } from '../event-buffer/support.js';
 
 const startPolar = useMockPolar();
 
-const EVENT = { name: 'api.call', external_customer_id: 'user_42', timestamp: WIRE_TIME, external_id: '0190b0c0-0000-7000-8000-0000000000aa', metadata: { tokens: 12 } };
+const EVENT = {
+  name: 'api.call',
+  external_customer_id: 'user_42',
+  timestamp: WIRE_TIME,
+  external_id: '0190b0c0-0000-7000-8000-0000000000aa',
+  metadata: { tokens: 12 },
+};
 
 function signal() {
   return new AbortController().signal;
@@ -96,7 +102,9 @@ describe('httpTransport', () => {
 
   it('rejects a 401 with a message about the token', async () => {
     const server = await startPolar({ token: 'polar_oat_right' });
-    const error = await failure(httpTransport({ baseUrl: server.url, headers: () => ({ Authorization: 'Bearer nope' }) }).ingest([EVENT], { signal: signal() }));
+    const error = await failure(
+      httpTransport({ baseUrl: server.url, headers: () => ({ Authorization: 'Bearer nope' }) }).ingest([EVENT], { signal: signal() }),
+    );
     expect(error.status).toBe(401);
     expect(error.message).toMatch(/token/);
   });

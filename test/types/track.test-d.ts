@@ -72,9 +72,7 @@ describe('track() input with schemas', () => {
   });
 
   test('valid input of a named event compiles and resolves to a BufferedEvent', () => {
-    expectTypeOf(buffer.track({ name: 'api_call', externalCustomerId: 'u1', metadata: { tokens: 3 } })).toEqualTypeOf<
-      Promise<BufferedEvent>
-    >();
+    expectTypeOf(buffer.track({ name: 'api_call', externalCustomerId: 'u1', metadata: { tokens: 3 } })).toEqualTypeOf<Promise<BufferedEvent>>();
     expectTypeOf(buffer.track).toBeCallableWith({ name: 'page_view', customerId: 'c', metadata: { path: '/' } });
   });
 

@@ -23,11 +23,7 @@ async function typecheck(project: string): Promise<string> {
 
 describe('compile-time checks', () => {
   // One test starts all three compilers so they share the two cores instead of queueing.
-  const results = Promise.all([
-    typecheck('test/types/tsconfig.json'),
-    typecheck('examples/tsconfig.json'),
-    typecheck('examples/service-worker/tsconfig.json'),
-  ]);
+  const results = Promise.all([typecheck('test/types/tsconfig.json'), typecheck('examples/tsconfig.json'), typecheck('examples/service-worker/tsconfig.json')]);
   results.catch(() => {});
 
   test('the type tests compile (schemas type track() metadata)', async () => {

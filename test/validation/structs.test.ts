@@ -30,9 +30,7 @@ describe('MetadataStruct', () => {
   });
 
   it('refuses a string of 501 characters, saying how many it got', () => {
-    expect(failuresOf({ s: 'a'.repeat(501) }, MetadataStruct)).toEqual([
-      { path: 's', message: 'Expected at most 500 characters, but received 501' },
-    ]);
+    expect(failuresOf({ s: 'a'.repeat(501) }, MetadataStruct)).toEqual([{ path: 's', message: 'Expected at most 500 characters, but received 501' }]);
   });
 
   it('counts characters as code points like the server, so 500 emoji pass', () => {
@@ -307,12 +305,7 @@ describe('EventCreateStruct', () => {
   });
 
   it('reports every failure at once', () => {
-    expect(pathsOf({ name: '', customer_id: 'x', timestamp: 'now', extra: 1 }, EventCreateStruct)).toEqual([
-      'name',
-      'customer_id',
-      'timestamp',
-      'extra',
-    ]);
+    expect(pathsOf({ name: '', customer_id: 'x', timestamp: 'now', extra: 1 }, EventCreateStruct)).toEqual(['name', 'customer_id', 'timestamp', 'extra']);
   });
 });
 
@@ -380,10 +373,7 @@ describe('TrackInputStruct', () => {
   });
 
   it('refuses both member references at both paths', () => {
-    expect(pathsOf({ name: 'a', customerId: UUID, memberId: UUID2, externalMemberId: 'm' }, TrackInputStruct)).toEqual([
-      'externalMemberId',
-      'memberId',
-    ]);
+    expect(pathsOf({ name: 'a', customerId: UUID, memberId: UUID2, externalMemberId: 'm' }, TrackInputStruct)).toEqual(['externalMemberId', 'memberId']);
   });
 
   it('with a metadata schema, reports its failures under metadata', () => {

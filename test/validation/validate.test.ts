@@ -56,9 +56,7 @@ describe('validateTrackInput', () => {
   it('applies the default organizationId only when the input has none', () => {
     const other = '11111111-2222-4333-8444-555555555555';
     expect(validateTrackInput({ name: 'a', customerId: UUID }, { defaults: { organizationId: ORG } }).organizationId).toBe(ORG);
-    expect(
-      validateTrackInput({ name: 'a', customerId: UUID, organizationId: other }, { defaults: { organizationId: ORG } }).organizationId,
-    ).toBe(other);
+    expect(validateTrackInput({ name: 'a', customerId: UUID, organizationId: other }, { defaults: { organizationId: ORG } }).organizationId).toBe(other);
   });
 
   it('refuses an input without any customer reference and no defaults, naming both paths', () => {
@@ -82,11 +80,7 @@ describe('validateTrackInput', () => {
 
   it('refuses NUL, NaN and Infinity in metadata', () => {
     const metadata = { nul: 'a\u0000', nan: Number.NaN, inf: Number.POSITIVE_INFINITY };
-    expect(paths(refusal(() => validateTrackInput({ name: 'a', customerId: UUID, metadata }, {})))).toEqual([
-      'metadata.nul',
-      'metadata.nan',
-      'metadata.inf',
-    ]);
+    expect(paths(refusal(() => validateTrackInput({ name: 'a', customerId: UUID, metadata }, {})))).toEqual(['metadata.nul', 'metadata.nan', 'metadata.inf']);
   });
 
   it('refuses a __proto__ metadata key and leaves Object.prototype alone', () => {
@@ -138,10 +132,7 @@ describe('validateTrackInput', () => {
 
   it('reports every failure, with string paths and the StructError as cause', () => {
     const error = refusal(() =>
-      validateTrackInput(
-        { name: '', customerId: 'not-a-uuid', metadata: { a: null, b: [1] }, timestamp: new Date(NOW + 3_600_000), extra: 1 },
-        { now: NOW },
-      ),
+      validateTrackInput({ name: '', customerId: 'not-a-uuid', metadata: { a: null, b: [1] }, timestamp: new Date(NOW + 3_600_000), extra: 1 }, { now: NOW }),
     );
     expect(paths(error)).toEqual(['name', 'customerId', 'metadata.a', 'metadata.b', 'extra', 'timestamp']);
     for (const failure of error.failures) for (const part of failure.path) expect(typeof part).toBe('string');
@@ -151,9 +142,7 @@ describe('validateTrackInput', () => {
 
   it('checks the metadata of an event against its schema, with failures under metadata', () => {
     const schemas = { signup: object({ plan: string(), seats: number() }) };
-    const error = refusal(() =>
-      validateTrackInput({ name: 'signup', externalCustomerId: 'u', metadata: { plan: 'pro', seats: 'three' } }, { schemas }),
-    );
+    const error = refusal(() => validateTrackInput({ name: 'signup', externalCustomerId: 'u', metadata: { plan: 'pro', seats: 'three' } }, { schemas }));
     expect(paths(error)).toEqual(['metadata.seats']);
   });
 
@@ -172,9 +161,7 @@ describe('validateTrackInput', () => {
     const schemas = { signup: object({ plan: defaulted(string(), 'free') }) };
     expect(validateTrackInput({ name: 'signup', externalCustomerId: 'u', metadata: {} }, { schemas }).metadata).toEqual({ plan: 'free' });
     const bad = { signup: object({ plan: defaulted(string(), '') }) };
-    expect(paths(refusal(() => validateTrackInput({ name: 'signup', externalCustomerId: 'u', metadata: {} }, { schemas: bad })))).toEqual([
-      'metadata.plan',
-    ]);
+    expect(paths(refusal(() => validateTrackInput({ name: 'signup', externalCustomerId: 'u', metadata: {} }, { schemas: bad })))).toEqual(['metadata.plan']);
   });
 
   it('returns a copy that later mutation of the caller objects does not change', () => {
@@ -350,17 +337,37 @@ describe('validateTrackInput: members', () => {
 
   // [what, input refs, defaults, expected refs of the result]
   const defaulted: [string, Record<string, unknown>, Record<string, string>, Record<string, unknown>][] = [
-    ['fills the member and the customer from defaults', {}, { externalCustomerId: 'u', externalMemberId: 'alice' }, { externalCustomerId: 'u', externalMemberId: 'alice' }],
+    [
+      'fills the member and the customer from defaults',
+      {},
+      { externalCustomerId: 'u', externalMemberId: 'alice' },
+      { externalCustomerId: 'u', externalMemberId: 'alice' },
+    ],
     ['fills memberId beside the default customerId', {}, { customerId: UUID, memberId: MEMBER }, { customerId: UUID, memberId: MEMBER }],
-    ['fills the default member of the input customer kind', { externalCustomerId: 'v' }, { externalMemberId: 'alice' }, { externalCustomerId: 'v', externalMemberId: 'alice' }],
-    ['keeps the input own member over the default', { externalCustomerId: 'u', externalMemberId: 'bob' }, { externalMemberId: 'alice' }, { externalCustomerId: 'u', externalMemberId: 'bob' }],
+    [
+      'fills the default member of the input customer kind',
+      { externalCustomerId: 'v' },
+      { externalMemberId: 'alice' },
+      { externalCustomerId: 'v', externalMemberId: 'alice' },
+    ],
+    [
+      'keeps the input own member over the default',
+      { externalCustomerId: 'u', externalMemberId: 'bob' },
+      { externalMemberId: 'alice' },
+      { externalCustomerId: 'u', externalMemberId: 'bob' },
+    ],
     [
       'does not add the other kind to an input that has a member',
       { customerId: UUID, memberId: MEMBER },
       { externalMemberId: 'alice' },
       { customerId: UUID, memberId: MEMBER },
     ],
-    ['does not add a default member of the other kind than the customer', { customerId: UUID }, { externalCustomerId: 'u', externalMemberId: 'alice' }, { customerId: UUID }],
+    [
+      'does not add a default member of the other kind than the customer',
+      { customerId: UUID },
+      { externalCustomerId: 'u', externalMemberId: 'alice' },
+      { customerId: UUID },
+    ],
     [
       'picks, of two default members, the one of the customer kind',
       {},
