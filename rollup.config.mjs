@@ -14,10 +14,7 @@ const cjsTypeImports = {
   name: 'cjs-type-imports',
   renderChunk(code, chunk) {
     if (!chunk.fileName.endsWith('.d.cts')) return null;
-    return code.replace(
-      /^import \{([^}]*)\} from '(idb|superstruct|p-retry)';$/gm,
-      "import type {$1} from '$2' with { 'resolution-mode': 'import' };",
-    );
+    return code.replace(/^import \{([^}]*)\} from '(idb|superstruct|p-retry)';$/gm, "import type {$1} from '$2' with { 'resolution-mode': 'import' };");
   },
 };
 
@@ -32,8 +29,7 @@ const entries = {
 // p-retry is ESM-only: a CommonJS build that require()d it would need Node >= 20.19 (require(esm)).
 // The CommonJS build bundles it (and its one dependency) so `require('polar-event-buffer')` works on
 // every Node >= 20; idb and superstruct ship CommonJS builds of their own and stay external.
-const cjsExternal = (id) =>
-  id === 'idb' || id === 'superstruct' || id === 'react' || id.startsWith('node:') || /^(idb|superstruct|react)\//.test(id);
+const cjsExternal = (id) => id === 'idb' || id === 'superstruct' || id === 'react' || id.startsWith('node:') || /^(idb|superstruct|react)\//.test(id);
 
 const compile = () => typescript({ tsconfig: './tsconfig.json', declaration: false, outDir: 'dist', sourceMap: true });
 

@@ -36,7 +36,7 @@ describe('the page going away, in real Chromium', () => {
     expect(rig.h.polar.storedExternalIds().sort()).toEqual([...ids].sort());
     // Once the hidden page's flush has ended, the big event is still waiting (not a dead letter),
     // and the next normal flush sends it.
-    await waitFor('the hidden page\'s flush to end', () => page.evaluate(() => (window as unknown as W).T.log.flushes.length > 0));
+    await waitFor("the hidden page's flush to end", () => page.evaluate(() => (window as unknown as W).T.log.flushes.length > 0));
     expect(await page.evaluate(() => (window as unknown as W).T.stats())).toMatchObject({ pending: 1, dead: 0 });
     expect(await page.evaluate(() => (window as unknown as W).T.flush())).toMatchObject({ sent: 1, deadLettered: 0 });
     expect(rig.h.polar.storedExternalIds()).toContain(big!);
@@ -74,7 +74,7 @@ describe('the page going away, in real Chromium', () => {
     expect(rig.h.polar.storedExternalIds().sort()).toEqual([...ids].sort());
   });
 
-  it('leaves the events waiting, untouched, when the page\'s shared 64 KiB keepalive budget is spent by another request, and the next page sends them', async () => {
+  it("leaves the events waiting, untouched, when the page's shared 64 KiB keepalive budget is spent by another request, and the next page sends them", async () => {
     rig.h = await startHarness();
     rig.context = await rig.browser.newContext();
     const page = await openTestPage(rig.context, rig.h);
@@ -83,14 +83,19 @@ describe('the page going away, in real Chromium', () => {
     // Another part of the page holds ~60 KB of the keepalive budget: a request the server keeps waiting.
     rig.h.polar.addFaults({ delayMs: 20_000 });
     await page.evaluate((api) => {
-      void fetch(`${api}/v1/events/ingest`, { method: 'POST', keepalive: true, headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ events: [], pad: 'p'.repeat(60_000) }) }).catch(() => undefined);
+      void fetch(`${api}/v1/events/ingest`, {
+        method: 'POST',
+        keepalive: true,
+        headers: { 'Content-Type': 'application/json' },
+        body: JSON.stringify({ events: [], pad: 'p'.repeat(60_000) }),
+      }).catch(() => undefined);
     }, rig.h.polar.url);
     await waitFor('the other request to hold the budget', () => rig.h.polar.requests.some((r) => r.kind === 'ingest'));
     await page.evaluate(() => {
       Object.defineProperty(document, 'visibilityState', { value: 'hidden', configurable: true });
       document.dispatchEvent(new Event('visibilitychange'));
     });
-    await waitFor('the hidden page\'s flush to end', () => page.evaluate(() => (window as unknown as W).T.log.flushes.length > 0));
+    await waitFor("the hidden page's flush to end", () => page.evaluate(() => (window as unknown as W).T.log.flushes.length > 0));
     const fetches: Fetch[] = await page.evaluate(() => (window as unknown as W).T.log.fetches);
     // Chromium refused our keepalive request: no budget left.
     expect(fetches.filter((f) => f.ids.length > 0).every((f) => f.keepalive && f.status === 0)).toBe(true);

@@ -48,7 +48,10 @@ describe('several tabs, in real Chromium', () => {
       const requests = logs.flatMap((log, tab) => log.filter((f) => f.ids.length > 0).map((f) => ({ ...f, tab })));
       requests.sort((a, b) => a.start - b.start);
       for (let i = 1; i < requests.length; i++) {
-        expect(requests[i]!.start, `request ${i} (tab ${requests[i]!.tab}) began before request ${i - 1} (tab ${requests[i - 1]!.tab}) ended`).toBeGreaterThanOrEqual(requests[i - 1]!.end!);
+        expect(
+          requests[i]!.start,
+          `request ${i} (tab ${requests[i]!.tab}) began before request ${i - 1} (tab ${requests[i - 1]!.tab}) ended`,
+        ).toBeGreaterThanOrEqual(requests[i - 1]!.end!);
       }
       // Every tab sees one database: all sent.
       for (const tab of tabs) expect((await tab.evaluate(() => (window as unknown as W).T.stats())).sent).toBe(count * perTab);
@@ -111,7 +114,10 @@ describe('several tabs, in real Chromium', () => {
     });
     expect(Date.now() - started).toBeLessThan(5000);
     expect(report).toMatchObject({ sent: 10, remaining: 0 });
-    const delivered = rig.h.polar.ingestRequests().filter((r) => r.status === 200).flatMap((r) => ((r.body as { events?: { external_id: string }[] })?.events ?? []).map((e) => e.external_id));
+    const delivered = rig.h.polar
+      .ingestRequests()
+      .filter((r) => r.status === 200)
+      .flatMap((r) => ((r.body as { events?: { external_id: string }[] })?.events ?? []).map((e) => e.external_id));
     expect(delivered.sort()).toEqual([...ids].sort());
   });
 
@@ -160,7 +166,9 @@ describe('several tabs, in real Chromium', () => {
     await tabs[0]!.evaluate(() => (window as unknown as W).T.track(1, 'broadcast'));
     for (const tab of tabs.slice(1)) {
       await waitFor('a remote change', () =>
-        tab.evaluate(() => (window as unknown as W).T.log.changes.some((c: { source: string; reason: string }) => c.source === 'remote' && c.reason === 'track')),
+        tab.evaluate(() =>
+          (window as unknown as W).T.log.changes.some((c: { source: string; reason: string }) => c.source === 'remote' && c.reason === 'track'),
+        ),
       );
     }
     const own = await tabs[0]!.evaluate(() => (window as unknown as W).T.log.changes);

@@ -6,7 +6,7 @@ type W = { T: any };
 const rig = useChromium();
 
 describe('another tab upgrading the database, in real Chromium', () => {
-  it('closes the open tab\'s connection on versionchange, lets the upgrade through, and keeps that tab working', async () => {
+  it("closes the open tab's connection on versionchange, lets the upgrade through, and keeps that tab working", async () => {
     rig.h = await startHarness();
     rig.context = await rig.browser.newContext();
     const older = await openTestPage(rig.context, rig.h);

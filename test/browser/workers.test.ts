@@ -27,7 +27,8 @@ describe('workers, in real Chromium', () => {
         });
       (window as unknown as { worker: Call }).worker = call;
     }, rig.h.polar.url);
-    const call = (cmd: string, ...args: unknown[]) => page.evaluate(([c, a]) => (window as unknown as { worker: Call }).worker(c as string, ...(a as unknown[])), [cmd, args] as const);
+    const call = (cmd: string, ...args: unknown[]) =>
+      page.evaluate(([c, a]) => (window as unknown as { worker: Call }).worker(c as string, ...(a as unknown[])), [cmd, args] as const);
 
     expect(await call('open')).toBe(true);
     const ids: string[] = await call('track', 12, 'worker');
@@ -39,11 +40,13 @@ describe('workers, in real Chromium', () => {
     expect([...counts.keys()].sort()).toEqual([...ids].sort());
     expect(Math.max(...counts.values())).toBe(1);
     // The page sees the same database.
-    expect(await page.evaluate(async () => {
-      const T = (window as unknown as { T: any }).T;
-      T.open();
-      return (await T.stats()).sent;
-    })).toBe(12);
+    expect(
+      await page.evaluate(async () => {
+        const T = (window as unknown as { T: any }).T;
+        T.open();
+        return (await T.stats()).sent;
+      }),
+    ).toBe(12);
   });
 
   it('runs the buffer in a service worker, where a Background Sync event (or, without it, a message) triggers the flush', async () => {
@@ -71,7 +74,8 @@ describe('workers, in real Chromium', () => {
       (window as unknown as { registration: ServiceWorkerRegistration }).registration = registration;
       return 'sync' in registration;
     }, rig.h.polar.url);
-    const call = (cmd: string, ...args: unknown[]) => page.evaluate(([c, a]) => (window as unknown as { sw: Call }).sw(c as string, ...(a as unknown[])), [cmd, args] as const);
+    const call = (cmd: string, ...args: unknown[]) =>
+      page.evaluate(([c, a]) => (window as unknown as { sw: Call }).sw(c as string, ...(a as unknown[])), [cmd, args] as const);
 
     expect(await call('open')).toBe(true);
     const ids: string[] = await call('track', 8, 'sw');

@@ -123,10 +123,7 @@ describe('examples/proxy-server', () => {
     const report = await buffer.flush();
 
     expect(polar.ingestRequests()).toHaveLength(2);
-    expect(sentEvents(polar).map((events) => events.map((e) => e['external_id']))).toEqual([
-      [`alice:${event.externalId}`],
-      [`alice:${event.externalId}`],
-    ]);
+    expect(sentEvents(polar).map((events) => events.map((e) => e['external_id']))).toEqual([[`alice:${event.externalId}`], [`alice:${event.externalId}`]]);
     expect(polar.storedExternalIds()).toEqual([`alice:${event.externalId}`]);
     expect(report).toMatchObject({ sent: 1, duplicates: 1 });
     expect(logged).toEqual(['Polar could not be reached.']);
@@ -144,7 +141,7 @@ describe('examples/proxy-server', () => {
     expect(polar.requests).toHaveLength(0);
   });
 
-  test('an invalid event is refused with its index, in Polar\'s 422 shape, before Polar is called', async () => {
+  test("an invalid event is refused with its index, in Polar's 422 shape, before Polar is called", async () => {
     const { polar, proxyUrl } = await setup();
     const response = await fetch(`${proxyUrl}/v1/events/ingest`, {
       method: 'POST',
@@ -158,7 +155,7 @@ describe('examples/proxy-server', () => {
     expect(polar.requests).toHaveLength(0);
   });
 
-  test('Polar\'s Retry-After reaches the browser', async () => {
+  test("Polar's Retry-After reaches the browser", async () => {
     const { polar, proxyUrl } = await setup();
     polar.addFaults({ status: 429, retryAfter: 7 });
     const response = await fetch(`${proxyUrl}/v1/events/ingest`, {
@@ -171,7 +168,7 @@ describe('examples/proxy-server', () => {
     expect(response.headers.get('retry-after')).toBe('7');
   });
 
-  test('listing events returns the signed-in user\'s events only, whatever customer is asked for', async () => {
+  test("listing events returns the signed-in user's events only, whatever customer is asked for", async () => {
     const { polar, proxyUrl } = await setup();
     polar.addEvents([
       { name: 'api_call', external_customer_id: 'alice', metadata: {} },
@@ -187,15 +184,13 @@ describe('examples/proxy-server', () => {
   });
 
   describe('members', () => {
-    test('the session\'s member is set on events that name none, with the customer forced', async () => {
+    test("the session's member is set on events that name none, with the customer forced", async () => {
       const { polar, post } = await setup();
 
       const answer = await post(ANN_SESSION, [{ name: 'api_call', external_customer_id: 'globex' }]);
 
       expect(answer.status).toBe(200);
-      expect(sentEvents(polar)[0]!.map((e) => [e['external_customer_id'], e['external_member_id'], e['member_id']])).toEqual([
-        ['acme', 'ann', undefined],
-      ]);
+      expect(sentEvents(polar)[0]!.map((e) => [e['external_customer_id'], e['external_member_id'], e['member_id']])).toEqual([['acme', 'ann', undefined]]);
       expect(polar.events.map((e) => [e.external_customer_id, e.external_member_id])).toEqual([['acme', 'ann']]);
     });
 
@@ -228,7 +223,7 @@ describe('examples/proxy-server', () => {
   });
 
   describe('ids chosen by the browser', () => {
-    test('another user\'s external_id does not collide: both are stored, and Polar counts the second as inserted', async () => {
+    test("another user's external_id does not collide: both are stored, and Polar counts the second as inserted", async () => {
       const { polar, post } = await setup();
 
       expect((await post(BOB_SESSION, [{ name: 'api_call', external_id: 'x:y' }])).status).toBe(200);
@@ -250,7 +245,10 @@ describe('examples/proxy-server', () => {
 
     test('a batch sent twice by the same user is counted once', async () => {
       const { polar, post } = await setup();
-      const batch = [{ name: 'api_call', external_id: 'e1' }, { name: 'api_call', external_id: 'e2' }];
+      const batch = [
+        { name: 'api_call', external_id: 'e1' },
+        { name: 'api_call', external_id: 'e2' },
+      ];
 
       await post(ALICE_SESSION, batch);
       await post(ALICE_SESSION, batch);
@@ -262,7 +260,7 @@ describe('examples/proxy-server', () => {
       expect(polar.storedExternalIds()).toEqual(['alice:e1', 'alice:e2']);
     });
 
-    test('a parent_id naming another user\'s external_id cannot attach to that event', async () => {
+    test("a parent_id naming another user's external_id cannot attach to that event", async () => {
       const { polar, post, browserBuffer } = await setup();
       await post(BOB_SESSION, [{ name: 'request', external_id: 'root' }]);
       const buffer = browserBuffer(ALICE_SESSION);
@@ -282,7 +280,7 @@ describe('examples/proxy-server', () => {
       expect(polar.events.filter((e) => e.parent_id === bobRoot!.id)).toEqual([]);
     });
 
-    test('a child sent first is never adopted by another user\'s event that arrives later with the id it names', async () => {
+    test("a child sent first is never adopted by another user's event that arrives later with the id it names", async () => {
       // The newest Polar keeps a child whose parent has not arrived and links it when one does.
       const { polar, post, browserBuffer } = await setup({ orphans: 'hidden' });
       const buffer = browserBuffer(ALICE_SESSION);
@@ -300,7 +298,7 @@ describe('examples/proxy-server', () => {
       expect([aliceStep!.parent_id, aliceRoot!.child_count]).toEqual([aliceRoot!.id, 1]);
     });
 
-    test('a parent_id naming another user\'s Polar event id is refused; the user\'s own is kept', async () => {
+    test("a parent_id naming another user's Polar event id is refused; the user's own is kept", async () => {
       const { polar, post } = await setup();
       await post(BOB_SESSION, [{ name: 'request' }]);
       await post(ALICE_SESSION, [{ name: 'request' }]);
@@ -341,7 +339,7 @@ describe('examples/proxy-server', () => {
       ]);
     });
 
-    test('a child of an event sent in an earlier flush attaches by the buffer\'s own id (a UUID Polar does not know)', async () => {
+    test("a child of an event sent in an earlier flush attaches by the buffer's own id (a UUID Polar does not know)", async () => {
       const { polar, browserBuffer } = await setup();
       const buffer = browserBuffer(ALICE_SESSION);
       const parent = await buffer.track({ name: 'request', externalCustomerId: 'alice' });
@@ -351,9 +349,7 @@ describe('examples/proxy-server', () => {
       expect(await buffer.flush()).toMatchObject({ sent: 1, deadLettered: 0 });
 
       // The proxy asked Polar whether the UUID is an event id (404), then scoped it like an external_id.
-      expect(polar.requests.filter((r) => r.kind === 'get').map((r) => [r.path, r.status])).toEqual([
-        [`/v1/events/${parent.externalId}`, 404],
-      ]);
+      expect(polar.requests.filter((r) => r.kind === 'get').map((r) => [r.path, r.status])).toEqual([[`/v1/events/${parent.externalId}`, 404]]);
       const [stored, child] = polar.events;
       expect(child!.parent_id).toBe(stored!.id);
     });
@@ -373,7 +369,7 @@ describe('examples/proxy-server', () => {
     expect(await buffer.stats()).toMatchObject({ sent: 0, confirmed: 2 });
   });
 
-  test('listing passes on only the filters reconcile uses, and never another user\'s events or ids', async () => {
+  test("listing passes on only the filters reconcile uses, and never another user's events or ids", async () => {
     const { polar, proxyUrl, post } = await setup();
     await post(BOB_SESSION, [{ name: 'request', metadata: { secret: 'bob' } }]);
     await post(ALICE_SESSION, [{ name: 'request' }]);

@@ -16,5 +16,10 @@ self.addEventListener('message', (event) => {
   const { id, cmd, args = [] } = event.data;
   const reply = (message) => event.source.postMessage({ id, ...message });
   const run = cmd === 'syncs' ? Promise.resolve(syncs) : Promise.resolve().then(() => T[cmd](...args));
-  event.waitUntil(run.then((value) => reply({ ok: true, value }), (error) => reply({ ok: false, error: String(error && error.message) })));
+  event.waitUntil(
+    run.then(
+      (value) => reply({ ok: true, value }),
+      (error) => reply({ ok: false, error: String(error?.message) }),
+    ),
+  );
 });

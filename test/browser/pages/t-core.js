@@ -42,16 +42,14 @@ export function createDriver(api) {
       });
       buffer.on('change', (e) => log.changes.push(e));
       buffer.on('flush', (r) => log.flushes.push(r));
-      buffer.on('error', (e) => log.errors.push(String(e && e.message)));
+      buffer.on('error', (e) => log.errors.push(String(e?.message)));
       T.buffer = buffer;
       return true;
     },
     /** Tracks `count` events at once (concurrent track() calls); resolves to their externalIds. */
     async track(count, prefix = 'e', metadata = {}) {
       const events = await Promise.all(
-        Array.from({ length: count }, (_, i) =>
-          T.buffer.track({ name: `${prefix}.event`, externalCustomerId: 'customer-1', metadata: { i, ...metadata } }),
-        ),
+        Array.from({ length: count }, (_, i) => T.buffer.track({ name: `${prefix}.event`, externalCustomerId: 'customer-1', metadata: { i, ...metadata } })),
       );
       return events.map((e) => e.externalId);
     },

@@ -8,6 +8,6 @@ self.onmessage = async (event) => {
   try {
     self.postMessage({ id, ok: true, value: await T[cmd](...args) });
   } catch (error) {
-    self.postMessage({ id, ok: false, error: String(error && error.message) });
+    self.postMessage({ id, ok: false, error: String(error?.message) });
   }
 };
