@@ -12,7 +12,7 @@ import ts from 'typescript';
 import { beforeAll, describe, expect, test } from 'vitest';
 
 const root = resolve(import.meta.dirname, '../..');
-const ENTRIES = ['src/index.ts', 'src/mirror/index.ts'];
+const ENTRIES = ['src/index.ts', 'src/mirror/index.ts', 'src/meters/index.ts', 'src/react/index.ts'];
 const OPTION_INTERFACES = ['EventBufferOptions', 'RetryOptions', 'HttpTransportOptions', 'MirrorOptions', 'RetentionOptions'];
 /** Each documented object type and the name it goes by in the README's headings. */
 const OBJECTS = [
