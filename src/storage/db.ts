@@ -1,5 +1,5 @@
 import { unwrap, wrap, type IDBPDatabase } from 'idb';
-import { StorageError } from '../errors.js';
+import { PolarEventBufferError, StorageError } from '../errors.js';
 import { upgrade } from './migrations.js';
 import { DB_VERSION, type BufferDBSchema } from './schema.js';
 
@@ -79,9 +79,9 @@ const describe = (error: unknown): string => {
   return [e?.name, e?.message].filter(Boolean).join(': ') || String(error);
 };
 
-/** An IndexedDB failure as a StorageError (kept as is when it already is one). */
-export function storageError(operation: string, error: unknown): StorageError {
-  return error instanceof StorageError ? error : new StorageError(operation, describe(error), { cause: error });
+/** An IndexedDB failure as a StorageError; an error of our own family (a refusal inside a transaction) passes as is. */
+export function storageError(operation: string, error: unknown): PolarEventBufferError {
+  return error instanceof PolarEventBufferError ? error : new StorageError(operation, describe(error), { cause: error });
 }
 
 /** Opens `name` through the migrations (tests and tools; the buffer keeps a Connection). */

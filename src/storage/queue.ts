@@ -146,8 +146,30 @@ export function append<G>(
   durability: Durability,
   now: number,
 ): Promise<{ results: (EventRecord[] | Error)[]; waiting: number }> {
-  return inTx(db, [EVENTS, META], durability, 'track', async (tx) => {
+  const written = inTx(db, [EVENTS, META], durability, 'track', async (tx) => {
     const store = tx.objectStore(EVENTS);
+    const tryBuild = (group: G): EventRecord[] | Error => {
+      try {
+        return build(group);
+      } catch (error) {
+        return error as Error;
+      }
+    };
+    const first = groups.length === 1 ? tryBuild(groups[0]!) : undefined;
+    if (Array.isArray(first) && first.length <= SLICE_PUTS && first.every((r) => r.externalId === r.seq)) {
+      // One call of new events (an awaited track()): write first and read the count in the same
+      // round trip; past the limit, aborting takes the write back.
+      for (const record of first) raw(tx, EVENTS).put(record);
+      // A missing counter is recounted from the index, which already holds this write.
+      const stored = (await tx.objectStore(META).get(WAITING))?.value;
+      const waiting = typeof stored === 'number' ? stored : (await readWaiting(tx)) - first.length;
+      if (waiting + first.length > maxQueueSize) {
+        tx.abort();
+        throw new QueueFullError(waiting, first.length, maxQueueSize);
+      }
+      raw(tx, META).put({ key: WAITING, value: waiting + first.length });
+      return { results: [first], waiting: waiting + first.length };
+    }
     let waiting = await readWaiting(tx);
     const slice = slicer(tx);
     const seen = new Map<string, EventRecord>();
@@ -155,11 +177,9 @@ export function append<G>(
     const results: (EventRecord[] | Error)[] = [];
     for (const group of groups) {
       await slice(0);
-      let records: EventRecord[];
-      try {
-        records = build(group);
-      } catch (error) {
-        results.push(error as Error);
+      const records = first ?? tryBuild(group);
+      if (records instanceof Error) {
+        results.push(records);
         continue;
       }
       const out: EventRecord[] = [];
@@ -184,6 +204,11 @@ export function append<G>(
     }
     raw(tx, META).put({ key: WAITING, value: waiting });
     return { results, waiting };
+  });
+  // The lone call refused after its optimistic write: the transaction was aborted, nothing stored.
+  return written.catch((error: unknown) => {
+    if (error instanceof QueueFullError && groups.length === 1) return { results: [error], waiting: error.waiting };
+    throw error;
   });
 }
 
