@@ -43,7 +43,10 @@ export function checkMeterDefinition(meter: MeterDefinition): void {
     if (!Array.isArray(f['clauses'])) throw new TypeError(`${path}.clauses: expected a list`);
     f['clauses'].forEach((c: unknown, i: number) => {
       const at = `${path}.clauses.${i}`;
-      if (isRecord(c) && 'conjunction' in c && 'clauses' in c && !('property' in c)) return checkFilter(c, at);
+      if (isRecord(c) && 'conjunction' in c && 'clauses' in c && !('property' in c)) {
+        checkFilter(c, at);
+        return;
+      }
       if (!isRecord(c)) throw new TypeError(`${at}: expected a clause or a filter`);
       if (typeof c['property'] !== 'string') throw new TypeError(`${at}.property: expected a string`);
       if (typeof c['operator'] !== 'string' || !OPERATORS.has(c['operator'])) throw new TypeError(`${at}.operator: not one of ${[...OPERATORS].join(', ')}`);
