@@ -233,9 +233,10 @@ function meterLagOf(lag: number | Partial<MeterLag> | undefined): MeterLag {
  *
  * Routes: `POST /v1/events/ingest`, `GET /v1/events/` (also without the trailing slash),
  * `GET /v1/events/{id}`, `GET /v1/meters/`, `POST /v1/customer-sessions/` and
- * `GET /v1/customer-portal/meters/` (customer session token); everything else is 404 (or 405 for a
- * wrong method). Every answer is JSON
- * and carries a `Date` header from the server clock.
+ * `GET /v1/customer-portal/meters/` (customer or member session token); everything else is 404
+ * (or 405 for a wrong method). Every answer is JSON (but a 429's empty body and a CORS preflight's
+ * "OK", as Polar's) and carries a `Date` header from the server clock. The defaults are Polar as
+ * it runs today; see {@link MockPolarOptions} for the options that give older servers' behaviour.
  */
 export async function startMockPolar(options: MockPolarOptions = {}): Promise<MockPolarServer> {
   const organizationId = options.organizationId ?? DEFAULT_ORGANIZATION_ID;
