@@ -133,7 +133,10 @@ export class Coalescer {
       // What Polar answered 200 for meanwhile (a device's resend raced its first send) is a duplicate.
       for (const share of [...this.#waiting]) {
         const keep: number[] = [];
-        share.ids.forEach((id, i) => (id !== null && held.has(id) ? share.known++ : keep.push(i)));
+        share.ids.forEach((id, i) => {
+          if (id !== null && held.has(id)) share.known++;
+          else keep.push(i);
+        });
         if (keep.length === share.ids.length) continue;
         share.json = keep.map((i) => share.json[i]!);
         share.parents = keep.map((i) => share.parents[i]!);
@@ -224,12 +227,17 @@ export class Coalescer {
     }
     if (status === 200 && Number.isInteger(json?.duplicates) && Number.isInteger(json?.inserted)) {
       for (const share of batch) for (const id of share.ids) if (id !== null) this.#o.held.add(id);
-      return this.#attribute(batch, json.duplicates, n);
+      this.#attribute(batch, json.duplicates, n);
+      return;
     }
-    if (status === 422 && Array.isArray(json?.detail)) return this.#refused(batch, json.detail as DetailItem[]);
+    if (status === 422 && Array.isArray(json?.detail)) {
+      this.#refused(batch, json.detail as DetailItem[]);
+      return;
+    }
     if (status === 413 && batch.length > 1) {
       for (const share of batch) share.alone = true;
-      return this.#requeue(batch);
+      this.#requeue(batch);
+      return;
     }
     if (status === 429 || status === 503) {
       // Polar's budget is spent (or it is down for a moment): every device keeps its events and waits.
@@ -282,9 +290,13 @@ export class Coalescer {
       named.set(share, [...(named.get(share) ?? []), { ...item, loc: [...item.loc.slice(0, 2), own, ...item.loc.slice(3)] }]);
     }
     if (named.size === 0) {
-      if (batch.length === 1) return batch[0]!.resolve({ status: 422, body: { detail } });
+      if (batch.length === 1) {
+        batch[0]!.resolve({ status: 422, body: { detail } });
+        return;
+      }
       for (const share of batch) share.alone = true;
-      return this.#requeue(batch);
+      this.#requeue(batch);
+      return;
     }
     const refusedIds = new Set<string>();
     for (const [share, items] of named) {

@@ -1,6 +1,6 @@
 import { describe, expect, test } from 'vitest';
 import { createMirror } from '../../src/mirror/index.js';
-import { SESSIONS, TOKEN, sentBatches, useRelay } from './support.js';
+import { SESSIONS, TOKEN, useRelay } from './support.js';
 
 const setup = useRelay();
 const UUID = /^[\da-f]{8}-[\da-f]{4}-5[\da-f]{3}-[89ab][\da-f]{3}-[\da-f]{12}$/;
