@@ -81,6 +81,10 @@ describe('npm pack', () => {
         'dist/mock-server.cjs',
         'dist/mock-server.d.ts',
         'dist/mock-server.d.cts',
+        'dist/relay.js',
+        'dist/relay.cjs',
+        'dist/relay.d.ts',
+        'dist/relay.d.cts',
       ]),
     );
   });
