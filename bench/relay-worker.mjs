@@ -1,0 +1,77 @@
+// One worker thread of bench/relay.mjs: a slice of the simulated devices, each a real buffer
+// (fake-indexeddb, default options) whose httpTransport points at the relay or the forwarder.
+import 'fake-indexeddb/auto';
+import { parentPort, workerData } from 'node:worker_threads';
+import { IDBFactory } from 'fake-indexeddb';
+import { createEventBuffer, httpTransport } from '../dist/index.js';
+import { createMirror } from '../dist/mirror.js';
+
+const { devices, url, start, trackMs, everyMs, reconcileEveryMs, drainMs } = workerData;
+const factory = new IDBFactory();
+const tracked = [];
+let trackErrors = 0;
+let reconciles = 0;
+let reconcileErrors = 0;
+const timers = new Set();
+const later = (at, fn) => {
+  const t = setTimeout(
+    () => {
+      timers.delete(t);
+      fn();
+    },
+    Math.max(0, at - Date.now()),
+  );
+  timers.add(t);
+};
+
+const buffers = devices.map((d) => {
+  const buffer = createEventBuffer({
+    transport: httpTransport({ baseUrl: url, headers: () => ({ Authorization: `Bearer ${d.token}` }) }),
+    indexedDB: factory,
+    dbName: `device-${d.id}`,
+  });
+  buffer.on('error', () => undefined);
+  let seq = 0;
+  const track = (at) => {
+    if (at >= start + trackMs) return;
+    later(at, () => {
+      const k = `${d.id}-${seq++}`;
+      const t = Date.now();
+      buffer.track({ name: 'bench_event', externalCustomerId: d.customer, metadata: { k, t } }).then(
+        () => tracked.push([k, t]),
+        () => trackErrors++,
+      );
+      track(at + everyMs);
+    });
+  };
+  track(start + d.trackOffset);
+  let mirror;
+  const reconcile = (at) => {
+    if (at >= start + trackMs) return;
+    later(at, () => {
+      mirror ??= createMirror(buffer);
+      reconciles++;
+      mirror.reconcile({ externalCustomerId: d.customer }).catch(() => reconcileErrors++);
+      reconcile(at + reconcileEveryMs);
+    });
+  };
+  reconcile(start + d.reconcileOffset);
+  return buffer;
+});
+
+// After the tracking period: wait until every device has delivered everything, or the drain cap.
+await new Promise((resolve) => setTimeout(resolve, Math.max(0, start + trackMs - Date.now()) + 200));
+const deadline = start + trackMs + drainMs;
+let waiting = 0;
+for (;;) {
+  waiting = 0;
+  for (const b of buffers) {
+    const s = await b.stats();
+    waiting += s.pending + s.sending;
+  }
+  if (waiting === 0 || Date.now() >= deadline) break;
+  await new Promise((resolve) => setTimeout(resolve, 1000));
+}
+for (const t of timers) clearTimeout(t);
+await Promise.all(buffers.map((b) => b.close().catch(() => undefined)));
+parentPort.postMessage({ tracked, trackErrors, reconciles, reconcileErrors, waiting });
