@@ -6,7 +6,7 @@ import { IDBFactory } from 'fake-indexeddb';
 import { createEventBuffer, httpTransport } from '../dist/index.js';
 import { createMirror } from '../dist/mirror.js';
 
-const { devices, url, start, trackMs, everyMs, reconcileEveryMs, drainMs } = workerData;
+const { devices, url, trackMs, everyMs, reconcileEveryMs, drainMs } = workerData;
 const factory = new IDBFactory();
 const tracked = [];
 let trackErrors = 0;
@@ -24,12 +24,20 @@ const later = (at, fn) => {
   timers.add(t);
 };
 
-const buffers = devices.map((d) => {
-  const buffer = createEventBuffer({
+const buffers = devices.map((d) =>
+  createEventBuffer({
     transport: httpTransport({ baseUrl: url, headers: () => ({ Authorization: `Bearer ${d.token}` }) }),
     indexedDB: factory,
     dbName: `device-${d.id}`,
-  });
+  }),
+);
+// Every database is open before the clock starts: a page has its buffer long before it tracks.
+for (const b of buffers) await b.stats();
+parentPort.postMessage({ ready: true });
+const start = await new Promise((resolve) => parentPort.once('message', (m) => resolve(m.start)));
+
+devices.forEach((d, i) => {
+  const buffer = buffers[i];
   buffer.on('error', () => undefined);
   let seq = 0;
   const track = (at) => {
@@ -56,7 +64,6 @@ const buffers = devices.map((d) => {
     });
   };
   reconcile(start + d.reconcileOffset);
-  return buffer;
 });
 
 // After the tracking period: wait until every device has delivered everything, or the drain cap.

@@ -56,6 +56,8 @@ async function run(side) {
   const polar = await startMockPolar({ token: TOKEN, rateLimit: { requests: 500, window: 60_000 } });
   let relay;
   let server;
+  const polarMs = [];
+  const holdMs = [];
   if (side === 'relay') {
     relay = createRelay({
       accessToken: TOKEN,
@@ -64,13 +66,21 @@ async function run(side) {
         const id = customerOf(request);
         return id === undefined ? null : { externalCustomerId: `customer-${id}` };
       },
+      onEvent: (e) => e.type === 'polar' && e.call === 'ingest' && polarMs.push(e.ms),
     });
-    server = createServer(nodeListener(relay));
+    const timed = {
+      fetch: async (request) => {
+        const t = Date.now();
+        const response = await relay.fetch(request);
+        if (request.method === 'POST') holdMs.push(Date.now() - t);
+        return response;
+      },
+    };
+    server = createServer(nodeListener(timed));
   } else server = forwarder(polar.url);
   server.keepAliveTimeout = 30_000;
   const url = await listen(server);
 
-  const start = Date.now() + 3000;
   const devices = Array.from({ length: DEVICES }, (_, id) => ({
     id,
     token: `dev-${id}`,
@@ -78,18 +88,29 @@ async function run(side) {
     trackOffset: Math.floor((id / DEVICES) * EVERY_MS),
     reconcileOffset: Math.floor((((id * 7919) % DEVICES) / DEVICES) * RECONCILE_MS),
   }));
-  const results = await Promise.all(
-    Array.from({ length: WORKERS }, (_, w) => {
-      const slice = devices.filter((d) => d.id % WORKERS === w);
-      const worker = new Worker(new URL('./relay-worker.mjs', import.meta.url), {
-        workerData: { devices: slice, url, start, trackMs: TRACK_MS, everyMs: EVERY_MS, reconcileEveryMs: RECONCILE_MS, drainMs: DRAIN_MS },
-      });
-      return new Promise((resolve, reject) => {
-        worker.once('message', resolve);
-        worker.once('error', reject);
-      });
-    }),
-  );
+  const workers = Array.from({ length: WORKERS }, (_, w) => {
+    const slice = devices.filter((d) => d.id % WORKERS === w);
+    const worker = new Worker(new URL('./relay-worker.mjs', import.meta.url), {
+      workerData: { devices: slice, url, trackMs: TRACK_MS, everyMs: EVERY_MS, reconcileEveryMs: RECONCILE_MS, drainMs: DRAIN_MS },
+    });
+    const messages = [];
+    let wake;
+    worker.on('message', (m) => (messages.push(m), wake?.()));
+    worker.once('error', (e) => {
+      console.error(e);
+      process.exit(1);
+    });
+    const next = async () => {
+      while (messages.length === 0) await new Promise((resolve) => (wake = resolve));
+      return messages.shift();
+    };
+    return { worker, next };
+  });
+  // The clock starts once every device's database is open.
+  for (const w of workers) await w.next();
+  const start = Date.now() + 1000;
+  for (const w of workers) w.worker.postMessage({ start });
+  const results = await Promise.all(workers.map((w) => w.next()));
   const ended = Date.now();
   const stats = relay?.stats();
   if (relay) await relay.close();
@@ -142,6 +163,24 @@ async function run(side) {
     reconcileErrors: results.reduce((n, r) => n + r.reconcileErrors, 0),
     trackErrors: results.reduce((n, r) => n + r.trackErrors, 0),
     seconds: Math.round((ended - start) / 1000),
+    relayHoldMs: holdMs.length
+      ? [
+          quantile(
+            holdMs.sort((a, b) => a - b),
+            0.5,
+          ),
+          quantile(holdMs, 0.99),
+        ]
+      : undefined,
+    polarIngestMs: polarMs.length
+      ? [
+          quantile(
+            polarMs.sort((a, b) => a - b),
+            0.5,
+          ),
+          quantile(polarMs, 0.99),
+        ]
+      : undefined,
     relay: stats && { eventsPerPolarRequest: +stats.eventsPerPolarRequest.toFixed(1), answers: stats.answers, rateLimited: stats.rateLimited },
   };
   await polar.close();
