@@ -21,7 +21,8 @@ export class TokenBucket {
   }
 
   #refill(now: number): void {
-    this.#tokens = Math.min(this.capacity, this.#tokens + Math.max(0, now - this.#last) * this.#perMs);
+    if (now <= this.#last) return;
+    this.#tokens = Math.min(this.capacity, this.#tokens + (now - this.#last) * this.#perMs);
     this.#last = now;
   }
 
@@ -37,14 +38,16 @@ export class TokenBucket {
   /** ms until `take(now, reserve)` can succeed. */
   waitMs(now: number, reserve = 0): number {
     this.#refill(now);
-    const refill = Math.max(0, Math.ceil((1 + reserve - this.#tokens) / this.#perMs));
-    return Math.max(refill, this.#pausedUntil - now);
+    // Tokens accrue from #last on (the end of a pause, when there is one).
+    return Math.max(0, this.#last - now) + Math.max(0, Math.ceil((1 + reserve - this.#tokens) / this.#perMs));
   }
 
   /** Polar said 429 (or 503) with Retry-After: spend nothing until then. */
   pause(until: number): void {
     this.#pausedUntil = Math.max(this.#pausedUntil, until);
+    // Empty, and refilling only from the end of the pause: no burst the moment it ends.
     this.#tokens = Math.min(this.#tokens, 0);
+    this.#last = Math.max(this.#last, this.#pausedUntil);
   }
 }
 

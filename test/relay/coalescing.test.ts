@@ -81,7 +81,7 @@ describe('coalescing', () => {
     await vi.waitFor(() => expect(relay.stats().waiting).toBe(1));
     clock.advance(1000);
     const answer = await later;
-    expect([answer.status, Number(answer.headers.get('retry-after'))]).toEqual([429, 29]);
+    expect([answer.status, Number(answer.headers.get('retry-after'))]).toEqual([429, 30]);
     expect(polar.ingestRequests()).toHaveLength(1);
   });
 
