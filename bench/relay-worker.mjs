@@ -7,8 +7,36 @@ import { createEventBuffer, httpTransport } from '../dist/index.js';
 import { createMirror } from '../dist/mirror.js';
 
 const { devices, url, trackMs, everyMs, reconcileEveryMs, drainMs } = workerData;
+
+// Each device stands for a browser, which has Web Locks: without them (Node 20) every flush takes
+// and releases a lease in IndexedDB, which costs the simulator, not the relay. Each device has its
+// own database, so an in-memory exclusive lock per name is what its browser would give it.
+if (!globalThis.navigator?.locks) {
+  const held = new Set();
+  const locks = {
+    async request(name, _options, callback) {
+      if (held.has(name)) return callback(null);
+      held.add(name);
+      try {
+        return await callback({ name, mode: 'exclusive' });
+      } finally {
+        held.delete(name);
+      }
+    },
+  };
+  globalThis.navigator = { ...globalThis.navigator, locks };
+}
+
+// How late this thread's timers fire: a saturated simulator delays every device's flush.
+const lags = [];
+let expected = Date.now() + 100;
+const lagTimer = setInterval(() => {
+  lags.push(Math.max(0, Date.now() - expected));
+  expected = Date.now() + 100;
+}, 100);
 const factory = new IDBFactory();
 const tracked = [];
+const commitMs = [];
 let trackErrors = 0;
 let reconciles = 0;
 let reconcileErrors = 0;
@@ -46,7 +74,10 @@ devices.forEach((d, i) => {
       const k = `${d.id}-${seq++}`;
       const t = Date.now();
       buffer.track({ name: 'bench_event', externalCustomerId: d.customer, metadata: { k, t } }).then(
-        () => tracked.push([k, t]),
+        () => {
+          tracked.push([k, t]);
+          commitMs.push(Date.now() - t);
+        },
         () => trackErrors++,
       );
       track(at + everyMs);
@@ -80,5 +111,6 @@ for (;;) {
   await new Promise((resolve) => setTimeout(resolve, 1000));
 }
 for (const t of timers) clearTimeout(t);
+clearInterval(lagTimer);
 await Promise.all(buffers.map((b) => b.close().catch(() => undefined)));
-parentPort.postMessage({ tracked, trackErrors, reconciles, reconcileErrors, waiting });
+parentPort.postMessage({ tracked, trackErrors, reconciles, reconcileErrors, waiting, lags, commitMs });

@@ -163,6 +163,14 @@ async function run(side) {
     reconcileErrors: results.reduce((n, r) => n + r.reconcileErrors, 0),
     trackErrors: results.reduce((n, r) => n + r.trackErrors, 0),
     seconds: Math.round((ended - start) / 1000),
+    trackCommitMs: (() => {
+      const ms = results.flatMap((r) => r.commitMs).sort((a, b) => a - b);
+      return [quantile(ms, 0.5), quantile(ms, 0.99)];
+    })(),
+    simulatorLagMs: (() => {
+      const lags = results.flatMap((r) => r.lags).sort((a, b) => a - b);
+      return [quantile(lags, 0.5), quantile(lags, 0.99)];
+    })(),
     relayHoldMs: holdMs.length
       ? [
           quantile(
@@ -211,6 +219,9 @@ const lines = [
   ['lost (neither stored nor waiting)', ...rows.map((r) => String(r.notStored - Math.min(r.notStored, r.stillWaiting)))],
   ['stored twice', ...rows.map((r) => cell(r, 'duplicated'))],
   ['reconciles (errors)', ...rows.map((r) => `${r.reconciles} (${r.reconcileErrors})`)],
+  ['track() commit p50 / p99 (ms)', ...rows.map((r) => r.trackCommitMs.join(' / '))],
+  ['simulator timer lag p50 / p99 (ms)', ...rows.map((r) => r.simulatorLagMs.join(' / '))],
+  ['relay holds a device request p50 / p99 (ms)', ...rows.map((r) => (r.relayHoldMs ? r.relayHoldMs.join(' / ') : '-'))],
 ];
 console.log(
   `\n${lines
