@@ -69,20 +69,33 @@ export function polarClient(o: {
         counters.ingestRequests++;
         counters.events += counts?.events ?? 0;
       } else counters.reads++;
-      let answer: PolarAnswer;
-      try {
-        const headers: Record<string, string> = { Authorization: `Bearer ${o.accessToken}`, Accept: 'application/json' };
-        if (body !== undefined) headers['Content-Type'] = 'application/json';
+      const headers: Record<string, string> = { Authorization: `Bearer ${o.accessToken}`, Accept: 'application/json' };
+      if (body !== undefined) headers['Content-Type'] = 'application/json';
+      const attempt = async (): Promise<PolarAnswer> => {
         const response = await o.fetch(`${o.baseUrl}${path}`, { method, headers, ...(body !== undefined ? { body } : {}) });
-        answer = {
+        return {
           status: response.status,
           text: await response.text(),
           contentType: response.headers.get('content-type'),
           retryAfterMs: parseRetryAfter(response.headers.get('retry-after'), o.clock.now()),
         };
-      } catch (error) {
-        o.emit({ type: 'error', message: `Polar could not be reached (${method} ${path.split('?')[0]})`, cause: error });
-        answer = { status: 0, text: '', contentType: null, retryAfterMs: undefined };
+      };
+      let answer: PolarAnswer;
+      try {
+        answer = await attempt();
+      } catch {
+        // Once more at once: a kept-alive connection the server had just closed fails before it
+        // is used. Safe for every call: an ingest resent is deduped by its scoped external_ids.
+        counters.requests++;
+        counters.recent.push(o.clock.now());
+        if (call === 'ingest') counters.ingestRequests++;
+        else counters.reads++;
+        try {
+          answer = await attempt();
+        } catch (error) {
+          o.emit({ type: 'error', message: `Polar could not be reached (${method} ${path.split('?')[0]})`, cause: error });
+          answer = { status: 0, text: '', contentType: null, retryAfterMs: undefined };
+        }
       }
       const now = o.clock.now();
       if (answer.status === 429) counters.rateLimited++;

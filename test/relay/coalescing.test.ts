@@ -199,6 +199,22 @@ describe('coalescing', () => {
     expect(polar.requests.filter((r) => r.kind === 'list')).toHaveLength(1);
   });
 
+  test('a connection to Polar that fails before any answer is tried once more; a second failure is a 502 and the device keeps its events', async () => {
+    const { polar, post, events } = await setup({ window: 0 });
+    polar.addFaults({ drop: true });
+
+    expect((await post('alice', [{ name: 'a', external_id: 'e1' }])).body).toEqual({ inserted: 1, duplicates: 0 });
+    polar.addFaults({ drop: true, times: 2 });
+    const failed = await post('alice', [{ name: 'b', external_id: 'e2' }]);
+
+    expect(failed.status).toBe(502);
+    expect(polar.ingestRequests().map((r) => r.status)).toEqual([null, 200, null, null]);
+    expect(polar.events.map((e) => e.name)).toEqual(['a']);
+    expect(events.filter((e) => e.type === 'error').map((e) => e.type === 'error' && e.message)).toEqual([
+      'Polar could not be reached (POST /v1/events/ingest)',
+    ]);
+  });
+
   test('close() sends what waits, answers every device, and refuses what comes after', async () => {
     const clock = manualClock();
     const { polar, relay, post } = await setup({ clock, window: 60_000 });
