@@ -71,7 +71,7 @@ export function useRelay(): (
     for (const c of cleanups.splice(0).reverse()) await c();
   });
   return async ({ mock, polar: given, ...options } = {}) => {
-    const polar = given ?? (await startPolar({ token: TOKEN, ...mock }));
+    const polar = given ?? (await startPolar({ token: TOKEN, registerUnknown: true, ...mock }));
     const events: RelayEvent[] = [];
     const relay = createRelay({ accessToken: TOKEN, authenticate, baseUrl: polar.url, onEvent: (e) => events.push(e), ...options });
     const server: Server = createServer(nodeListener(relay));
