@@ -7,9 +7,10 @@
  * is refused exactly when the model's queue is full, and meterUsage (a count and a sum meter) equals
  * the model's; after a final drain nothing accepted is lost.
  *
- *   MODEL_RUNS      runs (default 24)          MODEL_COMMANDS  commands per run at most (default 30)
+ *   MODEL_RUNS      runs (default 30)          MODEL_COMMANDS  commands per run at most (default 40)
  *   MODEL_SEED      fast-check seed (default 17; "random" for a fresh one)
- *   MODEL_PATH      replay one counterexample (with its seed), as printed on failure
+ *   MODEL_PATH      replay one counterexample (with its seed), as printed on failure; a shrunk
+ *                   one also needs MODEL_REPLAY (the commands' replayPath, printed with them)
  *   MODEL_SHRINK=1  shrink a failure to a minimal sequence (slow: each try is a real run)
  *
  * `npm run test:model` runs a larger campaign.
@@ -22,11 +23,12 @@ import { ReferenceModel } from '../helpers/model/reference.js';
 import { MODEL_TOKEN, pageEvents, RealSystem } from '../helpers/model/system.js';
 import { envInt } from '../helpers/seeded-random.js';
 
-const RUNS = envInt('MODEL_RUNS', 24);
-const COMMANDS = envInt('MODEL_COMMANDS', 30);
+const RUNS = envInt('MODEL_RUNS', 30);
+const COMMANDS = envInt('MODEL_COMMANDS', 40);
 const SEED = envInt('MODEL_SEED', 17);
 const PATH = process.env['MODEL_PATH'] || undefined;
 const SHRINK = process.env['MODEL_SHRINK'] === '1';
+const REPLAY = process.env['MODEL_REPLAY'] || undefined;
 /** A whole minute (virtual time): every run starts here. */
 const T0 = Date.UTC(2026, 0, 15, 12, 0, 0);
 
@@ -54,7 +56,7 @@ describe('the life of an event, against a reference model', () => {
     let pageExitEvents = 0;
     const kinds = new Map<string, number>();
     const config = fc.record({ maxQueueSize: fc.integer({ min: 3, max: 8 }), batchSize: fc.integer({ min: 1, max: 3 }) });
-    const property = fc.asyncProperty(config, commandsArb(COMMANDS), async ({ maxQueueSize, batchSize }, commands) => {
+    const property = fc.asyncProperty(config, commandsArb(COMMANDS, REPLAY), async ({ maxQueueSize, batchSize }, commands) => {
       runs++;
       server.reset();
       server.setListingLag(0);
@@ -82,11 +84,15 @@ describe('the life of an event, against a reference model', () => {
           .join(', ')}`,
     );
     if (details.failed) {
-      const replay = `MODEL_SEED=${details.seed} MODEL_PATH=${details.counterexamplePath} npx vitest run test/reliability/model.test.ts`;
+      const commands = details.counterexample ? String(details.counterexample[1]) : '?';
+      const replayPath = /replayPath="([^"]*)"/.exec(commands)?.[1];
+      const replay =
+        `MODEL_SEED=${details.seed} MODEL_PATH=${details.counterexamplePath}${replayPath && SHRINK ? ` MODEL_REPLAY='${replayPath}'` : ''} ` +
+        'npx vitest run test/reliability/model.test.ts';
       const error = details.errorInstance as Error | undefined;
       throw new Error(
         `the model found a broken promise at seed ${details.seed}, path ${details.counterexamplePath} (replay: ${replay}; add MODEL_SHRINK=1 to shrink)\n` +
-          `commands: ${details.counterexample ? String(details.counterexample[1]) : '?'}\n${error?.message ?? String(details.errorInstance)}`,
+          `commands: ${commands}\n${error?.message ?? String(details.errorInstance)}`,
       );
     }
     expect(runs).toBeGreaterThan(0);

@@ -437,7 +437,7 @@ const trackArb = fc.tuple(device, tabPick, fc.array(specArb, { minLength: 1, max
 /** An arbitrary listed n times: fc.commands picks each listed arbitrary equally often. */
 const repeat = <T>(n: number, arb: fc.Arbitrary<T>): fc.Arbitrary<T>[] => Array.from({ length: n }, () => arb);
 
-export function commandsArb(maxCommands: number) {
+export function commandsArb(maxCommands: number, replayPath?: string) {
   return fc.commands(
     [
       ...repeat(4, trackArb),
@@ -455,8 +455,9 @@ export function commandsArb(maxCommands: number) {
       ),
       fc.tuple(device, tabPick, fc.constantFrom<KillPhase | 'idle'>('idle', 'before-send', 'in-flight')).map(([d, t, p]) => new Crash(d, t, p)),
       fc.tuple(device, fc.boolean()).map(([d, page]) => new OpenTab(d, page)),
+      device.map((d) => new OpenTab(d, true)),
       ...repeat(
-        2,
+        3,
         device.map((d) => new PageExit(d)),
       ),
       ...repeat(
@@ -468,7 +469,7 @@ export function commandsArb(maxCommands: number) {
       fc.tuple(device, tabPick, customerOrAll).map(([d, t, c]) => new Clear(d, t, c)),
       fc.tuple(device, tabPick, fc.boolean()).map(([d, t, purge]) => new DeadLetters(d, t, purge)),
     ],
-    { maxCommands, size: 'max' },
+    { maxCommands, size: 'max', ...(replayPath ? { replayPath } : {}) },
   );
 }
 
