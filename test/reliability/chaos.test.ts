@@ -19,7 +19,8 @@ const MAX_FAILURES = envInt('CHAOS_MAX_FAILURES', 3);
 
 let server: MockPolarServer;
 beforeAll(async () => {
-  server = await startMockPolar({ token: CHAOS_TOKEN });
+  // Polar before April 2026 refused a child whose parent it did not hold: the "orphan" poison.
+  server = await startMockPolar({ token: CHAOS_TOKEN, orphans: 'rejected' });
 });
 afterAll(async () => {
   await server.close();

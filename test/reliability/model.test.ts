@@ -35,7 +35,8 @@ const T0 = Date.UTC(2026, 0, 15, 12, 0, 0);
 let server: MockPolarServer;
 let restoreGlobals: () => void;
 beforeAll(async () => {
-  server = await startMockPolar({ token: MODEL_TOKEN });
+  // Polar before April 2026 refused a child whose parent it did not hold: the "orphan" bad event.
+  server = await startMockPolar({ token: MODEL_TOKEN, orphans: 'rejected' });
   // One virtual clock for the buffers and Polar (its listing lag and "not in the future" rule);
   // timers stay real, so requests, IndexedDB and fast-check run as usual.
   vi.useFakeTimers({ toFake: ['Date'], now: T0 });
