@@ -1,7 +1,7 @@
 import { StorageError, TransportError, type ValidationDetail } from '../errors.js';
 import type { ResolvedOptions } from '../options.js';
 import type { Connection } from '../storage/db.js';
-import { claimBatch, countWaiting, pruneSent, settle, type Settlement } from '../storage/queue.js';
+import { claimBatch, countWaiting, isQuotaError, pruneSent, settle, type Settlement } from '../storage/queue.js';
 import type { EventRecord } from '../storage/schema.js';
 import { toWire, wireMsOf } from '../storage/serialize.js';
 import { backoffDelay, withRetry } from './retry-policy.js';
@@ -140,9 +140,16 @@ export class Flusher {
       );
       // A resend that the server counts as all duplicates proves it holds those events.
       const held = result.inserted === 0 && result.duplicates >= records.length;
-      await this.#settle(records.map((record) => ({ record, to: 'sent', ...(held && record.sentAt !== null ? { heldByServer: true } : {}) })));
       report.sent += records.length;
       report.duplicates += Math.min(result.duplicates, records.length);
+      try {
+        await this.#settle(records.map((record) => ({ record, to: 'sent', ...(held && record.sentAt !== null ? { heldByServer: true } : {}) })));
+      } catch (error) {
+        if (!isQuotaError(error)) throw error;
+        // Delivered, but the answer cannot be stored: going on would send this batch again and again.
+        this.#hooks.error(error);
+        return 'storage-full';
+      }
       return undefined;
     } catch (error) {
       if (signal.aborted) {
