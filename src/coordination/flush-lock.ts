@@ -1,6 +1,6 @@
 import type { Clock } from '../options.js';
 import type { Connection } from '../storage/db.js';
-import { releaseLease, takeLease } from '../storage/queue.js';
+import { isQuotaError, releaseLease, takeLease } from '../storage/queue.js';
 
 export interface LeaseOptions {
   connection: Connection;
@@ -47,7 +47,12 @@ export async function withFlushLock<T>(
   const { connection, owner, duration, clock } = lease;
   let timer: unknown;
   try {
-    if (!(await takeLease(await connection.get(), owner, clock.now(), duration))) return { ran: false };
+    // A full disk cannot store the lease: flush anyway (a second flusher only sends duplicates).
+    const taken = await takeLease(await connection.get(), owner, clock.now(), duration).catch((error: unknown) => {
+      if (isQuotaError(error)) return true;
+      throw error;
+    });
+    if (!taken) return { ran: false };
     const renew = (): void => {
       timer = clock.setTimeout(
         async () => {
