@@ -84,7 +84,7 @@ class PolarEventBuffer {
     this.#o = o;
     this.#connection = new Connection(o.indexedDB, o.dbName);
     this.#channel = new ChangeChannel(o.dbName, (event) => {
-      this.#readExit();
+      if (event.reason !== 'reconcile') this.#readExit();
       this.#emitter.emit('change', { ...event, source: 'remote' });
     });
     this.#flusher = new Flusher(o, this.#connection, this.#clock, this.#owner, {
@@ -380,8 +380,9 @@ class PolarEventBuffer {
   }
 
   #changed(reason: ChangeEvent['reason']): void {
-    // track and flush keep the page-exit copy up to date themselves; the rest moved events anyhow.
-    if (reason !== 'track' && reason !== 'flush') this.#readExit();
+    // track and flush keep the page-exit copy up to date themselves; a reconcile only re-queues
+    // delivered events (the next flush resends them); the rest moved events anyhow.
+    if (reason !== 'track' && reason !== 'flush' && reason !== 'reconcile') this.#readExit();
     this.#emitter.emit('change', { reason, source: 'local' });
     this.#channel.post({ reason });
   }

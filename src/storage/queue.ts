@@ -14,6 +14,7 @@ import {
   type Durability,
   type EventRecord,
   type EventStatus,
+  type MirrorRecord,
 } from './schema.js';
 
 export type { Durability };
@@ -484,8 +485,13 @@ export function settle(db: BufferDatabase, settlements: Settlement[], now: numbe
 
 /** A sent event whose server copy is already mirrored (and linked to no other): confirmed by it. */
 async function linkMirrored(tx: Tx, record: EventRecord, now: number): Promise<EventRecord> {
-  const copies = await tx.objectStore(MIRROR).index(BY_FINGERPRINT).getAll(record.fingerprint);
-  const copy = copies.find((c) => c.localExternalId === null);
+  // By key: a server copy of a just-sent event is rare, and most fingerprints name none.
+  let copy: MirrorRecord | undefined;
+  for (const id of await tx.objectStore(MIRROR).index(BY_FINGERPRINT).getAllKeys(record.fingerprint)) {
+    copy = await tx.objectStore(MIRROR).get(id);
+    if (copy?.localExternalId === null) break;
+    copy = undefined;
+  }
   if (!copy) return record;
   raw(tx, MIRROR).put({ ...copy, localExternalId: record.externalId });
   return confirmedBy(record, copy.id, now);
