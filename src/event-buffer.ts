@@ -355,6 +355,8 @@ class PolarEventBuffer {
     }
     // The storage verb adds the customer's other references a reconcile saw.
     await clearCustomers(await this.#connection.get(), keys, this.#o.durability);
+    // Nothing cleared may leave at pagehide (a sign-out); the others come back with the read.
+    this.#exit.replace([]);
     this.#changed('clear');
   }
 

@@ -21,6 +21,7 @@ const BODY_OVERHEAD = '{"events":[]}'.length;
  */
 export class PageExitSender {
   #waiting: EventRecord[] = [];
+  #ids = new Set<string>();
   readonly #limit: number;
 
   constructor(limit = 1000) {
@@ -34,31 +35,33 @@ export class PageExitSender {
   /** What storage holds waiting now (oldest first), replacing the copy. */
   replace(records: EventRecord[]): void {
     this.#waiting = records.slice(0, this.#limit);
+    this.#ids = new Set(this.#waiting.map((r) => r.externalId));
   }
 
   /** This tab's new waiting events (written after everything held). */
   add(records: EventRecord[]): void {
-    const room = this.#limit - this.#waiting.length;
-    if (room > 0) this.#waiting.push(...records.slice(0, room));
+    for (const record of records) {
+      if (this.#waiting.length >= this.#limit || this.#ids.has(record.externalId)) continue;
+      this.#waiting.push(record);
+      this.#ids.add(record.externalId);
+    }
   }
 
   /** Records this tab just wrote: those no longer pending drop out, the others are updated. */
   update(records: EventRecord[]): void {
     const written = new Map(records.map((r) => [r.externalId, r]));
-    this.#waiting = this.#waiting.flatMap((r) => {
-      const next = written.get(r.externalId);
-      return !next ? [r] : next.status === 'pending' ? [next] : [];
-    });
-  }
-
-  clear(): void {
-    this.#waiting = [];
+    this.replace(
+      this.#waiting.flatMap((r) => {
+        const next = written.get(r.externalId);
+        return !next ? [r] : next.status === 'pending' ? [next] : [];
+      }),
+    );
   }
 
   /** Starts one keepalive ingest synchronously; returns how many events it carries (0: nothing to send). */
   send(transport: Transport, maxBytes: number = KEEPALIVE_MAX_BYTES): number {
     const events: EventCreateWire[] = [];
-    const waiting = new Set(this.#waiting.map((r) => r.externalId));
+    const waiting = this.#ids;
     const taken = new Set<string>();
     let bytes = BODY_OVERHEAD;
     for (const record of this.#waiting) {
