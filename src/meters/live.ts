@@ -1,9 +1,11 @@
 import { mirrorSeam } from '../mirror/mirror.js';
 import type { Mirror } from '../mirror/types.js';
-import { balanceOf, balanceSetup, localUnsent, serverMeter, type BalanceCustomer, type MeterBalance } from './balance.js';
+import { readCustomerRecords } from '../storage/meter-read.js';
+import type { EventRecord } from '../storage/schema.js';
+import { balanceOf, balanceSetup, readPortal, uncounted, type BalanceCustomer, type MeterBalance, type PortalReading } from './balance.js';
 import { compileMeter } from './evaluate.js';
-import type { CustomerMeter, CustomerPortal } from './portal.js';
-import { read, readAll, usageFilter, usageOf, type MeterUsage, type Parts, type UsageOptions } from './usage.js';
+import type { CustomerPortal } from './portal.js';
+import { connect, read, readAll, usageFilter, usageOf, type MeterUsage, type Parts, type UsageOptions } from './usage.js';
 
 /**
  * Options of the watches besides the customer and time range.
@@ -39,7 +41,7 @@ export function watchMeterUsage(mirror: Mirror, meter: unknown, options: UsageOp
       if (!full && parts) {
         const local = compiled.tally();
         const localIds = new Set<string>();
-        await read(mirror, where, false, false, (event, id) => {
+        await read(mirror, where, false, (event, id) => {
           localIds.add(id!);
           local.add(event);
         });
@@ -58,8 +60,10 @@ export function watchMeterUsage(mirror: Mirror, meter: unknown, options: UsageOp
 
 /**
  * Calls `listener` with the customer's balance now and whenever it changes: local changes re-read
- * only the unsent events; a flush or reconcile asks the portal again. While the portal cannot be
- * reached the last answer stays in use, so the balance still drops with each tracked event.
+ * the events not confirmed (the confirmed ones Polar's meter may not count yet are kept from the
+ * last full read); a flush or reconcile asks the portal again. While the portal cannot be reached
+ * the last answer stays in use, so the balance still drops with each tracked event. The rule is
+ * `countedByPortal`'s: under one portal answer the balance never rises as events move on.
  * @returns the unsubscribe function
  * @example
  * const stop = watchMeterBalance(mirror, portal, meterId, { externalCustomerId: 'user_42' }, ({ balance }) => render(balance));
@@ -72,26 +76,38 @@ export function watchMeterBalance(
   listener: (balance: MeterBalance) => void,
 ): () => void {
   const { id, compiled, where } = balanceSetup(portal, meterId, customer);
-  let server: CustomerMeter | undefined;
-  let known = false;
+  const customerKey = where.customerKey!;
+  let reading: PortalReading | undefined;
+  // The last read's events not confirmed (by id), and its confirmed ones.
+  let unconfirmed = new Set<string>();
+  let confirmed: EventRecord[] = [];
   return watch(
     mirror,
     customer,
     listener,
     ({ reason }) => reason === 'flush' || reason === 'reconcile' || reason === 'clear',
     async (full) => {
-      const local = localUnsent(mirror, compiled, where);
-      if (full || !known) {
+      const { db, now } = await connect(mirror);
+      const asking = full || !reading ? readPortal(portal, id, now) : undefined;
+      asking?.catch(() => undefined); // handled below, maybe after it fails
+      let records = await readCustomerRecords(db, customerKey, full || !reading, now);
+      // An event that left the unconfirmed ones was confirmed (maybe by another tab whose notice
+      // has not come yet), dead-lettered or cleared: read the confirmed ones again too.
+      const ids = new Set(records.map((r) => r.externalId));
+      if (!full && reading && [...unconfirmed].some((x) => !ids.has(x))) {
+        records = await readCustomerRecords(db, customerKey, true, now);
+      } else if (!full && reading) records = [...records, ...confirmed];
+      unconfirmed = new Set(records.filter((r) => r.status !== 'confirmed').map((r) => r.externalId));
+      confirmed = records.filter((r) => r.status === 'confirmed');
+      if (asking) {
         try {
-          server = await serverMeter(portal, id);
-          known = true;
+          reading = await asking;
         } catch (error) {
-          await local.catch(() => undefined);
-          if (!known) throw error;
+          if (!reading) throw error;
           (customer.onError ?? report)(error);
         }
       }
-      return balanceOf(server, await local);
+      return balanceOf(reading!, uncounted(compiled, records, reading!));
     },
   );
 }
