@@ -118,7 +118,7 @@ export function useMeterUsage(mirror: Mirror | null | undefined, meter: unknown,
 
 /**
  * A customer's balance on a meter (see `watchMeterBalance`): the portal's last answer lowered by
- * the events not sent yet, so it keeps dropping offline; a portal failure sets `error` and keeps
+ * the events Polar's meter may not count yet, so it keeps dropping offline; a portal failure sets `error` and keeps
  * `data`. `meter` (an id or a definition) and `customer` are compared by value.
  * @example
  * const { data } = useMeterBalance(mirror, portal, meterId, { externalCustomerId: user.id });
