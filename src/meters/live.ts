@@ -2,7 +2,7 @@ import { mirrorSeam } from '../mirror/mirror.js';
 import type { Mirror } from '../mirror/types.js';
 import { readCustomerRecords } from '../storage/meter-read.js';
 import type { EventRecord } from '../storage/schema.js';
-import { balanceOf, balanceSetup, readPortal, uncounted, type BalanceCustomer, type MeterBalance, type PortalReading } from './balance.js';
+import { balanceOf, balanceSetup, countedByPortal, readPortal, uncounted, type BalanceCustomer, type MeterBalance, type PortalReading } from './balance.js';
 import { compileMeter } from './evaluate.js';
 import type { CustomerPortal } from './portal.js';
 import { connect, read, readAll, usageFilter, usageOf, type MeterUsage, type Parts, type UsageOptions } from './usage.js';
@@ -32,7 +32,7 @@ export function watchMeterUsage(mirror: Mirror, meter: unknown, options: UsageOp
   const compiled = compileMeter(meter);
   const where = usageFilter(options);
   let parts: Parts | undefined;
-  return watch(
+  const { stop } = watch(
     mirror,
     options,
     listener,
@@ -56,6 +56,7 @@ export function watchMeterUsage(mirror: Mirror, meter: unknown, options: UsageOp
       return usageOf(compiled, parts!);
     },
   );
+  return stop;
 }
 
 /**
@@ -81,7 +82,12 @@ export function watchMeterBalance(
   // The last read's events not confirmed (by id), and its confirmed ones.
   let unconfirmed = new Set<string>();
   let confirmed: EventRecord[] = [];
-  return watch(
+  // While Polar holds events its meter may not count yet, the portal is asked again (backing off).
+  const { clock } = mirrorSeam(mirror, 'watch');
+  let timer: unknown;
+  let delay = RECHECK_MS;
+  let rechecking = false;
+  const handle = watch(
     mirror,
     customer,
     listener,
@@ -107,14 +113,40 @@ export function watchMeterBalance(
           (customer.onError ?? report)(error);
         }
       }
+      if (full) {
+        if (timer !== undefined) clock.clearTimeout(timer);
+        timer = undefined;
+        delay = rechecking ? Math.min(delay * 2, RECHECK_MAX_MS) : RECHECK_MS;
+        rechecking = false;
+        if (records.some((r) => (r.status === 'sent' || r.status === 'confirmed') && !countedByPortal(r, reading!))) {
+          timer = clock.setTimeout(() => {
+            timer = undefined;
+            rechecking = true;
+            handle.refresh();
+          }, delay);
+        }
+      }
       return balanceOf(reading!, uncounted(compiled, records, reading!));
     },
   );
+  return () => {
+    handle.stop();
+    if (timer !== undefined) clock.clearTimeout(timer);
+  };
 }
 
 /**
+ * When the portal is asked again while Polar's meter may still miss events it holds: Polar
+ * recomputes at least 15 s after the customer's last event, and the balance rule waits RECOUNT_MS
+ * past each ingest answer; then twice as long each time, up to 5 minutes (Polar may take longer
+ * under steady traffic).
+ */
+const RECHECK_MS = 20_000;
+const RECHECK_MAX_MS = 300_000;
+
+/**
  * The shared loop of the watches: one read at a time; changes during a read make one more read
- * (a full one if any of them asked for it); the listener hears only values that differ.
+ * (a full one if any of them asked for it, or `refresh()`); the listener hears only values that differ.
  */
 function watch<T extends object>(
   mirror: Mirror,
@@ -122,7 +154,7 @@ function watch<T extends object>(
   listener: (value: T) => void,
   isFull: (change: { reason: string }) => boolean,
   read: (full: boolean) => Promise<T>,
-): () => void {
+): { stop: () => void; refresh: () => void } {
   mirrorSeam(mirror, 'watch');
   if (typeof listener !== 'function') throw new TypeError('Expected the listener to be a function.');
   const onError = options.onError ?? report;
@@ -152,14 +184,18 @@ function watch<T extends object>(
     }
     running = false;
   };
-  const off = mirror.on('change', (change) => {
-    wanted = wanted === true || isFull(change);
+  const want = (full: boolean) => {
+    wanted = wanted === true || full;
     if (!running) void pump();
-  });
+  };
+  const off = mirror.on('change', (change) => want(isFull(change)));
   void pump();
-  return () => {
-    stopped = true;
-    off();
+  return {
+    stop: () => {
+      stopped = true;
+      off();
+    },
+    refresh: () => want(true),
   };
 }
 
