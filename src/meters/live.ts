@@ -62,9 +62,11 @@ export function watchMeterUsage(mirror: Mirror, meter: unknown, options: UsageOp
 /**
  * Calls `listener` with the customer's balance now and whenever it changes: local changes re-read
  * the events not confirmed (the confirmed ones Polar's meter may not count yet are kept from the
- * last full read); a flush or reconcile asks the portal again. While the portal cannot be reached
- * the last answer stays in use, so the balance still drops with each tracked event. The rule is
- * `countedByPortal`'s: under one portal answer the balance never rises as events move on.
+ * last full read); a flush or reconcile asks the portal again, and so does a timer while Polar
+ * holds events its meter may not count yet (20 s, then twice as long each time, up to 5 min). While
+ * the portal cannot be reached the last answer stays in use, so the balance still drops with each
+ * tracked event. The rule is `countedByPortal`'s: under one portal answer the balance never rises
+ * as events move on.
  * @returns the unsubscribe function
  * @example
  * const stop = watchMeterBalance(mirror, portal, meterId, { externalCustomerId: 'user_42' }, ({ balance }) => render(balance));
