@@ -82,10 +82,12 @@ export interface PortalReading {
  * while Polar's meter lags it errs low, never high. Only a dead letter or clear() lifts it: Polar
  * never bills those.
  */
-export function countedByPortal(record: Pick<EventRecord, 'status' | 'sentAt'>, reading: PortalReading): boolean {
-  if ((record.status !== 'sent' && record.status !== 'confirmed') || record.sentAt === null || !reading.meter) return false;
+export function countedByPortal(record: Pick<EventRecord, 'status' | 'sentAt' | 'confirmedAt'>, reading: PortalReading): boolean {
+  // Versions before revision 3 confirmed some events never answered (no sentAt): Polar held them by the confirmation.
+  const heldSince = record.status === 'sent' ? record.sentAt : record.status === 'confirmed' ? (record.sentAt ?? record.confirmedAt ?? null) : null;
+  if (heldSince === null || !reading.meter) return false;
   const recomputedAt = (reading.meter.modifiedAt ?? reading.meter.createdAt).getTime();
-  return record.sentAt + RECOUNT_MS <= Math.min(recomputedAt, reading.askedAt);
+  return heldSince + RECOUNT_MS <= Math.min(recomputedAt, reading.askedAt);
 }
 
 /**
