@@ -1,6 +1,6 @@
 import { mirrorSeam } from '../mirror/mirror.js';
 import type { Mirror } from '../mirror/types.js';
-import { readCustomerRecords } from '../storage/meter-read.js';
+import { readCustomerRecords, readRecords } from '../storage/meter-read.js';
 import type { EventRecord } from '../storage/schema.js';
 import { balanceOf, balanceSetup, countedByPortal, readPortal, uncounted, type BalanceCustomer, type MeterBalance, type PortalReading } from './balance.js';
 import { compileMeter } from './evaluate.js';
@@ -61,8 +61,8 @@ export function watchMeterUsage(mirror: Mirror, meter: unknown, options: UsageOp
 
 /**
  * Calls `listener` with the customer's balance now and whenever it changes: local changes re-read
- * the events not confirmed (the confirmed ones Polar's meter may not count yet are kept from the
- * last full read); a flush or reconcile asks the portal again, and so does a timer while Polar
+ * the events not confirmed, and those that left them (the customer's confirmed history is read once,
+ * and again after a clear()); a flush or reconcile asks the portal again, and so does a timer while Polar
  * holds events its meter may not count yet (20 s, then twice as long each time, up to 5 min). While
  * the portal cannot be reached the last answer stays in use, so the balance still drops with each
  * tracked event. The rule is `countedByPortal`'s: under one portal answer the balance never rises
@@ -81,9 +81,12 @@ export function watchMeterBalance(
   const { id, compiled, where } = balanceSetup(portal, meterId, customer);
   const customerKey = where.customerKey!;
   let reading: PortalReading | undefined;
-  // The last read's events not confirmed (by id), and its confirmed ones.
+  // The customer's confirmed events are read in full once (and after a clear()): a long history.
+  // Then only the events not confirmed are read, and those that left them since the last read.
+  let scan = true;
   let unconfirmed = new Set<string>();
-  let confirmed: EventRecord[] = [];
+  const confirmed = new Map<string, EventRecord>();
+  const offClear = mirror.on('change', ({ reason }) => void (reason === 'clear' && (scan = true)));
   // While Polar holds events its meter may not count yet, the portal is asked again (backing off).
   const { clock } = mirrorSeam(mirror, 'watch');
   let timer: unknown;
@@ -98,15 +101,24 @@ export function watchMeterBalance(
       const { db, now } = await connect(mirror);
       const asking = full || !reading ? readPortal(portal, id, now) : undefined;
       asking?.catch(() => undefined); // handled below, maybe after it fails
-      let records = await readCustomerRecords(db, customerKey, full || !reading, now);
-      // An event that left the unconfirmed ones was confirmed (maybe by another tab whose notice
-      // has not come yet), dead-lettered or cleared: read the confirmed ones again too.
-      const ids = new Set(records.map((r) => r.externalId));
-      if (!full && reading && [...unconfirmed].some((x) => !ids.has(x))) {
-        records = await readCustomerRecords(db, customerKey, true, now);
-      } else if (!full && reading) records = [...records, ...confirmed];
+      let records: EventRecord[];
+      if (scan) {
+        scan = false;
+        records = await readCustomerRecords(db, customerKey, true, now).catch((error: unknown) => {
+          scan = true;
+          throw error;
+        });
+        confirmed.clear();
+      } else {
+        records = await readCustomerRecords(db, customerKey, false, now);
+        // One that left was confirmed (maybe by another tab whose notice has not come yet), or is gone.
+        const ids = new Set(records.map((r) => r.externalId));
+        const left = [...unconfirmed].filter((x) => !ids.has(x));
+        records.push(...(left.length ? await readRecords(db, left, now) : []).filter((r) => r.status === 'confirmed'));
+        records.push(...confirmed.values());
+      }
+      for (const r of records) if (r.status === 'confirmed') confirmed.set(r.externalId, r);
       unconfirmed = new Set(records.filter((r) => r.status !== 'confirmed').map((r) => r.externalId));
-      confirmed = records.filter((r) => r.status === 'confirmed');
       if (asking) {
         try {
           reading = await asking;
@@ -133,6 +145,7 @@ export function watchMeterBalance(
   );
   return () => {
     handle.stop();
+    offClear();
     if (timer !== undefined) clock.clearTimeout(timer);
   };
 }

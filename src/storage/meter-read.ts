@@ -83,6 +83,19 @@ export async function readCustomerRecords(db: BufferDatabase, customerKey: strin
   }
 }
 
+/** The records of these events as readers show them, in one read transaction; gone ones are left out. */
+export async function readRecords(db: BufferDatabase, externalIds: readonly string[], now: number): Promise<EventRecord[]> {
+  try {
+    const tx = db.transaction([EVENTS, META], 'readonly');
+    const records = await Promise.all(externalIds.map((id) => tx.objectStore(EVENTS).get(id)));
+    const held = heldIds(await liveClaims(tx.objectStore(META), now));
+    await tx.done;
+    return records.filter((r): r is EventRecord => r !== undefined).map((r) => asShown(r, held));
+  } catch (error) {
+    throw storageError('read', error);
+  }
+}
+
 /** The customer keys that name one customer (its external id and Polar's id), or null for all. */
 async function keysOf(db: BufferDatabase, customerKey: string | null): Promise<string[] | null> {
   return customerKey === null ? null : [...new Set(await customerKeysFor(db, customerKey))];

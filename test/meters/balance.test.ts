@@ -1,3 +1,4 @@
+import { IDBIndex } from 'fake-indexeddb';
 import { describe, expect, it, vi } from 'vitest';
 import { TransportError } from '../../src/errors.js';
 import { meterBalance, type MeterBalance } from '../../src/meters/balance.js';
@@ -203,6 +204,36 @@ describe('watchMeterBalance', () => {
     expect(asked()).toBe(4);
     expect(values.map((v) => v.balance)).toEqual([1000, 900, 900]); // the portal's count took over: no jump
     await vi.waitFor(() => expect(rechecks()).toEqual([])); // nothing left to wait for
+  });
+
+  it("reads the customer's confirmed history once, then only what moved, and again after a clear()", async () => {
+    const { buffer, mirror } = await rig();
+    const { portal } = laggingPortal();
+    const scans: string[] = [];
+    const original = IDBIndex.prototype.getAll;
+    IDBIndex.prototype.getAll = function (this: IDBIndex, ...args: unknown[]) {
+      if (this.objectStore.name === 'events' && this.name === 'byCustomer') scans.push('byCustomer');
+      return (original as (...a: unknown[]) => IDBRequest).apply(this, args);
+    } as typeof original;
+    try {
+      const values: MeterBalance[] = [];
+      watchMeterBalance(mirror, portal, TOKENS.id, USER, (b) => values.push(b));
+      await vi.waitFor(() => expect(values).toHaveLength(1));
+      for (const tokens of [1, 10]) {
+        await buffer.track(llm(tokens));
+        await buffer.flush();
+      }
+      await mirror.reconcile(USER);
+      await buffer.track(llm(100));
+      await vi.waitFor(() => expect(values.at(-1)).toMatchObject({ uncounted: 111 }));
+      expect(await buffer.stats()).toMatchObject({ confirmed: 2, pending: 1 });
+      expect(scans).toHaveLength(1);
+      await buffer.clear();
+      await vi.waitFor(() => expect(values.at(-1)).toMatchObject({ uncounted: 0 }));
+      expect(scans).toHaveLength(2);
+    } finally {
+      IDBIndex.prototype.getAll = original;
+    }
   });
 
   it('drops with each track without asking the portal, asks it again after a flush, and keeps going offline', async () => {
