@@ -1,4 +1,5 @@
 import type { EventRecord } from '../storage/schema.js';
+import { toWire } from '../storage/serialize.js';
 import type { EventCreateWire, Transport } from '../transport/transport.js';
 import { KEEPALIVE_MAX_BYTES } from './flusher.js';
 
@@ -6,16 +7,21 @@ const BODY_OVERHEAD = '{"events":[]}'.length;
 
 /**
  * The last chance when the page goes away (`pagehide`): by then only work that starts
- * synchronously gets out (an IndexedDB read would never complete), so this keeps, in memory, the
- * events this page tracked that no flush has reported sent, and sends the oldest of them with
- * `fetch(..., { keepalive: true })` within the 64 KB keepalive budget.
+ * synchronously gets out (an IndexedDB read would never complete), so this holds a copy of the
+ * oldest waiting events as storage last showed them: replaced by a read after another tab's change
+ * and after each flush, and kept up to date in between by this tab's own writes (IndexedDB
+ * completes them in order, so a read and a write never land out of order here). Delivered events
+ * drop out the moment their answer is stored, whichever tab sent them.
  *
- * Nothing here changes IndexedDB: the events stay pending until a flush is acknowledged, so a
- * last-chance send that never lands is sent again later, and one that did land is counted by the
- * server as a duplicate (same `external_id`).
+ * The send is a send like any other: the stored wire bodies (fixed when the events were made, so
+ * byte-identical to every other send of them), oldest first within the 64 KB keepalive budget,
+ * skipping what does not fit, and a child only in the same request as a waiting parent. Nothing
+ * here changes IndexedDB: the events stay pending until an answer is stored, so one that never
+ * lands is sent again later, and one that did is counted by the server as a duplicate.
  */
 export class PageExitSender {
-  #unsent: EventRecord[] = [];
+  #waiting: EventRecord[] = [];
+  #ids = new Set<string>();
   readonly #limit: number;
 
   constructor(limit = 1000) {
@@ -23,36 +29,49 @@ export class PageExitSender {
   }
 
   get size(): number {
-    return this.#unsent.length;
+    return this.#waiting.length;
   }
 
-  remember(records: EventRecord[]): void {
-    this.#unsent.push(...records);
-    if (this.#unsent.length > this.#limit) this.#unsent.splice(0, this.#unsent.length - this.#limit);
+  /** What storage holds waiting now (oldest first), replacing the copy. */
+  replace(records: EventRecord[]): void {
+    this.#waiting = records.slice(0, this.#limit);
+    this.#ids = new Set(this.#waiting.map((r) => r.externalId));
   }
 
-  /** A mark before a flush; `forgetUpTo(mark)` after a flush that left nothing waiting. */
-  mark(): number {
-    return this.#unsent.length;
+  /** This tab's new waiting events (written after everything held). */
+  add(records: EventRecord[]): void {
+    for (const record of records) {
+      if (this.#waiting.length >= this.#limit || this.#ids.has(record.externalId)) continue;
+      this.#waiting.push(record);
+      this.#ids.add(record.externalId);
+    }
   }
 
-  forgetUpTo(mark: number): void {
-    this.#unsent.splice(0, Math.min(mark, this.#unsent.length));
-  }
-
-  forgetAll(): void {
-    this.#unsent = [];
+  /** Records this tab just wrote: those no longer pending drop out, the others are updated. */
+  update(records: EventRecord[]): void {
+    const written = new Map(records.map((r) => [r.externalId, r]));
+    this.replace(
+      this.#waiting.flatMap((r) => {
+        const next = written.get(r.externalId);
+        return !next ? [r] : next.status === 'pending' ? [next] : [];
+      }),
+    );
   }
 
   /** Starts one keepalive ingest synchronously; returns how many events it carries (0: nothing to send). */
-  send(transport: Transport, toWire: (record: EventRecord) => EventCreateWire, maxBytes: number = KEEPALIVE_MAX_BYTES): number {
+  send(transport: Transport, maxBytes: number = KEEPALIVE_MAX_BYTES): number {
     const events: EventCreateWire[] = [];
+    const waiting = this.#ids;
+    const taken = new Set<string>();
     let bytes = BODY_OVERHEAD;
-    for (const record of this.#unsent) {
+    for (const record of this.#waiting) {
+      // A child goes only with its waiting parent (an answered or unknown one is the server's).
+      if (record.parentId !== null && waiting.has(record.parentId) && !taken.has(record.parentId)) continue;
       const extra = record.bytes + (events.length > 0 ? 1 : 0);
-      if (bytes + extra > maxBytes) break;
+      if (bytes + extra > maxBytes) continue;
       bytes += extra;
       events.push(toWire(record));
+      taken.add(record.externalId);
     }
     if (events.length === 0) return 0;
     try {

@@ -7,8 +7,11 @@ import type { Metadata } from '../validation/structs.js';
  * (dates as epoch milliseconds) made and read only by `serialize.ts`.
  */
 
-/** 1: `events` by status and `meta`. 2: customer/fingerprint indexes, the `mirror`. 3: batch claims replace per-event leases. */
-export const DB_VERSION = 3;
+/**
+ * 1: `events` by status and `meta`. 2: customer/fingerprint indexes, the `mirror`. 3: batch claims
+ * replace per-event leases. 4: UUIDs lower case (Polar's form), the waiting count recounted.
+ */
+export const DB_VERSION = 4;
 /** IndexedDB transaction durability: "strict" is on disk before the write resolves. */
 export type Durability = 'strict' | 'relaxed';
 
@@ -56,6 +59,12 @@ export interface EventRecord {
   metadata: MetadataRecord;
   /** The event's time (given to track(), or the time of track()). */
   timestampMs: number;
+  /**
+   * The timestamp on the wire when it differs from `timestampMs` (clamped to the server's clock).
+   * Fixed when the record is made: every send of the event is byte-identical, so the server's copy
+   * matches `fingerprint`. Changed only after the server refused that timestamp (nothing stored).
+   */
+  wireMs?: number;
   parentId: string | null;
   status: EventStatus;
   /** Failed delivery attempts so far (flushes whose retries ran out, or rejected sends). */
@@ -69,6 +78,7 @@ export interface EventRecord {
   error: string | null;
   /** `ext:<externalCustomerId>` or `cus:<customerId>`. */
   customerKey: string;
+  /** Content hash of the event as sent (its wire timestamp): what a server copy is matched by. */
   fingerprint: string;
   /** Size of the event's JSON on the wire, in UTF-8 bytes. */
   bytes: number;

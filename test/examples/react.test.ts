@@ -112,13 +112,13 @@ describe('examples/react credits bar', () => {
     expect(polar.requests.filter((r) => r.path.startsWith('/v1/customer-portal/'))).toHaveLength(0);
   });
 
-  test('shows the portal balance lowered by the events not sent yet, and gates at zero', async () => {
+  test('shows the portal balance lowered by the events Polar does not count yet, and gates at zero', async () => {
     const { mirror, portal, buffer, meterBalance } = await setupCredits(5);
     await buffer.trackMany([1, 2].map((i) => ({ name: 'api_call', externalCustomerId: 'ada', metadata: { i } })));
     const state = { data: await meterBalance(mirror, portal, METER.id, { externalCustomerId: 'ada' }), error: undefined, loading: false };
     const html = renderToStaticMarkup(createElement(CreditsBarView, { state }));
     expect(html).toContain('<b>3</b> credits left of 5');
-    expect(html).toContain('(2 used on this device, not sent yet)');
+    expect(html).toContain('(2 used, not counted by Polar yet)');
     expect(html).toContain('<meter min="0" max="5" value="3">');
     expect(renderToStaticMarkup(createElement(CreditsGateView, { state }, 'the app'))).toBe('the app');
 
