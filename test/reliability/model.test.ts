@@ -66,6 +66,7 @@ describe('the life of an event, against a reference model', () => {
       const real = new RealSystem(server, model, runs, 2);
       try {
         await fc.asyncModelRun(() => ({ model, real }), commands);
+        if (process.env['MODEL_DEBUG']) console.log(`run ${runs}: ${String(commands)}`);
         await drain(model, real);
       } finally {
         steps += real.steps;

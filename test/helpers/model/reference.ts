@@ -6,7 +6,8 @@
  * - An event leaves `pending` only on an ingest answer that covers it (`sent`) or a 422 that names
  *   it (`dead`); a reconcile never moves a waiting event; it confirms `sent` events that Polar lists
  *   (by content, one server event per local event) and sends again, once, a `sent` event Polar does
- *   not list after the grace period (the server counts it as a duplicate: "held").
+ *   not list after the grace period (the server counts it as a duplicate: "held"). An event sent
+ *   while the mirror already holds an unlinked server copy of the same content is confirmed by it.
  * - Polar stores an event once per external_id; a batch with a bad event (or a child whose parent it
  *   does not hold) is refused whole; an event is listed `LISTING_LAG` after it was stored while the
  *   lag is on, and a child only once its parent is listed.
@@ -188,11 +189,18 @@ export class ReferenceModel {
     e.resend = false;
   }
 
+  /** An ingest answer covered it; a copy of it the mirror already holds (unlinked) confirms it at once. */
   #sent(e: ModelEvent): void {
     e.held ||= e.resend;
     e.status = 'sent';
     e.resend = false;
     e.sentAt = this.now;
+    const d = this.devices[e.device]!;
+    const copy = [...d.mirror].find((id) => !d.linked.has(id) && this.server.get(id)!.fingerprint === fingerprint(e));
+    if (copy !== undefined) {
+      d.linked.add(copy);
+      e.status = 'confirmed';
+    }
   }
 
   /**

@@ -194,8 +194,11 @@ export class RealSystem {
       }
       if (e.device !== tab.device) this.problems.push(`device ${tab.device} sent ${id} of device ${e.device}`);
       if (e.status !== 'pending') {
-        if (keepalive) this.pageExitStale++;
-        else this.problems.push(`${id} was sent while ${e.status} (only waiting events are sent)`);
+        if (keepalive) {
+          this.pageExitStale++;
+          if (process.env['MODEL_DEBUG'])
+            console.log(`page exit of d${tab.device} carried ${id} (${e.status}, seq ${e.seq}); run ${this.run}, step ${this.steps}`);
+        } else this.problems.push(`${id} was sent while ${e.status} (only waiting events are sent)`);
       }
       const parent = e.parent === null ? undefined : this.model.events.get(e.parent);
       if (parent && parent.status !== 'gone' && !inRequest.has(parent.externalId) && !this.answered[tab.device]!.has(parent.externalId)) {
