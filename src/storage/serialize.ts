@@ -9,7 +9,8 @@ import type { EventRecord, MetadataRecord, MirrorRecord } from './schema.js';
 
 export function customerKeyOf(ref: { externalCustomerId?: string | null; customerId?: string | null }): string {
   if (ref.externalCustomerId != null) return `ext:${ref.externalCustomerId}`;
-  if (ref.customerId != null) return `cus:${ref.customerId}`;
+  // Polar's customer ids are UUIDs, stored lower case: a filter (query, meters, clear) typed in upper case names the same customer.
+  if (ref.customerId != null) return `cus:${ref.customerId.toLowerCase()}`;
   return 'none:';
 }
 
