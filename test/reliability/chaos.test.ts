@@ -1,7 +1,7 @@
 /**
  * Suite 1: crash and fault chaos. See test/helpers/chaos-engine.ts for what one run does.
  *
- *   CHAOS_RUNS          runs (default 80 in npm test; `npm run chaos` runs 1000)
+ *   CHAOS_RUNS          runs (default 60 in npm test; `npm run chaos` runs 1000)
  *   CHAOS_SEED          first seed (default 1; "random" for a fresh one); run i uses seed CHAOS_SEED + i
  *   CHAOS_MAX_FAILURES  stop after this many failed runs (default 3; 0 = run them all, for a rate)
  *
@@ -13,7 +13,7 @@ import type { IngestResult, Transport } from '../../src/transport/transport.js';
 import { CHAOS_TOKEN, runChaos, type ChaosRunResult } from '../helpers/chaos-engine.js';
 import { envInt } from '../helpers/seeded-random.js';
 
-const RUNS = envInt('CHAOS_RUNS', 80);
+const RUNS = envInt('CHAOS_RUNS', 60);
 const FIRST_SEED = envInt('CHAOS_SEED', 1);
 const MAX_FAILURES = envInt('CHAOS_MAX_FAILURES', 3);
 
