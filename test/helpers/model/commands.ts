@@ -37,6 +37,9 @@ export async function checkInvariants(m: ReferenceModel, r: RealSystem, step: st
   const stored = r.server.storedExternalIds();
   const storedSet = new Set(stored);
   if (storedSet.size !== stored.length) problems.push('Polar stored an external_id twice');
+  // What Polar counted agrees: each stored event was counted inserted once, by one request.
+  const inserted = r.server.ingestRequests().reduce((n, q) => n + (q.result?.inserted ?? 0), 0);
+  if (inserted !== stored.length) problems.push(`Polar counted ${inserted} events inserted but holds ${stored.length}`);
   for (const id of stored) if (id === null || !m.server.has(id)) problems.push(`Polar holds ${id}, which the model does not (never accepted, or refused)`);
   for (const id of m.server.keys())
     if (!storedSet.has(id)) problems.push(`Polar should hold ${id} (${m.events.get(id)!.status} on device ${m.events.get(id)!.device}) but does not`);
