@@ -232,7 +232,8 @@ function openTab(world: World, server: MockPolarServer, factory: IDBFactory, dbN
 
 const NAMES = ['api_call', 'tokens_used', 'storage_gb', 'seat_added', 'export_run'];
 const EXT_CUSTOMERS = ['cust_ana', 'cust_bo', 'cust_chen', 'cust_dee', 'cust_eli'];
-const UUID_CUSTOMERS = ['9b4f2c7e-1d0a-4c57-8f6e-2b1f0c9d3a11', '0d4e8f2a-6b1c-4a3d-9e5f-7c2b8a1d0e63'];
+/** Customers by Polar id: Polar refuses a customer_id it does not know, so the server must hold them. */
+export const UUID_CUSTOMERS = ['9b4f2c7e-1d0a-4c57-8f6e-2b1f0c9d3a11', '0d4e8f2a-6b1c-4a3d-9e5f-7c2b8a1d0e63'];
 
 function randomUuid(rng: Rng): string {
   const hex = (n: number): string => Array.from({ length: n }, () => rng.int(0, 15).toString(16)).join('');

@@ -10,7 +10,7 @@
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { startMockPolar, type MockPolarServer } from '../../src/mock-server/index.js';
 import type { IngestResult, Transport } from '../../src/transport/transport.js';
-import { CHAOS_TOKEN, runChaos, type ChaosRunResult } from '../helpers/chaos-engine.js';
+import { CHAOS_TOKEN, runChaos, UUID_CUSTOMERS, type ChaosRunResult } from '../helpers/chaos-engine.js';
 import { envInt } from '../helpers/seeded-random.js';
 
 const RUNS = envInt('CHAOS_RUNS', 60);
@@ -21,6 +21,7 @@ let server: MockPolarServer;
 beforeAll(async () => {
   // Polar before April 2026 refused a child whose parent it did not hold: the "orphan" poison.
   server = await startMockPolar({ token: CHAOS_TOKEN, orphans: 'rejected' });
+  for (const id of UUID_CUSTOMERS) server.addCustomers({ id, external_id: null });
 });
 afterAll(async () => {
   await server.close();

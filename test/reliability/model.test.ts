@@ -19,7 +19,7 @@ import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, test, vi } from 'vitest';
 import { startMockPolar, type MockPolarServer } from '../../src/mock-server/index.js';
 import { commandsArb, drain } from '../helpers/model/commands.js';
-import { ReferenceModel } from '../helpers/model/reference.js';
+import { CUSTOMERS, ReferenceModel } from '../helpers/model/reference.js';
 import { MODEL_TOKEN, pageEvents, RealSystem } from '../helpers/model/system.js';
 import { envInt } from '../helpers/seeded-random.js';
 
@@ -37,6 +37,8 @@ let restoreGlobals: () => void;
 beforeAll(async () => {
   // Polar before April 2026 refused a child whose parent it did not hold: the "orphan" bad event.
   server = await startMockPolar({ token: MODEL_TOKEN, orphans: 'rejected' });
+  // Polar refuses a customer_id it does not know (the external ids need no customer).
+  server.addCustomers({ id: CUSTOMERS[2].customerId.toLowerCase(), external_id: null });
   // One virtual clock for the buffers and Polar (its listing lag and "not in the future" rule);
   // timers stay real, so requests, IndexedDB and fast-check run as usual.
   vi.useFakeTimers({ toFake: ['Date'], now: T0 });
