@@ -8,7 +8,19 @@ import { isPolarEventBufferError } from '../../../src/errors.js';
 import { meterUsage } from '../../../src/meters/index.js';
 import type { Fault } from '../../../src/mock-server/index.js';
 import type { BufferedEvent } from '../../../src/types.js';
-import { CUSTOMERS, type CustomerIndex, LEASE, LISTING_LAG, METERS, MINUTE, NAMES, type Poison, type ReferenceModel, SERVER_REASON } from './reference.js';
+import {
+  CUSTOMERS,
+  type CustomerIndex,
+  LEASE,
+  LISTING_LAG,
+  METERS,
+  MINUTE,
+  NAMES,
+  type Poison,
+  RECONCILE_GAP,
+  type ReferenceModel,
+  SERVER_REASON,
+} from './reference.js';
 import type { Call, KillPhase, RealSystem, Tab } from './system.js';
 
 type Cmd = fc.AsyncCommand<ReferenceModel, RealSystem>;
@@ -362,6 +374,7 @@ class Reconcile implements Cmd {
   check = () => true;
   async run(m: ReferenceModel, r: RealSystem): Promise<void> {
     const tab = r.tab(this.device, this.tabPick);
+    advance(m, RECONCILE_GAP);
     await tab.mirror.reconcile(this.customer === null ? undefined : customerRef(this.customer));
     m.reconcile(this.device, this.customer);
     await checkInvariants(m, r, this.toString());
@@ -484,6 +497,7 @@ export async function drain(m: ReferenceModel, r: RealSystem): Promise<void> {
   for (let round = 0; round < 2; round++) {
     for (let d = 0; d < r.tabs.length; d++) {
       await healthyFlush(m, d, r.tabs[d]![0]!);
+      advance(m, RECONCILE_GAP);
       await r.tabs[d]![0]!.mirror.reconcile();
       m.reconcile(d, null);
       await checkInvariants(m, r, `the final drain of device ${d}`);

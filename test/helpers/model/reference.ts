@@ -16,10 +16,16 @@
  */
 
 export const MINUTE = 60_000;
-/** Virtual ms before Polar lists an event while the lag is on: longer than the grace period. */
-export const LISTING_LAG = 2 * MINUTE;
-/** A sent event unlisted this long is sent again (never equal to a sum of whole seconds). */
-export const GRACE = MINUTE + 500;
+/**
+ * Time that passes before each reconcile: past the hourly sweep of the look-back window, so every
+ * reconcile reads all that Polar lists (which of the older events an incremental read brings is
+ * the reconciler's business; the model keeps to what the contract fixes).
+ */
+export const RECONCILE_GAP = 61 * MINUTE;
+/** Virtual ms before Polar lists an event while the lag is on: a couple of reconciles. */
+export const LISTING_LAG = 150 * MINUTE;
+/** A sent event unlisted this long is sent again: at the second reconcile after its send (never equal to a sum of whole seconds). */
+export const GRACE = 90 * MINUTE + 500;
 export const LEASE = 30_000;
 
 export type Status = 'pending' | 'sent' | 'confirmed' | 'dead' | 'gone';
