@@ -25,8 +25,8 @@ interface PendingWrite {
   reject: (error: unknown) => void;
 }
 
-/** Waiting events the page-exit copy holds: more than its 64 KB budget carries, for skipping. */
-const EXIT_LIMIT = 1000;
+/** Waiting events the page-exit copy holds: about twice what its 60 KB budget carries (skipping needs more). */
+const EXIT_LIMIT = 400;
 
 type StorageManagerLike = { persist?(): Promise<boolean>; persisted?(): Promise<boolean>; estimate?(): Promise<{ usage?: number; quota?: number }> };
 const storageManager = (): StorageManagerLike | undefined => (globalThis as { navigator?: { storage?: StorageManagerLike } }).navigator?.storage;
@@ -58,7 +58,7 @@ class PolarEventBuffer {
   readonly #readers = new Set<Reader>();
   readonly #clock = new ServerClock();
   /** The oldest waiting events as storage last showed them: the `pagehide` last-chance send. */
-  readonly #exit = new PageExitSender();
+  readonly #exit = new PageExitSender(EXIT_LIMIT);
   #exitRead: Promise<void> | undefined;
   #exitStale = false;
   #exitKnown = false;
