@@ -25,17 +25,8 @@ interface PendingWrite {
   reject: (error: unknown) => void;
 }
 
-/** Waiting events the page-exit copy holds: more than its 64 KB budget carries, for skipping. */
-const EXIT_LIMIT = 1000;
-
-/** Aborted when either is. */
-function eitherSignal(a: AbortSignal, b: AbortSignal): AbortSignal {
-  if (a.aborted) return a;
-  if (b.aborted) return b;
-  const both = new AbortController();
-  for (const s of [a, b]) s.addEventListener('abort', () => both.abort(s.reason), { once: true });
-  return both.signal;
-}
+/** Waiting events the page-exit copy holds: about twice what its 60 KB budget carries (skipping needs more). */
+const EXIT_LIMIT = 400;
 
 type StorageManagerLike = { persist?(): Promise<boolean>; persisted?(): Promise<boolean>; estimate?(): Promise<{ usage?: number; quota?: number }> };
 const storageManager = (): StorageManagerLike | undefined => (globalThis as { navigator?: { storage?: StorageManagerLike } }).navigator?.storage;
@@ -67,7 +58,7 @@ class PolarEventBuffer {
   readonly #readers = new Set<Reader>();
   readonly #clock = new ServerClock();
   /** The oldest waiting events as storage last showed them: the `pagehide` last-chance send. */
-  readonly #exit = new PageExitSender();
+  readonly #exit = new PageExitSender(EXIT_LIMIT);
   #exitRead: Promise<void> | undefined;
   #exitStale = false;
   #exitKnown = false;
@@ -276,8 +267,9 @@ class PolarEventBuffer {
     if (this.#flushing) return this.#flushing;
     const o = this.#o;
     const run = (async () => {
-      const flush = (lost: AbortSignal, leased: boolean) => this.#flusher.run(eitherSignal(this.#closing.signal, lost), { ...mode, leased });
+      const flush = (signal: AbortSignal, leased: boolean) => this.#flusher.run(signal, { ...mode, leased });
       const outcome = await withFlushLock(o.indexedDB, o.dbName, flush, {
+        signal: this.#closing.signal,
         connection: this.#connection,
         owner: this.#owner,
         duration: o.leaseDuration,
@@ -401,7 +393,7 @@ class PolarEventBuffer {
       do {
         this.#exitStale = false;
         const db = await this.#connection.get();
-        this.#exit.replace(await waitingSnapshot(db, this.#owner, EXIT_LIMIT, this.#o.clock.now()));
+        this.#exit.replace(await waitingSnapshot(db, EXIT_LIMIT));
       } while (this.#exitStale && !this.#closed);
     };
     const done = () => void (this.#exitRead = undefined);

@@ -3,6 +3,8 @@ import type { Connection } from '../storage/db.js';
 import { isQuotaError, releaseLease, takeLease } from '../storage/queue.js';
 
 export interface LeaseOptions {
+  /** The buffer closing: aborts the flush's signal too. */
+  signal: AbortSignal;
   connection: Connection;
   owner: string;
   duration: number;
@@ -15,16 +17,14 @@ interface Locks {
 
 const held = new WeakMap<object, Set<string>>();
 
-/** Why a flush stopped before its end: its lease went to another tab. */
-export class LeaseLost extends Error {
-  override name = 'LeaseLost';
-}
+/** The abort reason of a flush whose lease went to another tab. */
+export const LEASE_LOST = 'lease-lost';
 
 /**
  * One flush at a time per database, across tabs and workers: a Web Lock where present (the browser
  * frees it when its holder goes away); otherwise a lease in `meta`, renewed while the flush runs
  * and free once a dead holder stops renewing it. A holder that finds its lease taken (it was frozen
- * past it) is told through `lost`, and must stop; `leased` says that each claim must check the
+ * past it) is told through `lost` (which closing the buffer aborts too), and must stop; `leased` says that each claim must check the
  * lease too (a timer of a frozen tab fires late). Inside one realm, a set of held names.
  */
 export async function withFlushLock<T>(
@@ -34,6 +34,9 @@ export async function withFlushLock<T>(
   lease: LeaseOptions,
 ): Promise<{ ran: true; value: T } | { ran: false }> {
   const lost = new AbortController();
+  const stop = () => lost.abort(lease.signal.reason);
+  if (lease.signal.aborted) stop();
+  else lease.signal.addEventListener('abort', stop, { once: true });
   const locks = (globalThis as { navigator?: { locks?: Locks } }).navigator?.locks;
   if (typeof locks?.request === 'function') {
     return locks.request(`polar-event-buffer:flush:${dbName}`, { ifAvailable: true }, async (lock) =>
@@ -57,7 +60,7 @@ export async function withFlushLock<T>(
       timer = clock.setTimeout(
         async () => {
           const kept = await takeLease(await connection.get(), owner, clock.now(), duration).catch(() => true);
-          if (!kept) lost.abort(new LeaseLost('the flush lease was taken by another tab'));
+          if (!kept) lost.abort(LEASE_LOST);
           else if (timer !== undefined) renew();
         },
         Math.max(1, duration / 3),

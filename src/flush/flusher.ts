@@ -54,7 +54,7 @@ export class Flusher {
     const maxBytes = mode.keepalive ? Math.min(o.maxBatchBytes, KEEPALIVE_MAX_BYTES) : o.maxBatchBytes;
     for (;;) {
       if (signal.aborted) {
-        report.stoppedBy = (signal.reason as Error)?.name === 'LeaseLost' ? 'locked' : 'closed';
+        report.stoppedBy = signal.reason === 'lease-lost' ? 'locked' : 'closed';
         break;
       }
       const now = o.clock.now();
@@ -154,7 +154,7 @@ export class Flusher {
     } catch (error) {
       if (signal.aborted) {
         await this.#release(records, { countAttempt: false, nextAttemptAt: 0, error: null }).catch(() => undefined);
-        return (signal.reason as Error)?.name === 'LeaseLost' ? 'locked' : 'closed';
+        return signal.reason === 'lease-lost' ? 'locked' : 'closed';
       }
       return this.#failed(records, error, signal, report, keepalive);
     }

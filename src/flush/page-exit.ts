@@ -20,8 +20,8 @@ const BODY_OVERHEAD = '{"events":[]}'.length;
  * lands is sent again later, and one that did is counted by the server as a duplicate.
  */
 export class PageExitSender {
-  #waiting: EventRecord[] = [];
-  #ids = new Set<string>();
+  /** By externalId, oldest first. */
+  #waiting = new Map<string, EventRecord>();
   readonly #limit: number;
 
   constructor(limit = 1000) {
@@ -29,44 +29,36 @@ export class PageExitSender {
   }
 
   get size(): number {
-    return this.#waiting.length;
+    return this.#waiting.size;
   }
 
   /** What storage holds waiting now (oldest first), replacing the copy. */
   replace(records: EventRecord[]): void {
-    this.#waiting = records.slice(0, this.#limit);
-    this.#ids = new Set(this.#waiting.map((r) => r.externalId));
+    this.#waiting = new Map();
+    this.add(records);
   }
 
   /** This tab's new waiting events (written after everything held). */
   add(records: EventRecord[]): void {
-    for (const record of records) {
-      if (this.#waiting.length >= this.#limit || this.#ids.has(record.externalId)) continue;
-      this.#waiting.push(record);
-      this.#ids.add(record.externalId);
-    }
+    for (const r of records) if (this.#waiting.size < this.#limit) this.#waiting.set(r.externalId, this.#waiting.get(r.externalId) ?? r);
   }
 
-  /** Records this tab just wrote: those no longer pending drop out, the others are updated. */
+  /** Records this tab just wrote: those no longer pending drop out, the others are updated in place. */
   update(records: EventRecord[]): void {
-    const written = new Map(records.map((r) => [r.externalId, r]));
-    this.replace(
-      this.#waiting.flatMap((r) => {
-        const next = written.get(r.externalId);
-        return !next ? [r] : next.status === 'pending' ? [next] : [];
-      }),
-    );
+    for (const r of records) {
+      if (r.status !== 'pending') this.#waiting.delete(r.externalId);
+      else if (this.#waiting.has(r.externalId)) this.#waiting.set(r.externalId, r);
+    }
   }
 
   /** Starts one keepalive ingest synchronously; returns how many events it carries (0: nothing to send). */
   send(transport: Transport, maxBytes: number = KEEPALIVE_MAX_BYTES): number {
     const events: EventCreateWire[] = [];
-    const waiting = this.#ids;
     const taken = new Set<string>();
     let bytes = BODY_OVERHEAD;
-    for (const record of this.#waiting) {
+    for (const record of this.#waiting.values()) {
       // A child goes only with its waiting parent (an answered or unknown one is the server's).
-      if (record.parentId !== null && waiting.has(record.parentId) && !taken.has(record.parentId)) continue;
+      if (record.parentId !== null && this.#waiting.has(record.parentId) && !taken.has(record.parentId)) continue;
       const extra = record.bytes + (events.length > 0 ? 1 : 0);
       if (bytes + extra > maxBytes) continue;
       bytes += extra;

@@ -1,7 +1,8 @@
 import { MeterDefinitionError } from '../errors.js';
 import type { Mirror } from '../mirror/types.js';
 import { compileMeter, type CompiledMeter } from './evaluate.js';
-import { readCustomerRecords } from '../storage/meter-read.js';
+import { readMeterRecords } from '../storage/meter-read.js';
+import type { BufferDatabase } from '../storage/db.js';
 import type { EventRecord } from '../storage/schema.js';
 import type { CustomerMeter, CustomerPortal } from './portal.js';
 import { connect, localEvent, usageFilter } from './usage.js';
@@ -102,8 +103,13 @@ export function countedByPortal(record: Pick<EventRecord, 'status' | 'sentAt' | 
 export async function meterBalance(mirror: Mirror, portal: CustomerPortal, meterId: string | object, customer: BalanceCustomer): Promise<MeterBalance> {
   const { id, compiled, where } = balanceSetup(portal, meterId, customer);
   const { db, now } = await connect(mirror);
-  const [reading, records] = await Promise.all([readPortal(portal, id, now), readCustomerRecords(db, where.customerKey!, true, now)]);
+  const [reading, records] = await Promise.all([readPortal(portal, id, now), readHeld(db, where.customerKey!, now, 'customer')]);
   return balanceOf(reading, uncounted(compiled, records, reading));
+}
+
+/** The customer's local events (by default those not confirmed), whatever their timestamp: Polar's meter counts each once it has it. */
+export async function readHeld(db: BufferDatabase, customerKey: string, now: number, local?: 'customer'): Promise<EventRecord[]> {
+  return (await readMeterRecords(db, { customerKey, sinceMs: -Infinity, untilMs: Infinity, local }, now)).local;
 }
 
 /** Asks the portal for one meter; `askedAt` must be taken before the local read it goes with begins. */
@@ -114,7 +120,6 @@ export async function readPortal(portal: CustomerPortal, meterId: string, askedA
 /** The meter's value over the local events the reading does not prove counted. */
 export function uncounted(compiled: CompiledMeter, records: readonly EventRecord[], reading: PortalReading): number {
   const tally = compiled.tally();
-  // Whatever their timestamp: Polar's meter counts each of them once it has them.
   for (const r of records) if (!countedByPortal(r, reading)) tally.add(localEvent(r));
   return tally.value();
 }

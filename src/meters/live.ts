@@ -1,8 +1,17 @@
 import { mirrorSeam } from '../mirror/mirror.js';
 import type { Mirror } from '../mirror/types.js';
-import { readCustomerRecords, readRecords } from '../storage/meter-read.js';
 import type { EventRecord } from '../storage/schema.js';
-import { balanceOf, balanceSetup, countedByPortal, readPortal, uncounted, type BalanceCustomer, type MeterBalance, type PortalReading } from './balance.js';
+import {
+  balanceOf,
+  balanceSetup,
+  countedByPortal,
+  readHeld,
+  readPortal,
+  uncounted,
+  type BalanceCustomer,
+  type MeterBalance,
+  type PortalReading,
+} from './balance.js';
 import { compileMeter } from './evaluate.js';
 import type { CustomerPortal } from './portal.js';
 import { connect, read, readAll, usageFilter, usageOf, type MeterUsage, type Parts, type UsageOptions } from './usage.js';
@@ -61,8 +70,8 @@ export function watchMeterUsage(mirror: Mirror, meter: unknown, options: UsageOp
 
 /**
  * Calls `listener` with the customer's balance now and whenever it changes: local changes re-read
- * the events not confirmed, and those that left them (the customer's confirmed history is read once,
- * and again after a clear()); a flush or reconcile asks the portal again, and so does a timer while Polar
+ * the events not confirmed (the customer's confirmed history only when one of them left, and after a
+ * clear()); a flush or reconcile asks the portal again, and so does a timer while Polar
  * holds events its meter may not count yet (20 s, then twice as long each time, up to 5 min). While
  * the portal cannot be reached the last answer stays in use, so the balance still drops with each
  * tracked event. The rule is `countedByPortal`'s: under one portal answer the balance never rises
@@ -81,12 +90,10 @@ export function watchMeterBalance(
   const { id, compiled, where } = balanceSetup(portal, meterId, customer);
   const customerKey = where.customerKey!;
   let reading: PortalReading | undefined;
-  // The customer's confirmed events are read in full once (and after a clear()): a long history.
-  // Then only the events not confirmed are read, and those that left them since the last read.
+  // The customer's confirmed history (long) is read again only when it may have changed: one of the
+  // events not confirmed left them, or a clear(); else only the events not confirmed are read.
   let scan = true;
-  let unconfirmed = new Set<string>();
-  const confirmed = new Map<string, EventRecord>();
-  const offClear = mirror.on('change', ({ reason }) => void (reason === 'clear' && (scan = true)));
+  let held: EventRecord[] = [];
   // While Polar holds events its meter may not count yet, the portal is asked again (backing off).
   const { clock } = mirrorSeam(mirror, 'watch');
   let timer: unknown;
@@ -96,29 +103,27 @@ export function watchMeterBalance(
     mirror,
     customer,
     listener,
-    ({ reason }) => reason === 'flush' || reason === 'reconcile' || reason === 'clear',
+    ({ reason }) => {
+      if (reason === 'clear') scan = true;
+      return reason === 'flush' || reason === 'reconcile' || reason === 'clear';
+    },
     async (full) => {
       const { db, now } = await connect(mirror);
       const asking = full || !reading ? readPortal(portal, id, now) : undefined;
       asking?.catch(() => undefined); // handled below, maybe after it fails
-      let records: EventRecord[];
-      if (scan) {
-        scan = false;
-        records = await readCustomerRecords(db, customerKey, true, now).catch((error: unknown) => {
-          scan = true;
-          throw error;
-        });
-        confirmed.clear();
-      } else {
-        records = await readCustomerRecords(db, customerKey, false, now);
-        // One that left was confirmed (maybe by another tab whose notice has not come yet), or is gone.
+      const rescan = scan;
+      scan = false;
+      let records = await readHeld(db, customerKey, now, rescan ? 'customer' : undefined).catch((error: unknown) => {
+        scan ||= rescan;
+        throw error;
+      });
+      if (!rescan) {
         const ids = new Set(records.map((r) => r.externalId));
-        const left = [...unconfirmed].filter((x) => !ids.has(x));
-        records.push(...(left.length ? await readRecords(db, left, now) : []).filter((r) => r.status === 'confirmed'));
-        records.push(...confirmed.values());
+        // One that left those not confirmed was confirmed (maybe in another tab not heard from yet), or is gone.
+        if (held.some((r) => r.status !== 'confirmed' && !ids.has(r.externalId))) records = await readHeld(db, customerKey, now, 'customer');
+        else records.push(...held.filter((r) => r.status === 'confirmed'));
       }
-      for (const r of records) if (r.status === 'confirmed') confirmed.set(r.externalId, r);
-      unconfirmed = new Set(records.filter((r) => r.status !== 'confirmed').map((r) => r.externalId));
+      held = records;
       if (asking) {
         try {
           reading = await asking;
@@ -145,7 +150,6 @@ export function watchMeterBalance(
   );
   return () => {
     handle.stop();
-    offClear();
     if (timer !== undefined) clock.clearTimeout(timer);
   };
 }

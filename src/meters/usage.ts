@@ -2,7 +2,7 @@ import { mirrorSeam } from '../mirror/mirror.js';
 import { checkFilter } from '../mirror/query.js';
 import type { Mirror } from '../mirror/types.js';
 import type { BufferDatabase } from '../storage/db.js';
-import { readUsageRecords } from '../storage/meter-read.js';
+import { readMeterRecords } from '../storage/meter-read.js';
 import type { EventRecord, MirrorRecord } from '../storage/schema.js';
 import type { Metadata } from '../validation/structs.js';
 import { compileMeter, type CompiledMeter, type MeterEvent, type Tally } from './evaluate.js';
@@ -124,7 +124,7 @@ export const localEvent = (r: EventRecord): MeterEvent => ({ name: r.name, times
  */
 export async function read(mirror: Mirror, where: Where, withMirror: boolean, visit: (event: MeterEvent, externalId?: string) => void): Promise<void> {
   const { db, now } = await connect(mirror);
-  const { mirrored, local } = await readUsageRecords(db, where, withMirror, now);
+  const { mirrored, local } = await readMeterRecords(db, { ...where, mirror: withMirror }, now);
   for (const r of mirrored) visit(serverEvent(r));
   for (const r of local) visit(localEvent(r), r.externalId);
 }

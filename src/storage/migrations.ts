@@ -1,6 +1,6 @@
 import type { IDBPDatabase, IDBPTransaction, StoreNames } from 'idb';
 import { BY_CUSTOMER, BY_FINGERPRINT, BY_NAME, BY_STATUS, BY_TIME, EVENTS, META, MIRROR, type BufferDBSchema, type EventRecord } from './schema.js';
-import { customerKeyOf, fingerprintOf, wireMsOf } from './serialize.js';
+import { customerKeyOf, fingerprintOf } from './serialize.js';
 
 type UpgradeTx = IDBPTransaction<BufferDBSchema, StoreNames<BufferDBSchema>[], 'versionchange'>;
 
@@ -61,31 +61,4 @@ const STEPS: Record<number, (db: IDBPDatabase<BufferDBSchema>, tx: UpgradeTx, be
       }
     })();
   },
-  // Version 4: UUIDs lower case, as Polar answers them (an upper-case customerId was never
-  // confirmed); the customer key and fingerprint follow. The waiting count is recounted.
-  4(_db, tx, before) {
-    void tx.objectStore(META).delete('waiting');
-    return (async () => {
-      await before;
-      for (let cursor = await tx.objectStore(EVENTS).openCursor(); cursor; cursor = await cursor.continue()) {
-        const record = { ...cursor.value };
-        for (const key of ['customerId', 'memberId', 'organizationId', 'parentId'] as const) {
-          const id = record[key];
-          if (typeof id === 'string' && UUID.test(id)) record[key] = id.toLowerCase();
-        }
-        if (
-          record.customerId === cursor.value.customerId &&
-          record.memberId === cursor.value.memberId &&
-          record.organizationId === cursor.value.organizationId &&
-          record.parentId === cursor.value.parentId
-        )
-          continue;
-        record.customerKey = customerKeyOf(record);
-        record.fingerprint = fingerprintOf({ ...record, timestampMs: wireMsOf(record) });
-        await cursor.update(record);
-      }
-    })();
-  },
 };
-
-const UUID = /^[\da-f]{8}-[\da-f]{4}-[\da-f]{4}-[\da-f]{4}-[\da-f]{12}$/i;

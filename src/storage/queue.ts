@@ -210,11 +210,7 @@ export function append<G>(
         const id = record.externalId;
         let stored = mine.get(id) ?? seen.get(id) ?? (id === record.seq ? undefined : await store.get(id));
         if (stored && !sameEvent(stored, record, timeGiven.has(record))) {
-          failures.push({
-            index,
-            path: ['externalId'],
-            message: `Expected an externalId of no other event, but "${id}" is held by another (${stored.status}) event`,
-          });
+          failures.push({ index, path: ['externalId'], message: `"${id}" is held by another event` });
           continue;
         }
         if (stored?.status === 'pending') stored = asShown(stored, (held ??= heldIds(await liveClaims(tx.objectStore(META), now))));
@@ -222,16 +218,11 @@ export function append<G>(
         if (!stored) fresh.push(record), mine.set(id, record);
       }
       for (const [index, record] of records.entries()) {
-        if (record.parentId === null || !fresh.includes(record) || failures.some((f) => f.index === index)) continue;
         // Follow the parents through this call and the stored events: back to this event is a loop.
         const chain = [record.externalId];
-        for (let parent: string | null = record.parentId; parent !== null && chain.length < MAX_CHAIN; ) {
+        for (let parent = fresh.includes(record) ? record.parentId : null; parent !== null && chain.length < MAX_CHAIN; ) {
           if (chain.includes(parent)) {
-            failures.push({
-              index,
-              path: ['parentId'],
-              message: `Expected a parent chain without a loop, but ${[...chain, parent].map((id) => `"${id}"`).join(' → ')}`,
-            });
+            failures.push({ index, path: ['parentId'], message: `Expected no loop, but ${[...chain, parent].join(' → ')}` });
             break;
           }
           chain.push(parent);
@@ -312,7 +303,7 @@ export interface Claimed {
  * limit, a child only after its parent's ingest was answered or in the same batch; new events and
  * resends never share a batch (an all-duplicates answer then proves the server holds the resent
  * ones). Sets aside, dead, what can never be sent: corrupted records, children of dead parents,
- * parent loops, events over maxBatchBytes. On a full disk (QuotaExceededError) the same batch is
+ * events over maxBatchBytes. On a full disk (QuotaExceededError) the same batch is
  * read without writing: the flush still delivers, and only this flusher (it holds the lock) knows.
  */
 export async function claimBatch(db: BufferDatabase, o: ClaimOptions): Promise<Claimed> {
@@ -348,20 +339,6 @@ async function scanBatch(tx: Tx, o: ClaimOptions, write: boolean): Promise<Claim
     raw(tx, EVENTS).put(next);
     dead.push(next);
   };
-  /** Why the event's parent keeps it back: 'wait' (not answered yet), a reason to kill it, or null. */
-  const parentBlock = async (r: EventRecord): Promise<string | null> => {
-    if (r.parentId === null || inBatch.has(r.parentId)) return null;
-    const chain = [r.externalId];
-    const parent = await store.get(r.parentId);
-    if (parent?.status === 'dead') return `parent ${parent.externalId} was dead-lettered: ${parent.error}`;
-    if (parent?.status !== 'pending' && parent?.status !== 'sending') return null;
-    // A loop stored by an earlier version (track() refuses them now) would wait forever.
-    for (let p: EventRecord | undefined = parent; p && chain.length < 20; p = p.parentId === null ? undefined : await store.get(p.parentId)) {
-      if (chain.includes(p.externalId)) return `parentId loops back: ${chain.join(' → ')} → ${p.externalId}`;
-      chain.push(p.externalId);
-    }
-    return 'wait';
-  };
   // Read in chunks of at most 250: each chunk is read (and its records deserialised) in a task of its own.
   const want = Math.min(o.batchSize + 16, 250);
   scan: while (scanned < Math.max(1000, o.batchSize * 10)) {
@@ -378,11 +355,14 @@ async function scanBatch(tx: Tx, o: ClaimOptions, write: boolean): Promise<Claim
         nextDueAt = Math.min(nextDueAt ?? Infinity, r.nextAttemptAt);
         continue;
       }
-      const block = await parentBlock(r);
-      if (block === 'wait') continue;
-      if (block !== null) {
-        kill(r, block);
-        continue;
+      // A child waits for its parent's answer (track() refuses loops), or goes in the same batch.
+      if (r.parentId !== null && r.parentId !== r.externalId && !inBatch.has(r.parentId)) {
+        const parent = await store.get(r.parentId);
+        if (parent?.status === 'pending') continue;
+        if (parent?.status === 'dead') {
+          kill(r, `parent ${parent.externalId} was dead-lettered: ${parent.error}`);
+          continue;
+        }
       }
       if (BODY_OVERHEAD_BYTES + r.bytes > o.maxBytes) {
         if (BODY_OVERHEAD_BYTES + r.bytes > o.maxBatchBytes) kill(r, `${r.bytes} bytes, over maxBatchBytes (${o.maxBatchBytes})`);
@@ -604,19 +584,9 @@ export function clearCustomers(db: BufferDatabase, given: string[] | undefined, 
   });
 }
 
-/**
- * The oldest waiting events as storage holds them now (at most `limit`), but those another
- * flusher's live claim has on the wire: what a page-exit send may carry.
- */
-export function waitingSnapshot(db: BufferDatabase, owner: string, limit: number, now: number): Promise<EventRecord[]> {
-  return inTx(db, [EVENTS, META], null, 'read', async (tx) => {
-    const others = heldIds((await liveClaims(tx.objectStore(META), now)).filter((c) => c.owner !== owner));
-    const records = await tx
-      .objectStore(EVENTS)
-      .index(BY_STATUS)
-      .getAll(statusRange('pending'), limit + others.size);
-    return records.filter((r) => !others.has(r.externalId)).slice(0, limit);
-  });
+/** The oldest waiting events as storage holds them now (at most `limit`): what a page-exit send may carry. */
+export function waitingSnapshot(db: BufferDatabase, limit: number): Promise<EventRecord[]> {
+  return inTx(db, [EVENTS], null, 'read', (tx) => tx.objectStore(EVENTS).index(BY_STATUS).getAll(statusRange('pending'), limit));
 }
 
 /** A full disk: the oldest half of the mirror (which reconcile can pull again) makes room. */

@@ -7,11 +7,8 @@ import type { Metadata } from '../validation/structs.js';
  * (dates as epoch milliseconds) made and read only by `serialize.ts`.
  */
 
-/**
- * 1: `events` by status and `meta`. 2: customer/fingerprint indexes, the `mirror`. 3: batch claims
- * replace per-event leases. 4: UUIDs lower case (Polar's form), the waiting count recounted.
- */
-export const DB_VERSION = 4;
+/** 1: `events` by status and `meta`. 2: customer/fingerprint indexes, the `mirror`. 3: batch claims replace per-event leases. */
+export const DB_VERSION = 3;
 /** IndexedDB transaction durability: "strict" is on disk before the write resolves. */
 export type Durability = 'strict' | 'relaxed';
 

@@ -182,17 +182,9 @@ export function withWireTime(record: EventRecord, wireMs: number): EventRecord {
  * (the time too when the input gave one; a retried track() without one is the same event).
  */
 export function sameEvent(stored: EventRecord, record: EventRecord, timeGiven: boolean): boolean {
-  const same = (a: unknown, b: unknown) => JSON.stringify(canonicalMetadata(a ?? {})) === JSON.stringify(canonicalMetadata(b ?? {}));
-  return (
-    stored.name === record.name &&
-    stored.customerKey === record.customerKey &&
-    (stored.memberId ?? null) === (record.memberId ?? null) &&
-    (stored.externalMemberId ?? null) === (record.externalMemberId ?? null) &&
-    stored.organizationId === record.organizationId &&
-    stored.parentId === record.parentId &&
-    (!timeGiven || stored.timestampMs === record.timestampMs) &&
-    same(stored.metadata, record.metadata)
-  );
+  const key = (r: EventRecord) =>
+    JSON.stringify([r.name, r.customerKey, r.memberId ?? null, r.externalMemberId ?? null, r.organizationId, r.parentId, canonicalMetadata(r.metadata)]);
+  return (!timeGiven || stored.timestampMs === record.timestampMs) && key(stored) === key(record);
 }
 
 export function toLocalEvent(record: EventRecord): BufferedEvent {
