@@ -42,7 +42,7 @@ const showCustomer = (c: CustomerIndex | null) => (c === null ? 'all' : Object.v
 
 export async function checkInvariants(m: ReferenceModel, r: RealSystem, step: string): Promise<void> {
   r.steps++;
-  const kind = step.replace(/\(.*$/, '').replace(/ with .*$/, '');
+  const kind = step.replace(/\(.*?\)/, '').replace(/^\d+ s pass$/, 'time passes');
   r.kinds.set(kind, (r.kinds.get(kind) ?? 0) + 1);
   const problems: string[] = r.problems.splice(0).map((p) => `audit: ${p}`);
   // Polar holds each accepted event at most once, exactly those the model says.
