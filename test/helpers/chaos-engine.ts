@@ -374,8 +374,8 @@ export async function runChaos(server: MockPolarServer, seed: number, options: {
 
   /**
    * An overloaded Polar while the user goes on: a 429 sends the waiting batch away for a second or
-   * two, the next events (often identical to it) are stored but every answer is lost, and a
-   * reconcile runs meanwhile. Only the ingest answers may decide what was delivered.
+   * two, the next events (often identical to it) are stored but every answer is lost, a reconcile
+   * runs meanwhile, and the user goes on. Only the ingest answers may decide what was delivered.
    */
   const stepOverload = async (): Promise<void> => {
     bump(world.faults, 'overload burst');
@@ -388,6 +388,9 @@ export async function runChaos(server: MockPolarServer, seed: number, options: {
     await stepFlush();
     server.clearFaults();
     await stepReconcile();
+    // The user goes on: children of what just waited are tracked and sent.
+    await stepTrack();
+    await stepFlush();
   };
 
   const stepKill = async (): Promise<void> => {
