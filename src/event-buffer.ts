@@ -147,7 +147,7 @@ class PolarEventBuffer {
   /** Validates one call's inputs into records; any invalid input fails the whole call, alone. */
   #build({ items, many }: PendingWrite): EventRecord[] {
     const { schemas, defaults, maxBatchBytes } = this.#o;
-    const failures: EventValidationError['failures'] = [];
+    const failures: InputFailure[] = [];
     // The wire body is fixed here: a timestamp in the server's future is clamped once, for every send.
     const limit = this.#clock.clampLimit(this.#o.clock.now());
     const records = items.map(({ input, now, seq }, index) => {
@@ -161,16 +161,16 @@ class PolarEventBuffer {
         return record;
       } catch (error) {
         if (!(error instanceof EventValidationError)) throw error;
-        for (const f of error.failures) failures.push({ path: many ? [String(index), ...f.path] : f.path, message: f.message });
+        for (const f of error.failures) failures.push({ ...f, index });
         return undefined as unknown as EventRecord;
       }
     });
-    if (failures.length > 0) throw new EventValidationError(failures);
+    if (failures.length > 0) throw this.#refuse({ many }, failures);
     return records;
   }
 
   /** A call refused by what storage holds (a taken externalId, a parent loop). */
-  #refuse({ many }: PendingWrite, failures: InputFailure[]): EventValidationError {
+  #refuse({ many }: Pick<PendingWrite, 'many'>, failures: InputFailure[]): EventValidationError {
     return new EventValidationError(failures.map(({ index, path, message }) => ({ path: many ? [String(index), ...path] : path, message })));
   }
 
@@ -267,7 +267,7 @@ class PolarEventBuffer {
     if (this.#flushing) return this.#flushing;
     const o = this.#o;
     const run = (async () => {
-      const flush = (signal: AbortSignal, leased: boolean) => this.#flusher.run(signal, { ...mode, leased });
+      const flush = (signal: AbortSignal) => this.#flusher.run(signal, mode);
       const outcome = await withFlushLock(o.indexedDB, o.dbName, flush, {
         signal: this.#closing.signal,
         connection: this.#connection,

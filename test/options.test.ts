@@ -107,7 +107,7 @@ describe('option effects', () => {
     // Not due yet: the timer is still armed, so no flush has started.
     expect([...clock.timers.values()].map((t) => t.ms)).toContain(2500);
     clock.advance(1);
-    await vi.waitFor(async () => expect((await buffer.stats()).sent).toBe(2));
+    await vi.waitFor(async () => expect((await buffer.stats()).sent).toBe(2), { timeout: 10_000 });
     expect(server.events).toHaveLength(2);
     expect(server.ingestRequests()).toHaveLength(1);
   });
@@ -118,7 +118,7 @@ describe('option effects', () => {
     const buffer = make(server, { indexedDB: freshIndexedDB(), clock, autoFlush: true, flushInterval: 60_000, batchSize: 3 });
     await buffer.trackMany([input(0), input(1)]);
     await buffer.track(input(2));
-    await vi.waitFor(async () => expect((await buffer.stats()).sent).toBe(3));
+    await vi.waitFor(async () => expect((await buffer.stats()).sent).toBe(3), { timeout: 10_000 });
     // One request with all three: no flush started while two were waiting.
     expect(server.ingestRequests().map((r) => (r.body as { events: unknown[] }).events.length)).toEqual([3]);
   });
@@ -143,7 +143,7 @@ describe('option effects', () => {
     clock.advance(1000);
     // The timer's flush ends with its report: refused, the buffer paused.
     expect(await flushed).toMatchObject({ sent: 0, remaining: 1 });
-    await vi.waitFor(() => expect(errors).toHaveLength(1));
+    await vi.waitFor(() => expect(errors).toHaveLength(1), { timeout: 10_000 });
     expect(server.ingestRequests()).toHaveLength(1);
     expect([...clock.timers.values()].map((t) => t.ms)).toContain(1000);
     return { server, clock, auth, buffer, factory };

@@ -24,13 +24,13 @@ export const LEASE_LOST = 'lease-lost';
  * One flush at a time per database, across tabs and workers: a Web Lock where present (the browser
  * frees it when its holder goes away); otherwise a lease in `meta`, renewed while the flush runs
  * and free once a dead holder stops renewing it. A holder that finds its lease taken (it was frozen
- * past it) is told through `lost` (which closing the buffer aborts too), and must stop; `leased` says that each claim must check the
- * lease too (a timer of a frozen tab fires late). Inside one realm, a set of held names.
+ * past it) is told through `lost` (which closing the buffer aborts too), and must stop. Inside one
+ * realm, a set of held names.
  */
 export async function withFlushLock<T>(
   factory: object,
   dbName: string,
-  fn: (lost: AbortSignal, leased: boolean) => Promise<T>,
+  fn: (lost: AbortSignal) => Promise<T>,
   lease: LeaseOptions,
 ): Promise<{ ran: true; value: T } | { ran: false }> {
   const lost = new AbortController();
@@ -40,7 +40,7 @@ export async function withFlushLock<T>(
   const locks = (globalThis as { navigator?: { locks?: Locks } }).navigator?.locks;
   if (typeof locks?.request === 'function') {
     return locks.request(`polar-event-buffer:flush:${dbName}`, { ifAvailable: true }, async (lock) =>
-      lock ? { ran: true, value: await fn(lost.signal, false) } : { ran: false },
+      lock ? { ran: true, value: await fn(lost.signal) } : { ran: false },
     );
   }
   const names = held.get(factory) ?? new Set<string>();
@@ -68,7 +68,7 @@ export async function withFlushLock<T>(
     };
     renew();
     try {
-      return { ran: true, value: await fn(lost.signal, true) };
+      return { ran: true, value: await fn(lost.signal) };
     } finally {
       clock.clearTimeout(timer);
       timer = undefined;

@@ -47,8 +47,7 @@ export class Flusher {
     this.#hooks = hooks;
   }
 
-  /** `leased`: the flush lock is a lease in storage (no Web Locks), checked by every claim. */
-  async run(signal: AbortSignal, mode: { keepalive?: boolean; networkBack?: boolean; leased?: boolean } = {}): Promise<FlushReport> {
+  async run(signal: AbortSignal, mode: { keepalive?: boolean; networkBack?: boolean } = {}): Promise<FlushReport> {
     const o = this.#o;
     const report: FlushReport = { sent: 0, duplicates: 0, deadLettered: 0, remaining: 0, requests: 0 };
     const maxBytes = mode.keepalive ? Math.min(o.maxBatchBytes, KEEPALIVE_MAX_BYTES) : o.maxBatchBytes;
@@ -67,12 +66,7 @@ export class Flusher {
         maxBatchBytes: o.maxBatchBytes,
         networkBack: !!mode.networkBack,
         durability: o.durability,
-        ...(mode.leased ? { lease: true as const } : {}),
       });
-      if (claim.leaseLost) {
-        report.stoppedBy = 'locked';
-        break;
-      }
       this.#dead(claim.dead, report);
       const corrupted = claim.dead.filter((r) => r.error?.startsWith('corrupted record'));
       if (corrupted.length) this.#hooks.error(new StorageError('flush', `${corrupted.length} corrupted record(s) set aside as dead letters`));

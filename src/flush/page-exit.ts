@@ -28,10 +28,6 @@ export class PageExitSender {
     this.#limit = limit;
   }
 
-  get size(): number {
-    return this.#waiting.size;
-  }
-
   /** What storage holds waiting now (oldest first), replacing the copy. */
   replace(records: EventRecord[]): void {
     this.#waiting = new Map();

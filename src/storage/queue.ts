@@ -268,8 +268,6 @@ export interface ClaimOptions {
   /** The network came back: events that waited only for it are due. */
   networkBack?: boolean;
   durability: Durability;
-  /** Without Web Locks: claim only while no other owner holds the flush lease. */
-  lease?: true;
 }
 
 /** Why a stored record cannot be an event this library wrote, or null. */
@@ -288,14 +286,10 @@ export function recordCorruption(r: EventRecord): string | null {
   return bad.length ? `${bad.join(', ')} missing or of the wrong type` : null;
 }
 
-/** A claimed batch; `inMemory`: the disk was full, so no claim was stored (see claimBatch). */
 export interface Claimed {
   batch: EventRecord[];
   dead: EventRecord[];
   nextDueAt: number | null;
-  inMemory?: boolean;
-  /** The flush lease is another tab's now: this flusher must stop. */
-  leaseLost?: boolean;
 }
 
 /**
@@ -311,7 +305,7 @@ export async function claimBatch(db: BufferDatabase, o: ClaimOptions): Promise<C
     return await inTx(db, [EVENTS, META], o.durability, 'flush', (tx) => scanBatch(tx, o, true));
   } catch (error) {
     if (!isQuotaError(error)) throw error;
-    return { ...(await inTx(db, [EVENTS, META], null, 'flush', (tx) => scanBatch(tx, o, false))), inMemory: true };
+    return inTx(db, [EVENTS, META], null, 'flush', (tx) => scanBatch(tx, o, false));
   }
 }
 
@@ -320,10 +314,6 @@ export const isQuotaError = (error: unknown): boolean =>
   [error, (error as { cause?: unknown } | null)?.cause].some((e) => (e as Error | null)?.name === 'QuotaExceededError');
 
 async function scanBatch(tx: Tx, o: ClaimOptions, write: boolean): Promise<Claimed> {
-  if (o.lease) {
-    const current = (await tx.objectStore(META).get(LEASE))?.value as { owner: string; until: number } | undefined;
-    if (current && current.owner !== o.owner && current.until > o.now) return { batch: [], dead: [], nextDueAt: null, leaseLost: true };
-  }
   const store = tx.objectStore(EVENTS);
   const batch: EventRecord[] = [];
   const dead: EventRecord[] = [];

@@ -170,9 +170,9 @@ export function newRecord(input: NewEventInput, seq: string, now: number, limit:
 
 /** The record with its wire timestamp set (and the fingerprint and size that follow from it). */
 export function withWireTime(record: EventRecord, wireMs: number): EventRecord {
-  const next = { ...record, fingerprint: fingerprintOf({ ...record, timestampMs: wireMs }) };
-  if (wireMs === record.timestampMs) delete next.wireMs;
-  else next.wireMs = wireMs;
+  // Assigned, never deleted: a deleted key makes a slow (dictionary) object, slower to clone.
+  const next: EventRecord = { ...record, fingerprint: fingerprintOf({ ...record, timestampMs: wireMs }) };
+  if (wireMs !== record.timestampMs || next.wireMs !== undefined) next.wireMs = wireMs;
   next.bytes = jsonBytes(toWire(next));
   return next;
 }

@@ -50,7 +50,7 @@ describe('the network coming back', () => {
     server.setOnline(true);
     page.dispatchEvent(new Event('online'));
     // The server stores the events before the client has settled them: wait for what is asserted.
-    await vi.waitFor(async () => expect((await buffer.stats()).sent).toBe(3), { timeout: 5000 });
+    await vi.waitFor(async () => expect((await buffer.stats()).sent).toBe(3), { timeout: 10_000 });
     expect(server.events).toHaveLength(3);
   });
 
@@ -64,12 +64,12 @@ describe('the network coming back', () => {
     await buffer.trackMany(Array.from({ length: 300 }, (_, i) => ({ name: 'api_call', externalCustomerId: 'user_1', metadata: { i: 10 + i } })) as never);
     const before = server.ingestRequests().length;
     const running = buffer.flush();
-    await vi.waitFor(() => expect(server.ingestRequests().length).toBeGreaterThan(before), { timeout: 5000 });
+    await vi.waitFor(() => expect(server.ingestRequests().length).toBeGreaterThan(before), { timeout: 10_000 });
     // The network is back while that flush runs: the reachability probe answers before it ends.
     page.dispatchEvent(new Event('online'));
     expect((await running).sent).toBe(300);
     server.setLatency(0);
-    await vi.waitFor(async () => expect((await buffer.stats()).sent).toBe(303), { timeout: 5000 });
+    await vi.waitFor(async () => expect((await buffer.stats()).sent).toBe(303), { timeout: 10_000 });
     expect(server.events).toHaveLength(303);
   });
 

@@ -7,6 +7,7 @@ import { createEventBuffer, httpTransport } from '../../src/index.js';
 import { createMirror } from '../../src/mirror/index.js';
 import { autoClose, freshIndexedDB } from '../helpers/fresh-db.js';
 import { useMockPolar } from '../helpers/mock-server.js';
+import type { MockPolarOptions } from '../../src/mock-server/index.js';
 import { createUsageStore, deliveryState } from '../../examples/react/use-usage-events.js';
 import { UsageHistory, UsageHistoryView } from '../../examples/react/usage-history.js';
 import { CreditsBar, CreditsBarView, CreditsGate, CreditsGateView } from '../../examples/react/credits-bar.js';
@@ -89,7 +90,8 @@ describe('examples/react credits bar', () => {
       ...(await import('polar-event-buffer/mirror')),
       ...(await import('polar-event-buffer/meters')),
     };
-    const polar = await startPolar({ customers: [{ external_id: 'ada', email: 'ada@example.com' }], meters: [METER] });
+    // The portal counts at once (a mock that imitates Polar's meter lag recomputes on every read).
+    const polar = await startPolar({ customers: [{ external_id: 'ada', email: 'ada@example.com' }], meters: [METER], meterLag: 0 } as MockPolarOptions);
     polar.credit('ada', METER.id, credits);
     const session = await fetch(`${polar.url}/v1/customer-sessions/`, {
       method: 'POST',

@@ -4,7 +4,7 @@ import { TransportError } from '../../src/errors.js';
 import { meterBalance, type MeterBalance } from '../../src/meters/balance.js';
 import { watchMeterBalance } from '../../src/meters/live.js';
 import { customerPortalTransport, type CustomerMeter } from '../../src/meters/portal.js';
-import type { MockPolarServer } from '../../src/mock-server/index.js';
+import type { MockPolarOptions, MockPolarServer } from '../../src/mock-server/index.js';
 import { ManualClock } from '../event-buffer/support.js';
 import { MovableClock, useRig } from '../mirror/support.js';
 
@@ -28,7 +28,8 @@ async function sessionToken(polar: MockPolarServer): Promise<string> {
 }
 
 async function setup(credit = 1000) {
-  const r = await rig();
+  // The portal counts at once (a mock that imitates Polar's meter lag recomputes on every read).
+  const r = await rig({}, { meterLag: 0 } as MockPolarOptions);
   r.polar.addMeter(TOKENS);
   r.polar.credit('user_42', TOKENS.id, credit);
   const token = await sessionToken(r.polar);
@@ -137,7 +138,7 @@ describe('the balance never rises because an event moved on', () => {
     walk.push(await balance()); // pending
     polar.setLatency(200);
     const flushing = buffer.flush();
-    await vi.waitFor(async () => expect(await buffer.stats()).toMatchObject({ sending: 3 }));
+    await vi.waitFor(async () => expect(await buffer.stats()).toMatchObject({ sending: 3 }), { timeout: 10_000 });
     walk.push(await balance()); // sending
     await flushing;
     polar.setLatency(0);
@@ -165,14 +166,14 @@ describe('the balance never rises because an event moved on', () => {
     const { portal, asked } = laggingPortal();
     const values: MeterBalance[] = [];
     watchMeterBalance(mirror, portal, TOKENS.id, USER, (b) => values.push(b));
-    await vi.waitFor(() => expect(values).toHaveLength(1));
+    await vi.waitFor(() => expect(values).toHaveLength(1), { timeout: 10_000 });
     for (const tokens of [1, 10, 100]) {
       await buffer.track(llm(tokens));
       await buffer.flush();
     }
     await mirror.reconcile(USER);
     await buffer.track(llm(1000));
-    await vi.waitFor(() => expect(values.at(-1)).toEqual({ credited: 1000, consumed: 1111, balance: -111, uncounted: 1111 }));
+    await vi.waitFor(() => expect(values.at(-1)).toEqual({ credited: 1000, consumed: 1111, balance: -111, uncounted: 1111 }), { timeout: 10_000 });
     expect(asked()).toBeGreaterThan(1); // each flush and the reconcile asked the portal again
     const balances = values.map((v) => v.balance);
     expect(balances).toEqual([...balances].sort((a, b) => b - a));
@@ -186,24 +187,24 @@ describe('watchMeterBalance', () => {
     const { portal, meter, asked } = laggingPortal();
     const values: MeterBalance[] = [];
     watchMeterBalance(mirror, portal, TOKENS.id, USER, (b) => values.push(b));
-    await vi.waitFor(() => expect(values).toHaveLength(1));
+    await vi.waitFor(() => expect(values).toHaveLength(1), { timeout: 10_000 });
     await buffer.track(llm(100));
     await buffer.flush();
-    await vi.waitFor(() => expect(asked()).toBe(2)); // the flush's change
-    await vi.waitFor(() => expect(values.at(-1)).toEqual({ credited: 1000, consumed: 100, balance: 900, uncounted: 100 }));
+    await vi.waitFor(() => expect(asked()).toBe(2), { timeout: 10_000 }); // the flush's change
+    await vi.waitFor(() => expect(values.at(-1)).toEqual({ credited: 1000, consumed: 100, balance: 900, uncounted: 100 }), { timeout: 10_000 });
     const rechecks = () => [...clock.timers.values()].filter((t) => t.ms >= 20_000).map((t) => t.ms);
-    await vi.waitFor(() => expect(rechecks()).toEqual([20_000]));
+    await vi.waitFor(() => expect(rechecks()).toEqual([20_000]), { timeout: 10_000 });
 
     clock.advance(20_000); // Polar's job has not run yet
-    await vi.waitFor(() => expect(asked()).toBe(3));
-    await vi.waitFor(() => expect(rechecks()).toEqual([40_000]));
+    await vi.waitFor(() => expect(asked()).toBe(3), { timeout: 10_000 });
+    await vi.waitFor(() => expect(rechecks()).toEqual([40_000]), { timeout: 10_000 });
     meter.consumed = 100; // now it has, well after the ingest
     meter.modifiedAt = clock.now();
     clock.advance(40_000);
-    await vi.waitFor(() => expect(values.at(-1)).toEqual({ credited: 1000, consumed: 100, balance: 900, uncounted: 0 }));
+    await vi.waitFor(() => expect(values.at(-1)).toEqual({ credited: 1000, consumed: 100, balance: 900, uncounted: 0 }), { timeout: 10_000 });
     expect(asked()).toBe(4);
     expect(values.map((v) => v.balance)).toEqual([1000, 900, 900]); // the portal's count took over: no jump
-    await vi.waitFor(() => expect(rechecks()).toEqual([])); // nothing left to wait for
+    await vi.waitFor(() => expect(rechecks()).toEqual([]), { timeout: 10_000 }); // nothing left to wait for
   });
 
   it("reads the customer's confirmed history only when it may have changed: a confirmation, a clear()", async () => {
@@ -218,21 +219,21 @@ describe('watchMeterBalance', () => {
     try {
       const values: MeterBalance[] = [];
       watchMeterBalance(mirror, portal, TOKENS.id, USER, (b) => values.push(b));
-      await vi.waitFor(() => expect(values).toHaveLength(1));
+      await vi.waitFor(() => expect(values).toHaveLength(1), { timeout: 10_000 });
       for (const tokens of [1, 10]) {
         await buffer.track(llm(tokens));
         await buffer.flush();
       }
-      await vi.waitFor(() => expect(values.at(-1)).toMatchObject({ uncounted: 11 }));
+      await vi.waitFor(() => expect(values.at(-1)).toMatchObject({ uncounted: 11 }), { timeout: 10_000 });
       expect(scans).toHaveLength(1); // tracks and flushes read only the events not confirmed
       await mirror.reconcile(USER);
       await buffer.track(llm(100));
-      await vi.waitFor(() => expect(values.at(-1)).toMatchObject({ uncounted: 111 }));
+      await vi.waitFor(() => expect(values.at(-1)).toMatchObject({ uncounted: 111 }), { timeout: 10_000 });
       expect(await buffer.stats()).toMatchObject({ confirmed: 2, pending: 1 });
       const afterConfirming = scans.length;
       expect(afterConfirming).toBeGreaterThan(1); // two left the events not confirmed
       await buffer.clear();
-      await vi.waitFor(() => expect(values.at(-1)).toMatchObject({ uncounted: 0 }));
+      await vi.waitFor(() => expect(values.at(-1)).toMatchObject({ uncounted: 0 }), { timeout: 10_000 });
       expect(scans.length).toBeGreaterThan(afterConfirming);
     } finally {
       IDBIndex.prototype.getAll = original;
@@ -244,27 +245,27 @@ describe('watchMeterBalance', () => {
     const values: MeterBalance[] = [];
     const errors: unknown[] = [];
     watchMeterBalance(mirror, portal, TOKENS.id, { ...USER, onError: (e) => errors.push(e) }, (b) => values.push(b));
-    await vi.waitFor(() => expect(values).toEqual([{ credited: 1000, consumed: 0, balance: 1000, uncounted: 0 }]));
+    await vi.waitFor(() => expect(values).toEqual([{ credited: 1000, consumed: 0, balance: 1000, uncounted: 0 }]), { timeout: 10_000 });
     expect(portalRequests(polar)).toHaveLength(1);
 
     await buffer.track(llm(100));
-    await vi.waitFor(() => expect(values.at(-1)).toEqual({ credited: 1000, consumed: 100, balance: 900, uncounted: 100 }));
+    await vi.waitFor(() => expect(values.at(-1)).toEqual({ credited: 1000, consumed: 100, balance: 900, uncounted: 100 }), { timeout: 10_000 });
     expect(portalRequests(polar)).toHaveLength(1);
 
     await buffer.flush();
     // The flush's change asks the portal again; its meter counts the event, its answer cannot prove it.
-    await vi.waitFor(() => expect(portalRequests(polar)).toHaveLength(2));
-    await vi.waitFor(() => expect(values.at(-1)).toEqual({ credited: 1000, consumed: 200, balance: 800, uncounted: 100 }));
+    await vi.waitFor(() => expect(portalRequests(polar)).toHaveLength(2), { timeout: 10_000 });
+    await vi.waitFor(() => expect(values.at(-1)).toEqual({ credited: 1000, consumed: 200, balance: 800, uncounted: 100 }), { timeout: 10_000 });
 
     polar.setOnline(false);
     await buffer.track(llm(50));
-    await vi.waitFor(() => expect(values.at(-1)).toEqual({ credited: 1000, consumed: 250, balance: 750, uncounted: 150 }));
+    await vi.waitFor(() => expect(values.at(-1)).toEqual({ credited: 1000, consumed: 250, balance: 750, uncounted: 150 }), { timeout: 10_000 });
     const failed = new Promise((resolve) => buffer.on('flush', resolve));
     await buffer.flush().catch(() => undefined);
     await failed;
     // The portal cannot be reached: its failure is heard, the last answer stays in use.
-    await vi.waitFor(() => expect(errors).toHaveLength(1));
+    await vi.waitFor(() => expect(errors).toHaveLength(1), { timeout: 10_000 });
     await buffer.track(llm(25));
-    await vi.waitFor(() => expect(values.at(-1)).toEqual({ credited: 1000, consumed: 275, balance: 725, uncounted: 175 }));
+    await vi.waitFor(() => expect(values.at(-1)).toEqual({ credited: 1000, consumed: 275, balance: 725, uncounted: 175 }), { timeout: 10_000 });
   });
 });

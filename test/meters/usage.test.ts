@@ -105,7 +105,7 @@ describe('meterUsage over a buffer and its mirror', () => {
     seen.push(['pending', await usage()]);
     polar.setLatency(200);
     const flushing = buffer.flush();
-    await vi.waitFor(async () => expect(await buffer.stats()).toMatchObject({ sending: 1 }));
+    await vi.waitFor(async () => expect(await buffer.stats()).toMatchObject({ sending: 1 }), { timeout: 10_000 });
     seen.push(['sending', await usage()]);
     await flushing;
     polar.setLatency(0);
@@ -211,7 +211,7 @@ function spyIndexReads() {
 
 /** The `count`-th value a watch heard, once it has. */
 async function nextValue(values: MeterUsage[], count: number): Promise<MeterUsage> {
-  await vi.waitFor(() => expect(values.length).toBeGreaterThanOrEqual(count));
+  await vi.waitFor(() => expect(values.length).toBeGreaterThanOrEqual(count), { timeout: 10_000 });
   return values[count - 1]!;
 }
 
@@ -250,7 +250,7 @@ describe('watchMeterUsage', () => {
     watchMeterUsage(mirror, COUNT, USER, (u) => values.push(u));
     await nextValue(values, 1);
     await Promise.all(Array.from({ length: 30 }, () => buffer.track(llm(1))));
-    await vi.waitFor(() => expect(values.at(-1)).toEqual({ value: 30, server: 0, local: 30, exact: false }));
+    await vi.waitFor(() => expect(values.at(-1)).toEqual({ value: 30, server: 0, local: 30, exact: false }), { timeout: 10_000 });
     expect(values.length).toBeLessThan(31);
   });
 

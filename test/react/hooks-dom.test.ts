@@ -72,9 +72,9 @@ describe('the hooks in a page', () => {
         text(usage, (u) => `${u.value} calls`),
       );
     });
-    await vi.waitFor(() => expect(element.textContent).toBe('0 calls'));
+    await vi.waitFor(() => expect(element.textContent).toBe('0 calls'), { timeout: 10_000 });
     await act(() => buffer.trackMany([1, 2].map((i) => ({ name: 'api_call', externalCustomerId: 'ada', metadata: { i } }))));
-    await vi.waitFor(() => expect(element.textContent).toBe('2 calls'));
+    await vi.waitFor(() => expect(element.textContent).toBe('2 calls'), { timeout: 10_000 });
     // It settles: a render does not start a read that makes another render.
     const settled = renders;
     await act(() => buffer.stats());
@@ -99,10 +99,10 @@ describe('the hooks in a page', () => {
         text(useMeterUsage(mirror, METER, { externalCustomerId: customer }), (u) => `${u.value} calls`),
       );
     });
-    await vi.waitFor(() => expect(element.textContent).toBe('1 calls'));
+    await vi.waitFor(() => expect(element.textContent).toBe('1 calls'), { timeout: 10_000 });
     customer = 'bob';
     await act(async () => rerender());
-    await vi.waitFor(() => expect(element.textContent).toBe('2 calls'));
+    await vi.waitFor(() => expect(element.textContent).toBe('2 calls'), { timeout: 10_000 });
   });
 
   test('useBufferStats follows the buffer', async () => {
@@ -114,8 +114,8 @@ describe('the hooks in a page', () => {
         text(useBufferStats(buffer), (s) => `${s.pending} waiting`),
       );
     });
-    await vi.waitFor(() => expect(element.textContent).toBe('0 waiting'));
+    await vi.waitFor(() => expect(element.textContent).toBe('0 waiting'), { timeout: 10_000 });
     await act(() => buffer.track({ name: 'api_call', externalCustomerId: 'ada' }));
-    await vi.waitFor(() => expect(element.textContent).toBe('1 waiting'));
+    await vi.waitFor(() => expect(element.textContent).toBe('1 waiting'), { timeout: 10_000 });
   });
 });
