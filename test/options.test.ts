@@ -1,4 +1,4 @@
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { object, number } from 'superstruct';
 import { createEventBuffer } from '../src/event-buffer.js';
 import { resolveOptions } from '../src/options.js';
@@ -6,15 +6,11 @@ import { httpTransport } from '../src/transport/http.js';
 import { freshIndexedDB } from './helpers/fresh-db.js';
 import { useMockPolar } from './helpers/mock-server.js';
 import { bufferFactory, input, ManualClock } from './event-buffer/support.js';
+import type { FlushReport } from '../src/types.js';
 
 const startPolar = useMockPolar();
 const make = bufferFactory();
 const transport = { ingest: async () => ({ inserted: 0, duplicates: 0 }) };
-
-async function until(check: () => boolean, what: string): Promise<void> {
-  for (let i = 0; i < 200 && !check(); i++) await new Promise((r) => setTimeout(r, 10));
-  if (!check()) throw new Error(`Timed out waiting for ${what}`);
-}
 
 describe('option validation', () => {
   const cases: [string, Record<string, unknown>, RegExp][] = [
@@ -108,10 +104,12 @@ describe('option effects', () => {
     await buffer.trackMany([input(0), input(1)]);
     expect([...clock.timers.values()].some((t) => t.ms === 2500)).toBe(true);
     clock.advance(2499);
-    await new Promise((r) => setTimeout(r, 30));
-    expect(server.ingestRequests()).toHaveLength(0);
+    // Not due yet: the timer is still armed, so no flush has started.
+    expect([...clock.timers.values()].map((t) => t.ms)).toContain(2500);
     clock.advance(1);
-    await until(() => server.events.length === 2, 'the timer flush');
+    await vi.waitFor(async () => expect((await buffer.stats()).sent).toBe(2), { timeout: 10_000 });
+    expect(server.events).toHaveLength(2);
+    expect(server.ingestRequests()).toHaveLength(1);
   });
 
   it('flushes on its own once batchSize events are waiting', async () => {
@@ -119,35 +117,56 @@ describe('option effects', () => {
     const clock = new ManualClock();
     const buffer = make(server, { indexedDB: freshIndexedDB(), clock, autoFlush: true, flushInterval: 60_000, batchSize: 3 });
     await buffer.trackMany([input(0), input(1)]);
-    await new Promise((r) => setTimeout(r, 30));
-    expect(server.ingestRequests()).toHaveLength(0);
     await buffer.track(input(2));
-    await until(() => server.events.length === 3, 'the batch-full flush');
+    await vi.waitFor(async () => expect((await buffer.stats()).sent).toBe(3), { timeout: 10_000 });
+    // One request with all three: no flush started while two were waiting.
+    expect(server.ingestRequests().map((r) => (r.body as { events: unknown[] }).events.length)).toEqual([3]);
   });
 
-  it('pauses automatic flushes after a 401 while an explicit flush() still tries', async () => {
+  /** A buffer whose token Polar refuses until the test sets the right one, after its first timer flush got a 401. */
+  async function refused() {
     const server = await startPolar({ token: 'polar_oat_right' });
     const clock = new ManualClock();
-    let token = 'polar_oat_wrong';
+    const auth = { token: 'polar_oat_wrong' };
+    const factory = freshIndexedDB();
     const buffer = make(undefined, {
-      indexedDB: freshIndexedDB(),
+      indexedDB: factory,
       clock,
       autoFlush: true,
       flushInterval: 1000,
-      transport: httpTransport({ baseUrl: server.url, headers: () => ({ Authorization: `Bearer ${token}` }) }),
+      transport: httpTransport({ baseUrl: server.url, headers: () => ({ Authorization: `Bearer ${auth.token}` }) }),
     });
     const errors: unknown[] = [];
     buffer.on('error', (e) => errors.push(e));
     await buffer.track(input(0));
+    const flushed = new Promise<FlushReport>((resolve) => buffer.on('flush', resolve));
     clock.advance(1000);
-    await until(() => errors.length > 0 && server.ingestRequests().length === 1, 'the 401');
-    await until(() => [...clock.timers.values()].some((t) => t.ms === 1000), 'the timer to be re-armed');
-    clock.advance(1000);
-    await new Promise((r) => setTimeout(r, 50));
+    // The timer's flush ends with its report: refused, the buffer paused.
+    expect(await flushed).toMatchObject({ sent: 0, remaining: 1 });
+    await vi.waitFor(() => expect(errors).toHaveLength(1), { timeout: 10_000 });
     expect(server.ingestRequests()).toHaveLength(1);
-    expect((await buffer.stats()).pending).toBe(1);
-    token = 'polar_oat_right';
+    expect([...clock.timers.values()].map((t) => t.ms)).toContain(1000);
+    return { server, clock, auth, buffer, factory };
+  }
+
+  it('pauses automatic flushes after a 401: a timer tick starts none', async () => {
+    const { server, clock, buffer } = await refused();
+    // Nothing left to send, so a flush the tick started would end without a report of its own.
+    await buffer.clear();
+    const reports: FlushReport[] = [];
+    buffer.on('flush', (report) => reports.push(report));
+    clock.advance(1000);
+    // flush() joins a flush already running; one it runs itself always reports: the signal.
+    await buffer.flush();
+    expect(reports).toHaveLength(1);
+    expect(server.ingestRequests()).toHaveLength(1);
+  });
+
+  it('still tries an explicit flush() while automatic flushes are paused after a 401', async () => {
+    const { server, auth, buffer } = await refused();
+    auth.token = 'polar_oat_right';
     expect(await buffer.flush()).toMatchObject({ sent: 1 });
     expect(server.ingestRequests()).toHaveLength(2);
+    expect(server.events).toHaveLength(1);
   });
 });

@@ -1,6 +1,6 @@
 // A usage bar with "credits left", and a gate for when they run out: polar-event-buffer/react's
 // useMeterBalance over the customer portal. The balance drops the moment an event is tracked, in
-// every tab, and keeps dropping offline (the portal's last answer minus what was not sent yet).
+// every tab, and keeps dropping offline (the portal's last answer minus what Polar's meter may not count yet).
 //
 //   const portal = customerPortalTransport({ baseUrl: 'https://api.polar.sh', token: getSessionToken, meters });
 //   <CreditsBar mirror={mirror} portal={portal} meterId={meters[0].id} externalCustomerId={user.id} />
@@ -30,7 +30,7 @@ export function CreditsBarView({ state }: { state: LiveState<MeterBalance> }) {
     <div>
       <p>
         <b>{left}</b> credits left of {data.credited}
-        {data.localUnsent > 0 && <small> ({data.localUnsent} used on this device, not sent yet)</small>}
+        {data.uncounted > 0 && <small> ({data.uncounted} used, not counted by Polar yet)</small>}
       </p>
       <meter min={0} max={data.credited} value={left} />
     </div>

@@ -1,9 +1,20 @@
 import { mirrorSeam } from '../mirror/mirror.js';
 import type { Mirror } from '../mirror/types.js';
-import { balanceOf, balanceSetup, localUnsent, serverMeter, type BalanceCustomer, type MeterBalance } from './balance.js';
+import type { EventRecord } from '../storage/schema.js';
+import {
+  balanceOf,
+  balanceSetup,
+  countedByPortal,
+  readHeld,
+  readPortal,
+  uncounted,
+  type BalanceCustomer,
+  type MeterBalance,
+  type PortalReading,
+} from './balance.js';
 import { compileMeter } from './evaluate.js';
-import type { CustomerMeter, CustomerPortal } from './portal.js';
-import { read, readAll, usageFilter, usageOf, type MeterUsage, type Parts, type UsageOptions } from './usage.js';
+import type { CustomerPortal } from './portal.js';
+import { connect, read, readAll, usageFilter, usageOf, type MeterUsage, type Parts, type UsageOptions } from './usage.js';
 
 /**
  * Options of the watches besides the customer and time range.
@@ -30,7 +41,7 @@ export function watchMeterUsage(mirror: Mirror, meter: unknown, options: UsageOp
   const compiled = compileMeter(meter);
   const where = usageFilter(options);
   let parts: Parts | undefined;
-  return watch(
+  const { stop } = watch(
     mirror,
     options,
     listener,
@@ -39,7 +50,7 @@ export function watchMeterUsage(mirror: Mirror, meter: unknown, options: UsageOp
       if (!full && parts) {
         const local = compiled.tally();
         const localIds = new Set<string>();
-        await read(mirror, where, false, false, (event, id) => {
+        await read(mirror, where, false, (event, id) => {
           localIds.add(id!);
           local.add(event);
         });
@@ -54,12 +65,17 @@ export function watchMeterUsage(mirror: Mirror, meter: unknown, options: UsageOp
       return usageOf(compiled, parts!);
     },
   );
+  return stop;
 }
 
 /**
  * Calls `listener` with the customer's balance now and whenever it changes: local changes re-read
- * only the unsent events; a flush or reconcile asks the portal again. While the portal cannot be
- * reached the last answer stays in use, so the balance still drops with each tracked event.
+ * the events not confirmed (the customer's confirmed history only when one of them left, and after a
+ * clear()); a flush or reconcile asks the portal again, and so does a timer while Polar
+ * holds events its meter may not count yet (20 s, then twice as long each time, up to 5 min). While
+ * the portal cannot be reached the last answer stays in use, so the balance still drops with each
+ * tracked event. The rule is `countedByPortal`'s: under one portal answer the balance never rises
+ * as events move on.
  * @returns the unsubscribe function
  * @example
  * const stop = watchMeterBalance(mirror, portal, meterId, { externalCustomerId: 'user_42' }, ({ balance }) => render(balance));
@@ -72,33 +88,84 @@ export function watchMeterBalance(
   listener: (balance: MeterBalance) => void,
 ): () => void {
   const { id, compiled, where } = balanceSetup(portal, meterId, customer);
-  let server: CustomerMeter | undefined;
-  let known = false;
-  return watch(
+  const customerKey = where.customerKey!;
+  let reading: PortalReading | undefined;
+  // The customer's confirmed history (long) is read again only when it may have changed: one of the
+  // events not confirmed left them, or a clear(); else only the events not confirmed are read.
+  let scan = true;
+  let held: EventRecord[] = [];
+  // While Polar holds events its meter may not count yet, the portal is asked again (backing off).
+  const { clock } = mirrorSeam(mirror, 'watch');
+  let timer: unknown;
+  let delay = RECHECK_MS;
+  let rechecking = false;
+  const handle = watch(
     mirror,
     customer,
     listener,
-    ({ reason }) => reason === 'flush' || reason === 'reconcile' || reason === 'clear',
+    ({ reason }) => {
+      if (reason === 'clear') scan = true;
+      return reason === 'flush' || reason === 'reconcile' || reason === 'clear';
+    },
     async (full) => {
-      const local = localUnsent(mirror, compiled, where);
-      if (full || !known) {
+      const { db, now } = await connect(mirror);
+      const asking = full || !reading ? readPortal(portal, id, now) : undefined;
+      asking?.catch(() => undefined); // handled below, maybe after it fails
+      const rescan = scan;
+      scan = false;
+      let records = await readHeld(db, customerKey, now, rescan ? 'customer' : undefined).catch((error: unknown) => {
+        scan ||= rescan;
+        throw error;
+      });
+      if (!rescan) {
+        const ids = new Set(records.map((r) => r.externalId));
+        // One that left those not confirmed was confirmed (maybe in another tab not heard from yet), or is gone.
+        if (held.some((r) => r.status !== 'confirmed' && !ids.has(r.externalId))) records = await readHeld(db, customerKey, now, 'customer');
+        else records.push(...held.filter((r) => r.status === 'confirmed'));
+      }
+      held = records;
+      if (asking) {
         try {
-          server = await serverMeter(portal, id);
-          known = true;
+          reading = await asking;
         } catch (error) {
-          await local.catch(() => undefined);
-          if (!known) throw error;
+          if (!reading) throw error;
           (customer.onError ?? report)(error);
         }
       }
-      return balanceOf(server, await local);
+      if (full) {
+        if (timer !== undefined) clock.clearTimeout(timer);
+        timer = undefined;
+        delay = rechecking ? Math.min(delay * 2, RECHECK_MAX_MS) : RECHECK_MS;
+        rechecking = false;
+        if (records.some((r) => (r.status === 'sent' || r.status === 'confirmed') && !countedByPortal(r, reading!))) {
+          timer = clock.setTimeout(() => {
+            timer = undefined;
+            rechecking = true;
+            handle.refresh();
+          }, delay);
+        }
+      }
+      return balanceOf(reading!, uncounted(compiled, records, reading!));
     },
   );
+  return () => {
+    handle.stop();
+    if (timer !== undefined) clock.clearTimeout(timer);
+  };
 }
 
 /**
+ * When the portal is asked again while Polar's meter may still miss events it holds: Polar
+ * recomputes at least 15 s after the customer's last event, and the balance rule waits RECOUNT_MS
+ * past each ingest answer; then twice as long each time, up to 5 minutes (Polar may take longer
+ * under steady traffic).
+ */
+const RECHECK_MS = 20_000;
+const RECHECK_MAX_MS = 300_000;
+
+/**
  * The shared loop of the watches: one read at a time; changes during a read make one more read
- * (a full one if any of them asked for it); the listener hears only values that differ.
+ * (a full one if any of them asked for it, or `refresh()`); the listener hears only values that differ.
  */
 function watch<T extends object>(
   mirror: Mirror,
@@ -106,7 +173,7 @@ function watch<T extends object>(
   listener: (value: T) => void,
   isFull: (change: { reason: string }) => boolean,
   read: (full: boolean) => Promise<T>,
-): () => void {
+): { stop: () => void; refresh: () => void } {
   mirrorSeam(mirror, 'watch');
   if (typeof listener !== 'function') throw new TypeError('Expected the listener to be a function.');
   const onError = options.onError ?? report;
@@ -136,14 +203,18 @@ function watch<T extends object>(
     }
     running = false;
   };
-  const off = mirror.on('change', (change) => {
-    wanted = wanted === true || isFull(change);
+  const want = (full: boolean) => {
+    wanted = wanted === true || full;
     if (!running) void pump();
-  });
+  };
+  const off = mirror.on('change', (change) => want(isFull(change)));
   void pump();
-  return () => {
-    stopped = true;
-    off();
+  return {
+    stop: () => {
+      stopped = true;
+      off();
+    },
+    refresh: () => want(true),
   };
 }
 

@@ -1,10 +1,9 @@
 import { mirrorSeam } from '../mirror/mirror.js';
 import { checkFilter } from '../mirror/query.js';
 import type { Mirror } from '../mirror/types.js';
-import { storageError } from '../storage/db.js';
-import { customerKeysFor } from '../storage/mirror-store.js';
-import { statusRange } from '../storage/queue.js';
-import { BY_CUSTOMER, BY_STATUS, BY_TIME, EVENTS, MIRROR, type EventRecord, type EventStatus, type MirrorRecord } from '../storage/schema.js';
+import type { BufferDatabase } from '../storage/db.js';
+import { readMeterRecords } from '../storage/meter-read.js';
+import type { EventRecord, MirrorRecord } from '../storage/schema.js';
 import type { Metadata } from '../validation/structs.js';
 import { compileMeter, type CompiledMeter, type MeterEvent, type Tally } from './evaluate.js';
 
@@ -55,8 +54,10 @@ export function usageFilter(options: unknown): Where {
 
 /**
  * Computes a Polar meter for one customer on the device: every matching event once, the mirrored
- * server events plus the local events not yet confirmed; never dead letters. Reads one customer's
- * time range through the indexes, in one read transaction.
+ * server events plus the local events not yet confirmed; never dead letters. An event counts once
+ * from track() until Polar lists it: pending, sending and sent as `local`, then confirmed (its
+ * server copy in the mirror) as `server`. Reads one customer's time range through the indexes, in
+ * one read transaction.
  * @throws MeterDefinitionError for a meter Polar would refuse (nothing is read); TypeError for bad options.
  * @example
  * const meter = await (await fetch('/api/meters/tokens')).json(); // GET /v1/meters/{id}, from your backend
@@ -84,7 +85,7 @@ export type Where = { customerKey: string | null; sinceMs: number; untilMs: numb
  */
 export async function readAll(mirror: Mirror, compiled: CompiledMeter, where: Where): Promise<Parts> {
   const parts: Parts = { server: compiled.tally(), local: compiled.tally(), localIds: new Set() };
-  await read(mirror, where, false, true, (event, id) => {
+  await read(mirror, where, true, (event, id) => {
     if (id === undefined) parts.server.add(event);
     else {
       parts.localIds.add(id);
@@ -102,52 +103,28 @@ export function usageOf(compiled: CompiledMeter, { server, local }: Pick<Parts, 
   return { value, server: s, local: l, exact: local.count === 0 };
 }
 
+/** The storage connection behind a mirror, and its clock. */
+export async function connect(mirror: Mirror): Promise<{ db: BufferDatabase; now: number }> {
+  const seam = mirrorSeam(mirror, 'read');
+  return { db: await seam.connection.get(), now: seam.clock.now() };
+}
+
+/** A mirrored server event as the evaluator reads it. */
+export const serverEvent = (r: MirrorRecord): MeterEvent => {
+  const event = r.event as { source?: string; metadata: Metadata };
+  return { name: r.name, timestamp: new Date(r.timestampMs), source: event.source ?? 'user', metadata: event.metadata };
+};
+
+/** A local event as the evaluator reads it. */
+export const localEvent = (r: EventRecord): MeterEvent => ({ name: r.name, timestamp: new Date(r.timestampMs), metadata: r.metadata });
+
 /**
  * Visits one customer's events in a time range: with `withMirror`, each mirrored server event (id
- * undefined); then each local event not confirmed, by its externalId: pending and sending, and
- * `sent` unless `unsentOnly`. Local events are read by state (the waiting and sent ones: a small
- * set), never through the confirmed history.
+ * undefined); then each local event not confirmed (pending, sending, sent), by its externalId.
  */
-export async function read(
-  mirror: Mirror,
-  { customerKey, sinceMs, untilMs }: Where,
-  unsentOnly: boolean,
-  withMirror: boolean,
-  visit: (event: MeterEvent, externalId?: string) => void,
-): Promise<void> {
-  const db = await mirrorSeam(mirror, 'read').connection.get();
-  if (!(sinceMs < untilMs)) return;
-  const keys = customerKey === null ? null : [...new Set(await customerKeysFor(db, customerKey))];
-  let mirrored: MirrorRecord[][] = [];
-  let local: EventRecord[][];
-  try {
-    const tx = db.transaction(withMirror ? [EVENTS, MIRROR] : [EVENTS], 'readonly');
-    if (withMirror) {
-      const index = tx.objectStore(MIRROR).index(keys === null ? BY_TIME : BY_CUSTOMER);
-      const ranges =
-        keys === null ? [IDBKeyRange.bound(sinceMs, untilMs, false, true)] : keys.map((k) => IDBKeyRange.bound([k, sinceMs], [k, untilMs], false, true));
-      mirrored = await Promise.all(ranges.map((range) => index.getAll(range)));
-    }
-    const byStatus = tx.objectStore(EVENTS).index(BY_STATUS);
-    // A flush's batch is stored `pending` under a claim; `sending` is what versions before batch leases stored.
-    local = await Promise.all(
-      (unsentOnly ? ['pending', 'sending'] : ['pending', 'sending', 'sent']).map((s) => byStatus.getAll(statusRange(s as EventStatus))),
-    );
-    await tx.done;
-  } catch (error) {
-    throw storageError('read', error);
-  }
-  for (const records of mirrored) {
-    for (const r of records) {
-      const event = r.event as { source?: string; metadata: Metadata };
-      visit({ name: r.name, timestamp: new Date(r.timestampMs), source: event.source ?? 'user', metadata: event.metadata });
-    }
-  }
-  for (const records of local) {
-    for (const r of records) {
-      if ((keys === null || keys.includes(r.customerKey)) && r.timestampMs >= sinceMs && r.timestampMs < untilMs) {
-        visit({ name: r.name, timestamp: new Date(r.timestampMs), metadata: r.metadata }, r.externalId);
-      }
-    }
-  }
+export async function read(mirror: Mirror, where: Where, withMirror: boolean, visit: (event: MeterEvent, externalId?: string) => void): Promise<void> {
+  const { db, now } = await connect(mirror);
+  const { mirrored, local } = await readMeterRecords(db, { ...where, mirror: withMirror }, now);
+  for (const r of mirrored) visit(serverEvent(r));
+  for (const r of local) visit(localEvent(r), r.externalId);
 }

@@ -1,7 +1,7 @@
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { createEventBuffer } from '../../src/event-buffer.js';
 import { httpTransport } from '../../src/transport/http.js';
-import type { EventBuffer } from '../../src/types.js';
+import type { EventBuffer, FlushReport } from '../../src/types.js';
 import { autoClose, freshIndexedDB } from '../helpers/fresh-db.js';
 import { useMockPolar } from '../helpers/mock-server.js';
 import { createMirror } from '../../src/mirror/index.js';
@@ -23,14 +23,6 @@ afterEach(() => {
 // Registered after the hook above, so (after-hooks run in reverse) buffers close before the page goes.
 const startPolar = useMockPolar();
 const closeLater = autoClose();
-
-async function waitFor(check: () => boolean, ms = 5000): Promise<void> {
-  const until = Date.now() + ms;
-  while (!check()) {
-    if (Date.now() > until) throw new Error('timed out');
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
 
 async function setup() {
   const page = pretendToBeAPage();
@@ -57,8 +49,9 @@ describe('the network coming back', () => {
 
     server.setOnline(true);
     page.dispatchEvent(new Event('online'));
-    await waitFor(() => server.events.length === 3);
-    expect((await buffer.stats()).sent).toBe(3);
+    // The server stores the events before the client has settled them: wait for what is asserted.
+    await vi.waitFor(async () => expect((await buffer.stats()).sent).toBe(3), { timeout: 10_000 });
+    expect(server.events).toHaveLength(3);
   });
 
   it('when the network comes back during a flush, sends the events that waited only for it as soon as that flush ends', async () => {
@@ -71,13 +64,13 @@ describe('the network coming back', () => {
     await buffer.trackMany(Array.from({ length: 300 }, (_, i) => ({ name: 'api_call', externalCustomerId: 'user_1', metadata: { i: 10 + i } })) as never);
     const before = server.ingestRequests().length;
     const running = buffer.flush();
-    await waitFor(() => server.ingestRequests().length > before);
+    await vi.waitFor(() => expect(server.ingestRequests().length).toBeGreaterThan(before), { timeout: 10_000 });
     // The network is back while that flush runs: the reachability probe answers before it ends.
     page.dispatchEvent(new Event('online'));
     expect((await running).sent).toBe(300);
     server.setLatency(0);
-    await waitFor(() => server.events.length === 303);
-    expect((await buffer.stats()).sent).toBe(303);
+    await vi.waitFor(async () => expect((await buffer.stats()).sent).toBe(303), { timeout: 10_000 });
+    expect(server.events).toHaveLength(303);
   });
 
   it('still honours a wait the server asked for (Retry-After) when the network comes back', async () => {
@@ -85,11 +78,13 @@ describe('the network coming back', () => {
     server.addFaults({ status: 503, retryAfter: 120 });
     expect((await buffer.flush()).stoppedBy).toBe('retry-after');
 
+    // One event tracked after the 503 is due: the flush the network's return starts sends it, and
+    // its report is the signal that this flush ran (not a sleep).
+    await buffer.track({ name: 'api_call', externalCustomerId: 'user_1', metadata: { i: 4 } } as never);
+    const reported = new Promise<FlushReport>((resolve) => buffer.on('flush', resolve));
     page.dispatchEvent(new Event('online'));
-    // The probe (an empty ingest) answers, the flush runs, and finds nothing due.
-    await waitFor(() => server.ingestRequests().length >= 2);
-    await new Promise((r) => setTimeout(r, 200));
-    expect(server.events).toHaveLength(0);
+    expect(await reported).toMatchObject({ sent: 1, remaining: 3 });
+    expect(server.events.map((e) => e.metadata['i'])).toEqual([4]);
     expect((await buffer.stats()).pending).toBe(3);
   });
 });

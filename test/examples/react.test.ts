@@ -7,6 +7,7 @@ import { createEventBuffer, httpTransport } from '../../src/index.js';
 import { createMirror } from '../../src/mirror/index.js';
 import { autoClose, freshIndexedDB } from '../helpers/fresh-db.js';
 import { useMockPolar } from '../helpers/mock-server.js';
+import type { MockPolarOptions } from '../../src/mock-server/index.js';
 import { createUsageStore, deliveryState } from '../../examples/react/use-usage-events.js';
 import { UsageHistory, UsageHistoryView } from '../../examples/react/usage-history.js';
 import { CreditsBar, CreditsBarView, CreditsGate, CreditsGateView } from '../../examples/react/credits-bar.js';
@@ -89,7 +90,8 @@ describe('examples/react credits bar', () => {
       ...(await import('polar-event-buffer/mirror')),
       ...(await import('polar-event-buffer/meters')),
     };
-    const polar = await startPolar({ customers: [{ external_id: 'ada', email: 'ada@example.com' }], meters: [METER] });
+    // The portal counts at once (a mock that imitates Polar's meter lag recomputes on every read).
+    const polar = await startPolar({ customers: [{ external_id: 'ada', email: 'ada@example.com' }], meters: [METER], meterLag: 0 } as MockPolarOptions);
     polar.credit('ada', METER.id, credits);
     const session = await fetch(`${polar.url}/v1/customer-sessions/`, {
       method: 'POST',
@@ -112,13 +114,13 @@ describe('examples/react credits bar', () => {
     expect(polar.requests.filter((r) => r.path.startsWith('/v1/customer-portal/'))).toHaveLength(0);
   });
 
-  test('shows the portal balance lowered by the events not sent yet, and gates at zero', async () => {
+  test('shows the portal balance lowered by the events Polar does not count yet, and gates at zero', async () => {
     const { mirror, portal, buffer, meterBalance } = await setupCredits(5);
     await buffer.trackMany([1, 2].map((i) => ({ name: 'api_call', externalCustomerId: 'ada', metadata: { i } })));
     const state = { data: await meterBalance(mirror, portal, METER.id, { externalCustomerId: 'ada' }), error: undefined, loading: false };
     const html = renderToStaticMarkup(createElement(CreditsBarView, { state }));
     expect(html).toContain('<b>3</b> credits left of 5');
-    expect(html).toContain('(2 used on this device, not sent yet)');
+    expect(html).toContain('(2 used, not counted by Polar yet)');
     expect(html).toContain('<meter min="0" max="5" value="3">');
     expect(renderToStaticMarkup(createElement(CreditsGateView, { state }, 'the app'))).toBe('the app');
 

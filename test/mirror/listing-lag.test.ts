@@ -1,4 +1,4 @@
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { createMirror } from '../../src/mirror/mirror.js';
 import { SWEEP_INTERVAL_MS } from '../../src/mirror/reconciler.js';
 import type { Transport } from '../../src/transport/transport.js';
@@ -11,7 +11,6 @@ const MINUTE = 60_000;
 const HOUR = 60 * MINUTE;
 /** Real milliseconds before the mock lists an ingested event: long enough for a reconcile to run first. */
 const LAG = 2500;
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 const signal = () => new AbortController().signal;
 
 describe('listing lag: not listed yet is not lost', () => {
@@ -29,8 +28,8 @@ describe('listing lag: not listed yet is not lost', () => {
     expect(await buffer.flush()).toMatchObject({ sent: 0 });
     expect(polar.ingestRequests()).toHaveLength(1);
 
-    await sleep(listedAt - Date.now() + 100);
-    expect(await mirror.reconcile()).toMatchObject({ fetched: 3, matched: 3, resent: 0 });
+    // Reconciling until Polar lists them: each earlier pass finds nothing, and resends nothing.
+    await vi.waitFor(async () => expect(await mirror.reconcile()).toMatchObject({ fetched: 3, matched: 3, resent: 0 }), { timeout: LAG + 5000, interval: 250 });
     expect(await buffer.stats()).toMatchObject({ sent: 0, confirmed: 3 });
     expect(polar.ingestRequests()).toHaveLength(1);
   });
