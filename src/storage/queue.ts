@@ -170,25 +170,22 @@ export function append<G>(
       }
     };
     const first = groups.length === 1 ? tryBuild(groups[0]!) : undefined;
-    // New ids cannot be named by any stored event: no duplicate, no loop through the store.
+    // New ids: no stored event holds or names them, so no duplicate and no loop.
     if (Array.isArray(first) && first.length <= SLICE_PUTS && first.every((r) => r.externalId === r.seq)) {
-      const ids = new Set(first.map((r) => r.externalId));
-      if (!first.some((r) => r.parentId !== null && ids.has(r.parentId))) {
-        // One call of new events (an awaited track()): write first and read the count in the same
-        // round trip; past the limit, aborting takes the write back.
-        for (const record of first) raw(tx, EVENTS).put(record);
-        // A missing counter is recounted from the index, which already holds this write.
-        const stored = (await tx.objectStore(META).get(WAITING))?.value;
-        const waiting = typeof stored === 'number' ? stored : (await readWaiting(tx)) - first.length;
-        if (waiting + first.length > maxQueueSize) {
-          tx.abort();
-          throw new QueueFullError(waiting, first.length, maxQueueSize);
-        }
-        raw(tx, META).put({ key: WAITING, value: waiting + first.length });
-        // Nothing more comes: commit with this put instead of a round trip after it.
-        (unwrap(tx) as IDBTransaction).commit?.();
-        return { results: [first], waiting: waiting + first.length };
+      // One call of new events (an awaited track()): write first and read the count in the same
+      // round trip; past the limit, aborting takes the write back.
+      for (const record of first) raw(tx, EVENTS).put(record);
+      // A missing counter is recounted from the index, which already holds this write.
+      const stored = (await tx.objectStore(META).get(WAITING))?.value;
+      const waiting = typeof stored === 'number' ? stored : (await readWaiting(tx)) - first.length;
+      if (waiting + first.length > maxQueueSize) {
+        tx.abort();
+        throw new QueueFullError(waiting, first.length, maxQueueSize);
       }
+      raw(tx, META).put({ key: WAITING, value: waiting + first.length });
+      // Nothing more comes: commit with this put instead of a round trip after it.
+      (unwrap(tx) as IDBTransaction).commit?.();
+      return { results: [first], waiting: waiting + first.length };
     }
     let waiting = await readWaiting(tx);
     const slice = slicer(tx);
