@@ -67,7 +67,8 @@ class PolarEventBuffer {
 
   constructor(o: ResolvedOptions) {
     this.#o = o;
-    this.#connection = new Connection(o.indexedDB, o.dbName);
+    // A database the browser wiped under us is news: what it held is gone.
+    this.#connection = new Connection(o.indexedDB, o.dbName, (error) => this.#emitter.emit('error', error));
     this.#channel = new ChangeChannel(o.dbName, (event) => this.#emitter.emit('change', { ...event, source: 'remote' }));
     this.#flusher = new Flusher(o, this.#connection, this.#clock, this.#owner, {
       dead: (records) => {
@@ -168,6 +169,7 @@ class PolarEventBuffer {
     // after it starts a new loop instead of waiting forever.
     try {
       let relieved = false;
+      let reopened = false;
       while (this.#queue.length > 0) {
         const group = this.#queue;
         this.#queue = [];
@@ -180,6 +182,7 @@ class PolarEventBuffer {
             this.#o.durability,
             this.#o.clock.now(),
           );
+          this.#connection.known = waiting;
           results.forEach((r, i) => {
             if (r instanceof Error) group[i]!.reject(r);
             else {
@@ -192,6 +195,12 @@ class PolarEventBuffer {
             if (waiting >= this.#o.batchSize) this.#scheduler.trigger('batch-full');
           }
         } catch (error) {
+          // The browser closed the connection under us (the Connection reopens on the next use): once more.
+          if (!reopened && ((error as StorageError).cause as Error | undefined)?.name === 'InvalidStateError') {
+            reopened = true;
+            this.#queue.unshift(...group);
+            continue;
+          }
           // A full disk: an open mirror frees what the server can give back, and the write is tried once more.
           if (!relieved && (error as StorageError).cause instanceof Error && ((error as StorageError).cause as Error).name === 'QuotaExceededError') {
             relieved = true;
@@ -260,6 +269,7 @@ class PolarEventBuffer {
         return { sent: 0, duplicates: 0, deadLettered: 0, remaining: pending + sending, requests: 0, stoppedBy: 'locked' as const };
       }
       const report = outcome.value;
+      this.#connection.known = report.remaining;
       if (report.remaining === 0) this.#exit.forgetUpTo(mark);
       // A timer tick that found nothing to do is not news; an explicit flush() always reports.
       if (explicit || report.requests > 0 || report.deadLettered > 0) this.#emitter.emit('flush', report);
@@ -279,6 +289,7 @@ class PolarEventBuffer {
     this.#open('stats');
     const { pending, sending, sent, confirmed, dead, mirrored } = await countByStatus(await this.#connection.get(), this.#o.clock.now());
     const stats: BufferStats = { pending, sending, sent, confirmed, dead, mirrored };
+    this.#connection.known = pending + sending;
     const persisted = await this.#persisted;
     if (persisted !== undefined) {
       stats.persisted = persisted;
