@@ -46,24 +46,30 @@ export const CANNOT: Record<EngineName, Partial<Record<Capability, string>>> = {
   chromium: {},
   firefox: {
     crash: 'a renderer crash needs Chromium CDP (Page.crash)',
+    cdp: 'needs Chromium CDP',
   },
   webkit: {
     crash: 'a renderer crash needs Chromium CDP (Page.crash)',
+    cdp: 'needs Chromium CDP',
     offline: 'WebDriver classic cannot take the browser offline',
     restart: 'WebKit storage does not survive automation sessions',
   },
 };
-export type Capability = 'crash' | 'offline' | 'restart';
+export type Capability = 'crash' | 'cdp' | 'offline' | 'restart';
 
 export interface Tab {
   /** Runs `fn(arg)` in the page (a self-contained function, as with Playwright) and resolves to its JSON result. */
   evaluate<R, A = undefined>(fn: (arg: A) => R | Promise<R>, arg?: A): Promise<Awaited<R>>;
+  /** The same with an expression's source (its value, awaited). */
+  evaluate<R = any>(expression: string): Promise<R>;
   goto(url: string): Promise<void>;
   reload(): Promise<void>;
   close(): Promise<void>;
   screenshot(): Promise<Buffer>;
   /** Kills the renderer without pagehide or unload (Chromium only). */
   crash(): Promise<void>;
+  /** A CDP session on this tab (Chromium only). */
+  cdp(): Promise<CDPSession>;
 }
 
 export interface Session {
@@ -86,11 +92,15 @@ const pageErrors = (page: Page) => page.on('pageerror', (error) => console.error
 function playwrightTab(page: Page, context: BrowserContext): Tab {
   pageErrors(page);
   return {
-    evaluate: (fn, arg) => page.evaluate(fn as never, arg) as never,
+    evaluate: ((fn: never, arg: never) => page.evaluate(fn, arg)) as Tab['evaluate'],
     goto: async (url) => void (await page.goto(url)),
     reload: async () => void (await page.reload()),
     close: () => page.close(),
     screenshot: () => page.screenshot(),
+    async cdp() {
+      if (ENGINE !== 'chromium') throw new Error(`cdp(): ${ENGINE} has no CDP`);
+      return context.newCDPSession(page);
+    },
     async crash() {
       if (ENGINE !== 'chromium') throw new Error(`crash(): ${CANNOT[ENGINE].crash}`);
       const cdp: CDPSession = await context.newCDPSession(page);
@@ -235,8 +245,9 @@ async function webkitEngine(): Promise<Engine> {
         if (!handle) handle = (await run(current!, () => wd(base, 'POST', `${s}/window/new`, { type: 'tab' }))).handle as string;
         const h = handle;
         return {
-          async evaluate(fn, arg) {
-            const result = await run(h, () => wd(base, 'POST', `${s}/execute/async`, { script: EVALUATE, args: [fn.toString(), arg ?? null] }));
+          async evaluate(fn: ((arg: unknown) => unknown) | string, arg?: unknown) {
+            const source = typeof fn === 'string' ? `() => (${fn})` : fn.toString();
+            const result = await run(h, () => wd(base, 'POST', `${s}/execute/async`, { script: EVALUATE, args: [source, arg ?? null] }));
             if (!result.ok) throw new Error(result.error);
             return result.value;
           },
@@ -249,6 +260,7 @@ async function webkitEngine(): Promise<Engine> {
             }),
           screenshot: async () => Buffer.from(await run(h, () => wd(base, 'GET', `${s}/screenshot`)), 'base64'),
           crash: () => Promise.reject(new Error(`crash(): ${CANNOT.webkit.crash}`)),
+          cdp: () => Promise.reject(new Error('cdp(): webkit has no CDP')),
         };
       },
       setOffline: () => Promise.reject(new Error(`setOffline(): ${CANNOT.webkit.offline}`)),
