@@ -14,6 +14,12 @@ export type BufferDatabase = IDBPDatabase<BufferDBSchema>;
 
 export { unwrap };
 
+const closedUnderUs = new WeakSet<object>();
+
+/** Whether `error` (or its cause) is a transaction refused because the connection was closed under us: the next call reopens. */
+export const connectionWasClosed = (error: unknown): boolean =>
+  closedUnderUs.has(error as object) || closedUnderUs.has((error as { cause?: object } | null)?.cause as object);
+
 export class Connection {
   readonly #factory: IDBFactory;
   readonly #name: string;
@@ -57,13 +63,17 @@ export class Connection {
       raw.onversionchange = () => (db.close(), drop());
       raw.onclose = drop;
       // A connection the browser closed throws InvalidStateError on transaction() before its
-      // `close` event is delivered: that call fails, the next one reopens.
-      const transaction = raw.transaction;
+      // `close` event is delivered: that call fails (marked, so a write may be tried again),
+      // the next one reopens. The method is looked up per call, as a plain call would.
+      const proto = Object.getPrototypeOf(raw) as IDBDatabase;
       raw.transaction = function (this: IDBDatabase, ...args: Parameters<IDBDatabase['transaction']>) {
         try {
-          return transaction.apply(this, args);
+          return proto.transaction.apply(this, args);
         } catch (error) {
-          if ((error as Error)?.name === 'InvalidStateError') drop();
+          if ((error as Error)?.name === 'InvalidStateError') {
+            drop();
+            if (typeof error === 'object' && error) closedUnderUs.add(error);
+          }
           throw error;
         }
       } as IDBDatabase['transaction'];
