@@ -9,7 +9,7 @@ import { ChangeChannel } from './coordination/channel.js';
 import { withFlushLock } from './coordination/flush-lock.js';
 import { optionError, resolveOptions, type EventBufferOptions, type ResolvedOptions } from './options.js';
 import { randomId, uuidv7 } from './ids.js';
-import { Connection } from './storage/db.js';
+import { Connection, connectionWasClosed } from './storage/db.js';
 import { append, clearCustomers, countByStatus, editDead, listByStatus, inTx } from './storage/queue.js';
 import type { EventRecord } from './storage/schema.js';
 import { BODY_OVERHEAD_BYTES, customerKeyOf, newRecord, toLocalEvent, toWire } from './storage/serialize.js';
@@ -196,7 +196,7 @@ class PolarEventBuffer {
           }
         } catch (error) {
           // The browser closed the connection under us (the Connection reopens on the next use): once more.
-          if (!reopened && ((error as StorageError).cause as Error | undefined)?.name === 'InvalidStateError') {
+          if (!reopened && connectionWasClosed(error)) {
             reopened = true;
             this.#queue.unshift(...group);
             continue;
