@@ -227,11 +227,13 @@ async function webkitEngine(): Promise<Engine> {
     let current = unused;
     // One command at a time per session: every command first switches to its tab's window.
     let chain: Promise<unknown> = Promise.resolve();
-    const run = <T>(handle: string, command: () => Promise<T>): Promise<T> => {
+    // `handle` undefined: any open window will do (New Window needs a current one).
+    const run = <T>(handle: string | undefined, command: () => Promise<T>): Promise<T> => {
       const next = chain.then(async () => {
-        if (current !== handle) {
-          await wd(base, 'POST', `${s}/window`, { handle });
-          current = handle;
+        const target = handle ?? current ?? (await wd(base, 'GET', `${s}/window/handles`))[0];
+        if (current !== target) {
+          await wd(base, 'POST', `${s}/window`, { handle: target });
+          current = target;
         }
         return command();
       });
@@ -242,7 +244,7 @@ async function webkitEngine(): Promise<Engine> {
       async newTab() {
         let handle = unused;
         unused = undefined;
-        if (!handle) handle = (await run(current!, () => wd(base, 'POST', `${s}/window/new`, { type: 'tab' }))).handle as string;
+        if (!handle) handle = (await run(undefined, () => wd(base, 'POST', `${s}/window/new`, { type: 'tab' }))).handle as string;
         const h = handle;
         return {
           async evaluate(fn: ((arg: unknown) => unknown) | string, arg?: unknown) {
@@ -255,6 +257,10 @@ async function webkitEngine(): Promise<Engine> {
           reload: () => run(h, () => wd(base, 'POST', `${s}/refresh`, {})),
           close: () =>
             run(h, async () => {
+              // Closing the last window would end the session: keep a blank one for the next tab.
+              if ((await wd(base, 'GET', `${s}/window/handles`)).length === 1) {
+                unused = (await wd(base, 'POST', `${s}/window/new`, { type: 'tab' })).handle;
+              }
               await wd(base, 'DELETE', `${s}/window`);
               current = undefined;
             }),
