@@ -25,6 +25,9 @@ interface PendingWrite {
   reject: (error: unknown) => void;
 }
 
+const leavingError = () =>
+  new StorageError('track', 'the page is going away (pagehide): IndexedDB can no longer commit; track before it hides (visibilitychange) or on the next page');
+
 type StorageManagerLike = { persist?(): Promise<boolean>; persisted?(): Promise<boolean>; estimate?(): Promise<{ usage?: number; quota?: number }> };
 const storageManager = (): StorageManagerLike | undefined => (globalThis as { navigator?: { storage?: StorageManagerLike } }).navigator?.storage;
 
@@ -64,6 +67,10 @@ class PolarEventBuffer {
   #queue: PendingWrite[] = [];
   #writing: Promise<void> | undefined;
   #networkBackQueued = false;
+  /** The page is going away (pagehide until pageshow): a write started now can no longer commit. */
+  #leaving = false;
+  #inFlight: PendingWrite[] = [];
+  readonly #unwatchExit: () => void;
 
   constructor(o: ResolvedOptions) {
     this.#o = o;
@@ -100,6 +107,31 @@ class PolarEventBuffer {
     this.#persisted = o.persist && storage?.persist ? storage.persist().catch(() => false) : Promise.resolve(undefined);
     this.#scheduler = new Scheduler(o, { flush: (reason) => this.#autoFlush(reason), probe: () => probeTransport(o.transport) });
     this.#scheduler.start();
+    this.#unwatchExit = this.#watchExit();
+  }
+
+  /**
+   * After pagehide nothing that needs an IndexedDB answer runs (the document is unloaded or
+   * frozen), so a write then would never settle: it is refused at once, and the writes still
+   * waiting for their answer are rejected (one already issued may still commit; an externalId makes
+   * a retry idempotent). Capture listeners run before the app's own pagehide handlers.
+   */
+  #watchExit(): () => void {
+    const g = globalThis as { addEventListener?: EventTarget['addEventListener']; removeEventListener?: EventTarget['removeEventListener'] };
+    if (typeof g.addEventListener !== 'function' || typeof (globalThis as { document?: unknown }).document !== 'object') return () => undefined;
+    const hide = () => {
+      this.#leaving = true;
+      const waiting = [...this.#queue, ...this.#inFlight];
+      this.#queue = [];
+      for (const w of waiting) w.reject(leavingError());
+    };
+    const show = () => void (this.#leaving = false);
+    g.addEventListener('pagehide', hide, true);
+    g.addEventListener('pageshow', show, true);
+    return () => {
+      g.removeEventListener?.('pagehide', hide, true);
+      g.removeEventListener?.('pageshow', show, true);
+    };
   }
 
   // ----- track --------------------------------------------------------------------------------
@@ -158,6 +190,7 @@ class PolarEventBuffer {
 
   /** Every call made before the write starts joins one transaction and resolves on its `complete`. */
   #write(items: PendingWrite['items'], many: boolean): Promise<EventRecord[]> {
+    if (this.#leaving) return Promise.reject(leavingError());
     return new Promise((resolve, reject) => {
       this.#queue.push({ items, many, resolve, reject });
       this.#writing ??= Promise.resolve().then(() => this.#drain());
@@ -173,6 +206,7 @@ class PolarEventBuffer {
       while (this.#queue.length > 0) {
         const group = this.#queue;
         this.#queue = [];
+        this.#inFlight = group;
         try {
           const { results, waiting } = await append(
             await this.#connection.get(),
@@ -217,6 +251,7 @@ class PolarEventBuffer {
         }
       }
     } finally {
+      this.#inFlight = [];
       this.#writing = undefined;
     }
   }
@@ -355,6 +390,7 @@ class PolarEventBuffer {
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
+    this.#unwatchExit();
     this.#scheduler.stop();
     this.#channel.close();
     // Stops backoff waits at once; a request in flight is settled.
