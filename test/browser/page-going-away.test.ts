@@ -108,4 +108,66 @@ describe(`the page going away, in ${ENGINE}`, () => {
     expect(await page.evaluate(() => (window as unknown as W).T.flush())).toMatchObject({ sent: 30, remaining: 0 });
     expect(rig.h.polar.storedExternalIds().sort()).toEqual([...ids].sort());
   });
+
+  it('settles a track() called in the app\'s own pagehide handler at once: rejected with code "storage" naming pagehide, nothing stored, what was tracked before still sent', async () => {
+    rig.h = await startHarness();
+    rig.session = await rig.engine.newSession();
+    const page = await openTestPage(rig.session!, rig.h);
+    const ids: string[] = await page.evaluate(async () => {
+      const w = window as unknown as W;
+      // The app's handler comes first, before the buffer exists: the library must still know.
+      addEventListener('pagehide', () => {
+        localStorage.setItem('outcome', 'pending');
+        w.T.buffer.track({ name: 'in.pagehide', externalCustomerId: 'customer-1' }).then(
+          () => localStorage.setItem('outcome', 'stored'),
+          (e: { code: string; message: string }) => localStorage.setItem('outcome', `${e.code}: ${e.message}`),
+        );
+      });
+      w.T.open({ autoFlush: true, flushInterval: 0 });
+      return w.T.track(3, 'before');
+    });
+    await page.goto(`${rig.h.site}/pages/away.html`);
+    await waitFor('the exit send of the 3 earlier events', () => rig.h.polar.events.length === 3);
+    const outcome = await page.evaluate(() => localStorage.getItem('outcome'));
+    expect(outcome).toMatch(/^storage: .*pagehide/);
+    await openTestPage(rig.session!, rig.h, page);
+    await page.evaluate(() => (window as unknown as W).T.open());
+    expect(await page.evaluate(() => (window as unknown as W).T.stats())).toMatchObject({ pending: 3, sending: 0 });
+    expect(rig.h.polar.storedExternalIds().sort()).toEqual([...ids].sort());
+  });
+
+  for (const opened of [true, false]) {
+    it(`settles a track() called right before location.href = ... (${opened ? 'database open' : 'first call: the database still opening'}), stored or rejected, never hanging`, async () => {
+      rig.h = await startHarness();
+      rig.session = await rig.engine.newSession();
+      const page = await openTestPage(rig.session!, rig.h);
+      await page.evaluate(async (open) => {
+        const w = window as unknown as W;
+        w.T.open({ autoFlush: true, flushInterval: 0 });
+        if (open) await w.T.stats();
+        setTimeout(() => {
+          localStorage.setItem('outcome', 'pending');
+          w.T.buffer.track({ name: 'before.navigation', externalCustomerId: 'customer-1' }).then(
+            (e: { externalId: string }) => localStorage.setItem('outcome', `stored ${e.externalId}`),
+            (e: { code: string; message: string }) => localStorage.setItem('outcome', `${e.code}: ${e.message}`),
+          );
+          location.href = '/pages/away.html';
+        });
+      }, opened);
+      await waitFor('the next page', () => page.evaluate(() => location.pathname === '/pages/away.html').catch(() => false));
+      const outcome = await waitFor('the track() to settle', () =>
+        page.evaluate(() => localStorage.getItem('outcome') !== 'pending' && localStorage.getItem('outcome')),
+      );
+      await openTestPage(rig.session!, rig.h, page);
+      await page.evaluate(() => (window as unknown as W).T.open());
+      const waiting = await page.evaluate(() => (window as unknown as W).T.stats());
+      if (String(outcome).startsWith('stored ')) {
+        // Stored: it is in the database (or already on the server through the exit send).
+        const id = String(outcome).slice('stored '.length);
+        expect(waiting.pending + waiting.sending === 1 || rig.h.polar.storedExternalIds().includes(id)).toBe(true);
+      } else {
+        expect(outcome).toMatch(/^storage: .*pagehide/);
+      }
+    });
+  }
 });
