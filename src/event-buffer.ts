@@ -9,7 +9,7 @@ import { ChangeChannel } from './coordination/channel.js';
 import { withFlushLock } from './coordination/flush-lock.js';
 import { optionError, resolveOptions, type EventBufferOptions, type ResolvedOptions } from './options.js';
 import { randomId, uuidv7 } from './ids.js';
-import { Connection } from './storage/db.js';
+import { Connection, connectionWasClosed } from './storage/db.js';
 import { append, clearCustomers, countByStatus, editDead, listByStatus, timeGiven, waitingSnapshot, type InputFailure } from './storage/queue.js';
 import type { EventRecord } from './storage/schema.js';
 import { BODY_OVERHEAD_BYTES, customerKeyOf, newRecord, toLocalEvent } from './storage/serialize.js';
@@ -27,6 +27,8 @@ interface PendingWrite {
 
 /** Waiting events the page-exit copy holds: about twice what its 60 KB budget carries (skipping needs more). */
 const EXIT_LIMIT = 400;
+const leavingError = () =>
+  new StorageError('track', 'the page is going away (pagehide): IndexedDB can no longer commit; track before it hides (visibilitychange) or on the next page');
 
 type StorageManagerLike = { persist?(): Promise<boolean>; persisted?(): Promise<boolean>; estimate?(): Promise<{ usage?: number; quota?: number }> };
 const storageManager = (): StorageManagerLike | undefined => (globalThis as { navigator?: { storage?: StorageManagerLike } }).navigator?.storage;
@@ -70,10 +72,15 @@ class PolarEventBuffer {
   #queue: PendingWrite[] = [];
   #writing: Promise<void> | undefined;
   #networkBackQueued = false;
+  /** The page is going away (pagehide until pageshow): a write started now can no longer commit. */
+  #leaving = false;
+  #inFlight: PendingWrite[] = [];
+  readonly #unwatchExit: () => void;
 
   constructor(o: ResolvedOptions) {
     this.#o = o;
-    this.#connection = new Connection(o.indexedDB, o.dbName);
+    // A database the browser wiped under us is news: what it held is gone.
+    this.#connection = new Connection(o.indexedDB, o.dbName, (error) => this.#emitter.emit('error', error));
     this.#channel = new ChangeChannel(o.dbName, (event) => {
       if (event.reason !== 'reconcile') this.#readExit();
       this.#emitter.emit('change', { ...event, source: 'remote' });
@@ -109,6 +116,31 @@ class PolarEventBuffer {
     this.#persisted = o.persist && storage?.persist ? storage.persist().catch(() => false) : Promise.resolve(undefined);
     this.#scheduler = new Scheduler(o, { flush: (reason) => this.#autoFlush(reason), probe: () => probeTransport(o.transport) });
     this.#scheduler.start();
+    this.#unwatchExit = this.#watchExit();
+  }
+
+  /**
+   * After pagehide nothing that needs an IndexedDB answer runs (the document is unloaded or
+   * frozen), so a write then would never settle: it is refused at once, and the writes still
+   * waiting for their answer are rejected (one already issued may still commit; an externalId makes
+   * a retry idempotent). Capture listeners run before the app's own pagehide handlers.
+   */
+  #watchExit(): () => void {
+    const g = globalThis as { addEventListener?: EventTarget['addEventListener']; removeEventListener?: EventTarget['removeEventListener'] };
+    if (typeof g.addEventListener !== 'function' || typeof (globalThis as { document?: unknown }).document !== 'object') return () => undefined;
+    const hide = () => {
+      this.#leaving = true;
+      const waiting = [...this.#queue, ...this.#inFlight];
+      this.#queue = [];
+      for (const w of waiting) w.reject(leavingError());
+    };
+    const show = () => void (this.#leaving = false);
+    g.addEventListener('pagehide', hide, true);
+    g.addEventListener('pageshow', show, true);
+    return () => {
+      g.removeEventListener?.('pagehide', hide, true);
+      g.removeEventListener?.('pageshow', show, true);
+    };
   }
 
   // ----- track --------------------------------------------------------------------------------
@@ -176,6 +208,7 @@ class PolarEventBuffer {
 
   /** Every call made before the write starts joins one transaction and resolves on its `complete`. */
   #write(items: PendingWrite['items'], many: boolean): Promise<EventRecord[]> {
+    if (this.#leaving) return Promise.reject(leavingError());
     return new Promise((resolve, reject) => {
       this.#queue.push({ items, many, resolve, reject });
       this.#writing ??= Promise.resolve().then(() => this.#drain());
@@ -187,9 +220,11 @@ class PolarEventBuffer {
     // after it starts a new loop instead of waiting forever.
     try {
       let relieved = false;
+      let reopened = false;
       while (this.#queue.length > 0) {
         const group = this.#queue;
         this.#queue = [];
+        this.#inFlight = group;
         try {
           const { results, waiting } = await append(
             await this.#connection.get(),
@@ -200,6 +235,7 @@ class PolarEventBuffer {
             this.#o.durability,
             this.#o.clock.now(),
           );
+          this.#connection.known = waiting;
           results.forEach((r, i) => {
             if (r instanceof Error) group[i]!.reject(r);
             else {
@@ -214,6 +250,12 @@ class PolarEventBuffer {
             if (waiting >= this.#o.batchSize) this.#scheduler.trigger('batch-full');
           }
         } catch (error) {
+          // The browser closed the connection under us (the Connection reopens on the next use): once more.
+          if (!reopened && connectionWasClosed(error)) {
+            reopened = true;
+            this.#queue.unshift(...group);
+            continue;
+          }
           // A full disk: an open mirror frees what the server can give back, and the write is tried once more.
           if (!relieved && (error as StorageError).cause instanceof Error && ((error as StorageError).cause as Error).name === 'QuotaExceededError') {
             relieved = true;
@@ -230,6 +272,7 @@ class PolarEventBuffer {
         }
       }
     } finally {
+      this.#inFlight = [];
       this.#writing = undefined;
     }
   }
@@ -280,6 +323,7 @@ class PolarEventBuffer {
         return { sent: 0, duplicates: 0, deadLettered: 0, remaining: pending + sending, requests: 0, stoppedBy: 'locked' as const };
       }
       const report = outcome.value;
+      this.#connection.known = report.remaining;
       // A timer tick that found nothing to do is not news; an explicit flush() always reports.
       if (explicit || report.requests > 0 || report.deadLettered > 0) this.#emitter.emit('flush', report);
       return report;
@@ -298,6 +342,7 @@ class PolarEventBuffer {
     this.#open('stats');
     const { pending, sending, sent, confirmed, dead, mirrored } = await countByStatus(await this.#connection.get(), this.#o.clock.now());
     const stats: BufferStats = { pending, sending, sent, confirmed, dead, mirrored };
+    this.#connection.known = pending + sending;
     const persisted = await this.#persisted;
     if (persisted !== undefined) {
       stats.persisted = persisted;
@@ -361,6 +406,7 @@ class PolarEventBuffer {
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
+    this.#unwatchExit();
     this.#scheduler.stop();
     this.#channel.close();
     // Stops backoff waits at once; a request in flight is settled.
