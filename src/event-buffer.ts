@@ -130,6 +130,7 @@ class PolarEventBuffer {
     if (typeof g.addEventListener !== 'function' || typeof (globalThis as { document?: unknown }).document !== 'object') return () => undefined;
     const hide = () => {
       this.#leaving = true;
+      this.#connection.release();
       const waiting = [...this.#queue, ...this.#inFlight];
       this.#queue = [];
       for (const w of waiting) w.reject(leavingError());
