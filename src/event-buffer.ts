@@ -7,7 +7,8 @@ import { Scheduler, probeTransport } from './flush/scheduler.js';
 import { ServerClock } from './flush/server-clock.js';
 import { ChangeChannel } from './coordination/channel.js';
 import { withFlushLock } from './coordination/flush-lock.js';
-import { optionError, resolveOptions, type EventBufferOptions, type ResolvedOptions } from './options.js';
+import { argError, enumArg, isObject, numberArg } from './check.js';
+import { resolveOptions, type EventBufferOptions, type ResolvedOptions } from './options.js';
 import { randomId, uuidv7 } from './ids.js';
 import { Connection, connectionWasClosed } from './storage/db.js';
 import { append, clearCustomers, countByStatus, editDead, listByStatus, timeGiven, waitingSnapshot, type InputFailure } from './storage/queue.js';
@@ -357,8 +358,7 @@ class PolarEventBuffer {
 
   async deadLetters(options: { limit?: number } = {}): Promise<BufferedEvent[]> {
     this.#open('deadLetters');
-    const limit = options.limit ?? 1000;
-    if (!Number.isInteger(limit) || limit < 1) throw optionError('limit', 'a positive integer', limit);
+    const limit = numberArg('limit', options.limit, [1, Number.MAX_SAFE_INTEGER, 1000, 1]);
     return (await listByStatus(await this.#connection.get(), 'dead', limit)).map(toLocalEvent);
   }
 
@@ -374,7 +374,7 @@ class PolarEventBuffer {
 
   async #editDead(operation: string, ids: unknown, revive: boolean): Promise<number> {
     this.#open(operation);
-    if (ids !== undefined && (!Array.isArray(ids) || ids.some((id) => typeof id !== 'string'))) throw optionError('externalIds', 'an array of strings', ids);
+    if (ids !== undefined && (!Array.isArray(ids) || ids.some((id) => typeof id !== 'string'))) throw argError('externalIds', 'an array of strings', ids);
     const count = await editDead(await this.#connection.get(), ids as string[] | undefined, revive, this.#o.durability);
     if (count > 0) this.#changed(revive ? 'retry' : 'purge');
     return count;
@@ -382,7 +382,7 @@ class PolarEventBuffer {
 
   async clear(ref?: { externalCustomerId?: string; customerId?: string }): Promise<void> {
     this.#open('clear');
-    if (ref !== undefined && (typeof ref !== 'object' || ref === null)) throw optionError('clear()', 'nothing, { externalCustomerId } or { customerId }', ref);
+    if (ref !== undefined && !isObject(ref)) throw argError('clear()', 'nothing, { externalCustomerId } or { customerId }', ref);
     let keys: string[] | undefined;
     if (ref?.externalCustomerId !== undefined || ref?.customerId !== undefined) {
       keys = [
@@ -398,8 +398,8 @@ class PolarEventBuffer {
   }
 
   on<K extends keyof BufferEvents>(eventName: K, handler: (payload: BufferEvents[K]) => void): () => void {
-    if (!['flush', 'deadletter', 'error', 'change'].includes(eventName)) throw optionError('eventName', 'flush, deadletter, error or change', eventName);
-    if (typeof handler !== 'function') throw optionError('handler', 'a function', handler);
+    enumArg('eventName', eventName, ['flush', 'deadletter', 'error', 'change']);
+    if (typeof handler !== 'function') throw argError('handler', 'a function', handler);
     return this.#emitter.on(eventName, handler);
   }
 

@@ -1,5 +1,6 @@
 import type { BufferedEvent } from '../types.js';
-import type { EventRecord, MetadataRecord, MirrorRecord } from './schema.js';
+import type { EventRecord, MirrorRecord } from './schema.js';
+import type { Metadata } from '../validation/structs.js';
 
 /**
  * The one serialization boundary: domain objects ⇄ structured-clone-safe records (plain objects,
@@ -64,7 +65,7 @@ export interface EventCreateWireShape {
   external_customer_id?: string;
   customer_id?: string;
   timestamp: string;
-  metadata?: MetadataRecord;
+  metadata?: Metadata;
   organization_id?: string;
   member_id?: string;
   external_member_id?: string;
@@ -126,7 +127,7 @@ export interface NewEventInput {
   organizationId?: string | undefined;
   memberId?: string | undefined;
   externalMemberId?: string | undefined;
-  metadata?: MetadataRecord | undefined;
+  metadata?: Metadata | undefined;
   timestamp?: Date | undefined;
   externalId?: string | undefined;
   parentId?: string | undefined;
