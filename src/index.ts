@@ -31,4 +31,4 @@ export {
 } from './errors.js';
 export type { ErrorCode, ValidationFailure, ValidationDetail } from './errors.js';
 export { EventCreateStruct, MetadataStruct, TrackInputStruct } from './validation/structs.js';
-export type { Metadata, MetadataValue } from './validation/structs.js';
+export type { EventCreate, Metadata, MetadataValue } from './validation/structs.js';

@@ -135,7 +135,7 @@ const MOVED: Record<string, string> = {
   baseUrl: 'httpTransport({ baseUrl })',
   fetch: 'httpTransport({ fetch })',
 };
-export const DEFAULT_KEYS = ['externalCustomerId', 'customerId', 'organizationId', 'memberId', 'externalMemberId'] as const;
+const DEFAULT_KEYS = ['externalCustomerId', 'customerId', 'organizationId', 'memberId', 'externalMemberId'] as const;
 
 const boolArg = (name: string, value: unknown, fallback: boolean): boolean => {
   if (value !== undefined && typeof value !== 'boolean') throw argError(name, 'a boolean', value);
