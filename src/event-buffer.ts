@@ -1,6 +1,7 @@
 import type { Struct } from 'superstruct';
 import { ClosedError, EventValidationError, NoIndexedDBError, StorageError, type PolarEventBufferError } from './errors.js';
 import { Emitter } from './emitter.js';
+import { env, listen } from './env.js';
 import { Flusher, type FlushReport } from './flush/flusher.js';
 import { PageExitSender } from './flush/page-exit.js';
 import { Scheduler, probeTransport } from './flush/scheduler.js';
@@ -31,8 +32,7 @@ const EXIT_LIMIT = 400;
 const leavingError = () =>
   new StorageError('track', 'the page is going away (pagehide): IndexedDB can no longer commit; track before it hides (visibilitychange) or on the next page');
 
-type StorageManagerLike = { persist?(): Promise<boolean>; persisted?(): Promise<boolean>; estimate?(): Promise<{ usage?: number; quota?: number }> };
-const storageManager = (): StorageManagerLike | undefined => (globalThis as { navigator?: { storage?: StorageManagerLike } }).navigator?.storage;
+const storageManager = () => env().navigator?.storage;
 
 /**
  * Creates a buffer over one IndexedDB database. Every option is checked here (a wrong one throws a
@@ -127,8 +127,8 @@ class PolarEventBuffer {
    * a retry idempotent). Capture listeners run before the app's own pagehide handlers.
    */
   #watchExit(): () => void {
-    const g = globalThis as { addEventListener?: EventTarget['addEventListener']; removeEventListener?: EventTarget['removeEventListener'] };
-    if (typeof g.addEventListener !== 'function' || typeof (globalThis as { document?: unknown }).document !== 'object') return () => undefined;
+    const { window, document } = env();
+    if (!document) return () => undefined;
     const hide = () => {
       this.#leaving = true;
       const waiting = [...this.#queue, ...this.#inFlight];
@@ -136,12 +136,8 @@ class PolarEventBuffer {
       for (const w of waiting) w.reject(leavingError());
     };
     const show = () => void (this.#leaving = false);
-    g.addEventListener('pagehide', hide, true);
-    g.addEventListener('pageshow', show, true);
-    return () => {
-      g.removeEventListener?.('pagehide', hide, true);
-      g.removeEventListener?.('pageshow', show, true);
-    };
+    const off = [listen(window, 'pagehide', hide, true), listen(window, 'pageshow', show, true)];
+    return () => off.forEach((f) => f());
   }
 
   // ----- track --------------------------------------------------------------------------------
