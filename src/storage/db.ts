@@ -12,7 +12,8 @@ import { DB_VERSION, type BufferDBSchema } from './schema.js';
  */
 export type BufferDatabase = IDBPDatabase<BufferDBSchema>;
 
-export { unwrap };
+/** The IDBTransaction under idb's wrapper: a request on it needs no promise (the raw fast path). */
+export const rawTx = (tx: object): IDBTransaction => unwrap(tx as never) as unknown as IDBTransaction;
 
 const closedUnderUs = new WeakSet<object>();
 
