@@ -24,6 +24,7 @@ const entries = {
   meters: 'src/meters/index.ts',
   react: 'src/react/index.ts',
   'mock-server': 'src/mock-server/index.ts',
+  relay: 'src/relay/index.ts',
 };
 
 // p-retry is ESM-only: a CommonJS build that require()d it would need Node >= 20.19 (require(esm)).

@@ -1,14 +1,15 @@
 import { defineConfig } from 'vitest/config';
 
-// The real-browser suite (Debian's Chromium via playwright-core) against the built dist/.
-// Run it with `npm run test:browser` (which checks for Chromium first) after `npm run build`.
+// The real-browser suite against the built dist/, in the engine PEB_ENGINE names (chromium,
+// firefox, webkit; see test/browser/engines.ts). `npm run test:browser` (test/browser/run.mjs)
+// runs it once per engine after `npm run build` and prints one line per engine.
 export default defineConfig({
   test: {
     include: ['test/browser/**/*.test.ts'],
-    testTimeout: 60_000,
+    testTimeout: 90_000,
     hookTimeout: 60_000,
     pool: 'forks',
-    // Each file launches its own Chromium: two at a time on two cores.
+    // Each file launches its own browser: two at a time on two cores.
     maxWorkers: 2,
   },
 });

@@ -2,9 +2,11 @@
 // delivers them through a flaky network, and reconciles with what the server stored.
 // Everything runs here: the embedded mock Polar on 127.0.0.1 and IndexedDB from fake-indexeddb.
 import 'fake-indexeddb/auto';
+import { createServer } from 'node:http';
 import { createEventBuffer, httpTransport, EventValidationError } from '../dist/index.js';
 import { createMirror } from '../dist/mirror.js';
 import { startMockPolar } from '../dist/mock-server.js';
+import { createRelay, nodeListener } from '../dist/relay.js';
 
 const TOKEN = 'polar_oat_demo_token';
 const customers = ['user_ada', 'user_grace', 'user_linus'];
@@ -118,6 +120,50 @@ try {
   line(`   reconcile failed: ${error.message}`);
 }
 
+// 5. Browsers never hold the organization token: they send to the app's relay, which forces each
+// event's customer to the signed-in user and merges all devices' flushes of each window into one
+// Polar request (Polar allows a token 500 requests a minute, shared with the app's own calls).
+const DEVICES = 20;
+const ROUNDS = 3;
+line(`\n5. ${DEVICES} browsers, each a signed-in user, report usage through the relay (${ROUNDS} rounds of flushes)...`);
+const relay = createRelay({
+  accessToken: TOKEN,
+  baseUrl: server.url,
+  // Your login: here the bearer token is the user's id.
+  authenticate: (request) => {
+    const user = /^Bearer (.+)$/.exec(request.headers.get('authorization') ?? '')?.[1];
+    return user ? { externalCustomerId: user } : null;
+  },
+  window: 500,
+});
+const relayServer = createServer(nodeListener(relay));
+await new Promise((resolve) => relayServer.listen(0, '127.0.0.1', resolve));
+const relayUrl = `http://127.0.0.1:${relayServer.address().port}`;
+const polarBefore = server.ingestRequests().length;
+const devices = Array.from({ length: DEVICES }, (_, i) =>
+  createEventBuffer({
+    transport: httpTransport({ baseUrl: relayUrl, headers: () => ({ Authorization: `Bearer device_user_${i}` }) }),
+    indexedDB: new IDBFactory(),
+    dbName: `demo-device-${i}`,
+    autoFlush: false,
+  }),
+);
+let deviceRequests = 0;
+let deviceSent = 0;
+for (let round = 0; round < ROUNDS; round++) {
+  await Promise.all(devices.map((d, i) => d.track({ name: 'page_action', externalCustomerId: `device_user_${i}`, metadata: { round } })));
+  // Every device flushes at about the same moment, as they would on their own timers.
+  const reports = await Promise.all(devices.map((d) => d.flush()));
+  deviceRequests += reports.reduce((n, r) => n + r.requests, 0);
+  deviceSent += reports.reduce((n, r) => n + r.sent, 0);
+}
+const polarForDevices = server.ingestRequests().length - polarBefore;
+const deviceEvents = server.events.filter((e) => e.name === 'page_action');
+await Promise.all(devices.map((d) => d.close()));
+await relay.close();
+await new Promise((resolve) => relayServer.close(resolve));
+line(`   ${deviceSent} events in ${deviceRequests} device flushes reached Polar in ${polarForDevices} requests.`);
+
 line('\n──────────────────────────── report ────────────────────────────');
 line(`  queued (accepted by track)      ${tracked.length}`);
 line(`  sent (acknowledged by server)   ${total.sent}   in ${total.requests} requests over ${flushes.length} flushes`);
@@ -134,13 +180,17 @@ if (reconcile) {
     line(`    ${e.timestamp.toISOString()}  ${e.name.padEnd(9)} ${e.status.padEnd(9)} ${JSON.stringify(e.metadata)}`);
   }
 }
+line(
+  `  devices through the relay       ${DEVICES} devices, ${deviceRequests} flushes → ${polarForDevices} Polar requests (one per device flush: ${deviceRequests}); ${deviceEvents.length} events stored`,
+);
 line('────────────────────────────────────────────────────────────────');
 
 await buffer.close();
 await server.close();
 const lost = tracked.length - dead.length - onServerOnce;
-if (lost !== 0 || onServerTwice !== 0) {
-  line(`\nFAILED: ${lost} lost, ${onServerTwice} duplicated.`);
+const deviceLost = DEVICES * ROUNDS - deviceEvents.length;
+if (lost !== 0 || onServerTwice !== 0 || deviceLost !== 0) {
+  line(`\nFAILED: ${lost + deviceLost} lost, ${onServerTwice} duplicated.`);
   process.exit(1);
 }
 line('\nNothing lost, nothing counted twice.');

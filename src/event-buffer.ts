@@ -9,13 +9,13 @@ import { ChangeChannel } from './coordination/channel.js';
 import { withFlushLock } from './coordination/flush-lock.js';
 import { optionError, resolveOptions, type EventBufferOptions, type ResolvedOptions } from './options.js';
 import { randomId, uuidv7 } from './ids.js';
-import { Connection } from './storage/db.js';
-import { append, clearCustomers, countByStatus, editDead, listByStatus, inTx } from './storage/queue.js';
+import { Connection, connectionWasClosed } from './storage/db.js';
+import { append, clearCustomers, countByStatus, editDead, listByStatus, timeGiven, waitingSnapshot, type InputFailure } from './storage/queue.js';
 import type { EventRecord } from './storage/schema.js';
-import { BODY_OVERHEAD_BYTES, customerKeyOf, newRecord, toLocalEvent, toWire } from './storage/serialize.js';
+import { BODY_OVERHEAD_BYTES, customerKeyOf, newRecord, toLocalEvent } from './storage/serialize.js';
 import { register, type Reader } from './seam.js';
 import type { BufferedEvent, BufferEvents, BufferStats, ChangeEvent, EventBuffer } from './types.js';
-import { readInput, validateTrackInput } from './validation/validate.js';
+import { normalizeId, readInput, validateTrackInput } from './validation/validate.js';
 
 /** One track() or trackMany() call: its inputs, read at the call, validated when written. */
 interface PendingWrite {
@@ -24,6 +24,11 @@ interface PendingWrite {
   resolve: (records: EventRecord[]) => void;
   reject: (error: unknown) => void;
 }
+
+/** Waiting events the page-exit copy holds: about twice what its 60 KB budget carries (skipping needs more). */
+const EXIT_LIMIT = 400;
+const leavingError = () =>
+  new StorageError('track', 'the page is going away (pagehide): IndexedDB can no longer commit; track before it hides (visibilitychange) or on the next page');
 
 type StorageManagerLike = { persist?(): Promise<boolean>; persisted?(): Promise<boolean>; estimate?(): Promise<{ usage?: number; quota?: number }> };
 const storageManager = (): StorageManagerLike | undefined => (globalThis as { navigator?: { storage?: StorageManagerLike } }).navigator?.storage;
@@ -54,8 +59,11 @@ class PolarEventBuffer {
   readonly #channel: ChangeChannel;
   readonly #readers = new Set<Reader>();
   readonly #clock = new ServerClock();
-  /** What this page tracked and no flush has reported sent: the `pagehide` last-chance send. */
-  readonly #exit = new PageExitSender();
+  /** The oldest waiting events as storage last showed them: the `pagehide` last-chance send. */
+  readonly #exit = new PageExitSender(EXIT_LIMIT);
+  #exitRead: Promise<void> | undefined;
+  #exitStale = false;
+  #exitKnown = false;
   readonly #owner = randomId();
   readonly #closing = new AbortController();
   readonly #persisted: Promise<boolean | undefined>;
@@ -64,11 +72,19 @@ class PolarEventBuffer {
   #queue: PendingWrite[] = [];
   #writing: Promise<void> | undefined;
   #networkBackQueued = false;
+  /** The page is going away (pagehide until pageshow): a write started now can no longer commit. */
+  #leaving = false;
+  #inFlight: PendingWrite[] = [];
+  readonly #unwatchExit: () => void;
 
   constructor(o: ResolvedOptions) {
     this.#o = o;
-    this.#connection = new Connection(o.indexedDB, o.dbName);
-    this.#channel = new ChangeChannel(o.dbName, (event) => this.#emitter.emit('change', { ...event, source: 'remote' }));
+    // A database the browser wiped under us is news: what it held is gone.
+    this.#connection = new Connection(o.indexedDB, o.dbName, (error) => this.#emitter.emit('error', error));
+    this.#channel = new ChangeChannel(o.dbName, (event) => {
+      if (event.reason !== 'reconcile') this.#readExit();
+      this.#emitter.emit('change', { ...event, source: 'remote' });
+    });
     this.#flusher = new Flusher(o, this.#connection, this.#clock, this.#owner, {
       dead: (records) => {
         this.#emitter.emit('deadletter', { events: records.map(toLocalEvent) });
@@ -76,6 +92,7 @@ class PolarEventBuffer {
       },
       error: (error) => this.#emitter.emit('error', error as PolarEventBufferError),
       settled: () => this.#changed('flush'),
+      written: (records) => this.#exit.update(records),
     });
     const self = this;
     register(this, {
@@ -99,6 +116,31 @@ class PolarEventBuffer {
     this.#persisted = o.persist && storage?.persist ? storage.persist().catch(() => false) : Promise.resolve(undefined);
     this.#scheduler = new Scheduler(o, { flush: (reason) => this.#autoFlush(reason), probe: () => probeTransport(o.transport) });
     this.#scheduler.start();
+    this.#unwatchExit = this.#watchExit();
+  }
+
+  /**
+   * After pagehide nothing that needs an IndexedDB answer runs (the document is unloaded or
+   * frozen), so a write then would never settle: it is refused at once, and the writes still
+   * waiting for their answer are rejected (one already issued may still commit; an externalId makes
+   * a retry idempotent). Capture listeners run before the app's own pagehide handlers.
+   */
+  #watchExit(): () => void {
+    const g = globalThis as { addEventListener?: EventTarget['addEventListener']; removeEventListener?: EventTarget['removeEventListener'] };
+    if (typeof g.addEventListener !== 'function' || typeof (globalThis as { document?: unknown }).document !== 'object') return () => undefined;
+    const hide = () => {
+      this.#leaving = true;
+      const waiting = [...this.#queue, ...this.#inFlight];
+      this.#queue = [];
+      for (const w of waiting) w.reject(leavingError());
+    };
+    const show = () => void (this.#leaving = false);
+    g.addEventListener('pagehide', hide, true);
+    g.addEventListener('pageshow', show, true);
+    return () => {
+      g.removeEventListener?.('pagehide', hide, true);
+      g.removeEventListener?.('pageshow', show, true);
+    };
   }
 
   // ----- track --------------------------------------------------------------------------------
@@ -137,26 +179,36 @@ class PolarEventBuffer {
   /** Validates one call's inputs into records; any invalid input fails the whole call, alone. */
   #build({ items, many }: PendingWrite): EventRecord[] {
     const { schemas, defaults, maxBatchBytes } = this.#o;
-    const failures: EventValidationError['failures'] = [];
+    const failures: InputFailure[] = [];
+    // The wire body is fixed here: a timestamp in the server's future is clamped once, for every send.
+    const limit = this.#clock.clampLimit(this.#o.clock.now());
     const records = items.map(({ input, now, seq }, index) => {
       try {
-        const record = newRecord(validateTrackInput(input, { schemas, defaults, now, copied: true }), seq, now);
+        const valid = validateTrackInput(input, { schemas, defaults, now, copied: true });
+        const record = newRecord(valid, seq, now, limit);
+        if (valid.timestamp) timeGiven.add(record);
         if (record.bytes + BODY_OVERHEAD_BYTES > maxBatchBytes) {
           throw new EventValidationError([{ path: ['metadata'], message: `${record.bytes} bytes on the wire, over maxBatchBytes (${maxBatchBytes})` }]);
         }
         return record;
       } catch (error) {
         if (!(error instanceof EventValidationError)) throw error;
-        for (const f of error.failures) failures.push({ path: many ? [String(index), ...f.path] : f.path, message: f.message });
+        for (const f of error.failures) failures.push({ ...f, index });
         return undefined as unknown as EventRecord;
       }
     });
-    if (failures.length > 0) throw new EventValidationError(failures);
+    if (failures.length > 0) throw this.#refuse({ many }, failures);
     return records;
+  }
+
+  /** A call refused by what storage holds (a taken externalId, a parent loop). */
+  #refuse({ many }: Pick<PendingWrite, 'many'>, failures: InputFailure[]): EventValidationError {
+    return new EventValidationError(failures.map(({ index, path, message }) => ({ path: many ? [String(index), ...path] : path, message })));
   }
 
   /** Every call made before the write starts joins one transaction and resolves on its `complete`. */
   #write(items: PendingWrite['items'], many: boolean): Promise<EventRecord[]> {
+    if (this.#leaving) return Promise.reject(leavingError());
     return new Promise((resolve, reject) => {
       this.#queue.push({ items, many, resolve, reject });
       this.#writing ??= Promise.resolve().then(() => this.#drain());
@@ -168,30 +220,42 @@ class PolarEventBuffer {
     // after it starts a new loop instead of waiting forever.
     try {
       let relieved = false;
+      let reopened = false;
       while (this.#queue.length > 0) {
         const group = this.#queue;
         this.#queue = [];
+        this.#inFlight = group;
         try {
           const { results, waiting } = await append(
             await this.#connection.get(),
             group,
             (w) => this.#build(w),
+            (w, failures) => this.#refuse(w, failures),
             this.#o.maxQueueSize,
             this.#o.durability,
             this.#o.clock.now(),
           );
+          this.#connection.known = waiting;
           results.forEach((r, i) => {
             if (r instanceof Error) group[i]!.reject(r);
             else {
               group[i]!.resolve(r);
-              this.#exit.remember(r);
+              this.#exit.add(r.filter((record) => record.status === 'pending'));
             }
           });
+          // The first write reads what earlier visits left waiting; later ones only add theirs.
+          if (!this.#exitKnown) this.#readExit();
           if (results.some((r) => !(r instanceof Error))) {
             this.#changed('track');
             if (waiting >= this.#o.batchSize) this.#scheduler.trigger('batch-full');
           }
         } catch (error) {
+          // The browser closed the connection under us (the Connection reopens on the next use): once more.
+          if (!reopened && connectionWasClosed(error)) {
+            reopened = true;
+            this.#queue.unshift(...group);
+            continue;
+          }
           // A full disk: an open mirror frees what the server can give back, and the write is tried once more.
           if (!relieved && (error as StorageError).cause instanceof Error && ((error as StorageError).cause as Error).name === 'QuotaExceededError') {
             relieved = true;
@@ -208,6 +272,7 @@ class PolarEventBuffer {
         }
       }
     } finally {
+      this.#inFlight = [];
       this.#writing = undefined;
     }
   }
@@ -222,11 +287,8 @@ class PolarEventBuffer {
 
   #autoFlush(reason: string): void {
     if (this.#closed || (this.#flusher.pausedUntil > this.#o.clock.now() && reason !== 'online')) return;
-    if (reason === 'pagehide') {
-      // Only what starts now gets out; the events stay pending until a flush is acknowledged.
-      const limit = this.#clock.clampLimit(this.#o.clock.now());
-      this.#exit.send(this.#o.transport, (r) => toWire(r, limit !== null && r.timestampMs > limit ? limit : r.timestampMs));
-    }
+    // Only what starts now gets out; the events stay pending until an answer is stored.
+    if (reason === 'pagehide') this.#exit.send(this.#o.transport);
     if (reason === 'online' && this.#flushing) {
       // The running flush claims without knowing the network is back: one more flush after it.
       if (!this.#networkBackQueued) {
@@ -246,21 +308,22 @@ class PolarEventBuffer {
   /** At most one flush per database: one promise in this page, a lock across tabs. */
   #runFlush(mode: { keepalive?: boolean; networkBack?: boolean }, explicit: boolean): Promise<FlushReport> {
     if (this.#flushing) return this.#flushing;
-    const mark = this.#exit.mark();
     const o = this.#o;
     const run = (async () => {
-      const outcome = await withFlushLock(o.indexedDB, o.dbName, () => this.#flusher.run(this.#closing.signal, mode), {
+      const flush = (signal: AbortSignal) => this.#flusher.run(signal, mode);
+      const outcome = await withFlushLock(o.indexedDB, o.dbName, flush, {
+        signal: this.#closing.signal,
         connection: this.#connection,
         owner: this.#owner,
         duration: o.leaseDuration,
         clock: o.clock,
-      });
+      }).finally(() => this.#readExit());
       if (!outcome.ran) {
         const { pending, sending } = await this.stats();
         return { sent: 0, duplicates: 0, deadLettered: 0, remaining: pending + sending, requests: 0, stoppedBy: 'locked' as const };
       }
       const report = outcome.value;
-      if (report.remaining === 0) this.#exit.forgetUpTo(mark);
+      this.#connection.known = report.remaining;
       // A timer tick that found nothing to do is not news; an explicit flush() always reports.
       if (explicit || report.requests > 0 || report.deadLettered > 0) this.#emitter.emit('flush', report);
       return report;
@@ -279,6 +342,7 @@ class PolarEventBuffer {
     this.#open('stats');
     const { pending, sending, sent, confirmed, dead, mirrored } = await countByStatus(await this.#connection.get(), this.#o.clock.now());
     const stats: BufferStats = { pending, sending, sent, confirmed, dead, mirrored };
+    this.#connection.known = pending + sending;
     const persisted = await this.#persisted;
     if (persisted !== undefined) {
       stats.persisted = persisted;
@@ -319,19 +383,17 @@ class PolarEventBuffer {
   async clear(ref?: { externalCustomerId?: string; customerId?: string }): Promise<void> {
     this.#open('clear');
     if (ref !== undefined && (typeof ref !== 'object' || ref === null)) throw optionError('clear()', 'nothing, { externalCustomerId } or { customerId }', ref);
-    const db = await this.#connection.get();
     let keys: string[] | undefined;
     if (ref?.externalCustomerId !== undefined || ref?.customerId !== undefined) {
-      const given = [
+      keys = [
         ref.externalCustomerId !== undefined && customerKeyOf({ externalCustomerId: ref.externalCustomerId }),
-        ref.customerId !== undefined && customerKeyOf({ customerId: ref.customerId }),
+        ref.customerId !== undefined && customerKeyOf({ customerId: normalizeId(ref.customerId) }),
       ].filter((k): k is string => !!k);
-      // `alias:<key>`: the other references a reconcile saw for the same customer.
-      const aliases = await inTx(db, ['meta'], null, 'clear', (tx) => Promise.all(given.map((k) => tx.objectStore('meta').get(`alias:${k}`))));
-      keys = [...new Set([...given, ...aliases.flatMap((a) => (Array.isArray(a?.value) ? (a.value as string[]) : []))])];
     }
-    await clearCustomers(db, keys, this.#o.durability);
-    this.#exit.forgetAll();
+    // The storage verb adds the customer's other references a reconcile saw.
+    await clearCustomers(await this.#connection.get(), keys, this.#o.durability);
+    // Nothing cleared may leave at pagehide (a sign-out); the others come back with the read.
+    this.#exit.replace([]);
     this.#changed('clear');
   }
 
@@ -344,20 +406,44 @@ class PolarEventBuffer {
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
+    this.#unwatchExit();
     this.#scheduler.stop();
     this.#channel.close();
     // Stops backoff waits at once; a request in flight is settled.
     this.#closing.abort(new ClosedError('flush'));
     await this.#writing;
     await this.#flushing?.catch(() => undefined);
+    await this.#exitRead;
     for (const reader of [...this.#readers]) await reader.close();
     await this.#connection.close();
     this.#emitter.clear();
   }
 
   #changed(reason: ChangeEvent['reason']): void {
+    // track and flush keep the page-exit copy up to date themselves; a reconcile only re-queues
+    // delivered events (the next flush resends them); the rest moved events anyhow.
+    if (reason !== 'track' && reason !== 'flush' && reason !== 'reconcile') this.#readExit();
     this.#emitter.emit('change', { reason, source: 'local' });
     this.#channel.post({ reason });
+  }
+
+  /** Reads storage's waiting events into the page-exit copy (one read at a time; one more if asked meanwhile). */
+  #readExit(): void {
+    if (this.#closed) return;
+    if (this.#exitRead) {
+      this.#exitStale = true;
+      return;
+    }
+    this.#exitKnown = true;
+    const read = async () => {
+      do {
+        this.#exitStale = false;
+        const db = await this.#connection.get();
+        this.#exit.replace(await waitingSnapshot(db, EXIT_LIMIT));
+      } while (this.#exitStale && !this.#closed);
+    };
+    const done = () => void (this.#exitRead = undefined);
+    this.#exitRead = read().then(done, done);
   }
 
   #open(operation: string): void {

@@ -21,8 +21,12 @@ export interface FlushReport {
   remaining: number;
   /** Requests made (retries included). */
   requests: number;
-  /** Why the flush stopped before the queue was empty, if it did. */
-  stoppedBy?: 'retries-exhausted' | 'unauthorized' | 'rejected' | 'retry-after' | 'closed' | 'not-due' | 'locked';
+  /**
+   * Why the flush stopped before the queue was empty, if it did. `storage-full`: the disk is full, so
+   * an answer could not be stored (the events were delivered, and stay waiting: a later flush
+   * resends them, which the server counts as duplicates).
+   */
+  stoppedBy?: 'retries-exhausted' | 'unauthorized' | 'rejected' | 'retry-after' | 'closed' | 'not-due' | 'locked' | 'storage-full';
 }
 
 /**

@@ -42,6 +42,20 @@ describe('architecture', () => {
     expect(reached.filter((f) => /^(mirror|meters|react|mock-server)\//.test(f) || f === 'storage/mirror-store.ts')).toEqual([]);
   });
 
+  it('keeps the relay out of every browser entry', () => {
+    for (const entry of ['index.ts', 'mirror/index.ts', 'meters/index.ts', 'react/index.ts']) {
+      const reached = [...closure(join(root, 'src', entry))].map(name);
+      expect({ entry, relay: reached.filter((f) => f.startsWith('relay/')) }).toEqual({ entry, relay: [] });
+    }
+  });
+
+  it('lets the relay share the wire structs with the write path and nothing else, and import nothing of Node', () => {
+    const reached = [...closure(join(root, 'src/relay/index.ts'))].map(name);
+    expect(reached.filter((f) => !f.startsWith('relay/'))).toEqual(['validation/structs.ts']);
+    const runtime = reached.flatMap((f) => [...source.get(join(root, 'src', f))!.matchAll(/^import\s+(?!type\b)[^;]*from\s+'([^.][^']*)'/gm)].map((m) => m[1]));
+    expect([...new Set(runtime)]).toEqual(['superstruct']);
+  });
+
   it('imports idb at run time from storage/db.ts only (the one module that owns IndexedDB)', () => {
     const importers = files.filter((f) => /^import\s+(?!type\b)[^;]*from\s+'idb'/m.test(source.get(f)!)).map(name);
     expect(importers).toEqual(['storage/db.ts']);

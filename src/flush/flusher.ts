@@ -1,9 +1,9 @@
 import { StorageError, TransportError, type ValidationDetail } from '../errors.js';
 import type { ResolvedOptions } from '../options.js';
 import type { Connection } from '../storage/db.js';
-import { claimBatch, countWaiting, pruneSent, settle, type Settlement } from '../storage/queue.js';
+import { claimBatch, countWaiting, isQuotaError, pruneSent, settle, type Settlement } from '../storage/queue.js';
 import type { EventRecord } from '../storage/schema.js';
-import { fingerprintOf, toWire } from '../storage/serialize.js';
+import { toWire, wireMsOf } from '../storage/serialize.js';
 import { backoffDelay, withRetry } from './retry-policy.js';
 import type { ServerClock } from './server-clock.js';
 import type { FlushReport } from '../types.js';
@@ -16,6 +16,8 @@ export interface FlushHooks {
   dead(records: EventRecord[]): void;
   error(error: unknown): void;
   settled(): void;
+  /** Records a settle wrote (the page-exit copy follows them). */
+  written(records: EventRecord[]): void;
 }
 
 /** A page's keepalive requests share one 64 KiB body budget (ours and everyone else's). */
@@ -51,7 +53,7 @@ export class Flusher {
     const maxBytes = mode.keepalive ? Math.min(o.maxBatchBytes, KEEPALIVE_MAX_BYTES) : o.maxBatchBytes;
     for (;;) {
       if (signal.aborted) {
-        report.stoppedBy = 'closed';
+        report.stoppedBy = signal.reason === 'lease-lost' ? 'locked' : 'closed';
         break;
       }
       const now = o.clock.now();
@@ -81,7 +83,7 @@ export class Flusher {
       }
     }
     const db = await this.#connection.get().catch(() => undefined);
-    if (db && !signal.aborted) {
+    if (db && report.stoppedBy !== 'closed') {
       report.remaining = await countWaiting(db);
       await pruneSent(db, o.clock.now() - SENT_KEEP_MS, o.maxQueueSize, o.durability).catch(this.#hooks.error);
     }
@@ -95,6 +97,7 @@ export class Flusher {
 
   async #settle(settlements: Settlement[], report?: FlushReport): Promise<void> {
     const written = await settle(await this.#connection.get(), settlements, this.#o.clock.now(), this.#o.durability);
+    this.#hooks.written(written);
     if (report)
       this.#dead(
         written.filter((r) => r.status === 'dead'),
@@ -109,9 +112,8 @@ export class Flusher {
   /** Sends one group and settles it; a 413, or a 422 that names no event, splits it in two. */
   async #send(records: EventRecord[], signal: AbortSignal, report: FlushReport, keepalive: boolean): Promise<Stop> {
     const o = this.#o;
-    const limit = this.#clock.clampLimit(o.clock.now());
-    const times = records.map((r) => (limit !== null && r.timestampMs > limit ? limit : r.timestampMs));
-    const wire = records.map((r, i) => toWire(r, times[i]));
+    // The bodies fixed when the events were made: a resend is byte-identical to every earlier send.
+    const wire = records.map(toWire);
     const observe = (date: Date | undefined) => date && this.#clock.observe(date, o.clock.now());
     try {
       const result = await withRetry(
@@ -132,27 +134,27 @@ export class Flusher {
       );
       // A resend that the server counts as all duplicates proves it holds those events.
       const held = result.inserted === 0 && result.duplicates >= records.length;
-      await this.#settle(
-        records.map((record, i) => ({
-          record,
-          to: 'sent',
-          ...(held && record.sentAt !== null ? { heldByServer: true } : {}),
-          ...(times[i] !== record.timestampMs ? { fingerprint: fingerprintOf({ ...record, timestampMs: times[i]! }) } : {}),
-        })),
-      );
       report.sent += records.length;
       report.duplicates += Math.min(result.duplicates, records.length);
+      try {
+        await this.#settle(records.map((record) => ({ record, to: 'sent', ...(held && record.sentAt !== null ? { heldByServer: true } : {}) })));
+      } catch (error) {
+        if (!isQuotaError(error)) throw error;
+        // Delivered, but the answer cannot be stored: going on would send this batch again and again.
+        this.#hooks.error(error);
+        return 'storage-full';
+      }
       return undefined;
     } catch (error) {
       if (signal.aborted) {
         await this.#release(records, { countAttempt: false, nextAttemptAt: 0, error: null }).catch(() => undefined);
-        return 'closed';
+        return signal.reason === 'lease-lost' ? 'locked' : 'closed';
       }
-      return this.#failed(records, error, signal, report, keepalive, times);
+      return this.#failed(records, error, signal, report, keepalive);
     }
   }
 
-  async #failed(records: EventRecord[], error: unknown, signal: AbortSignal, report: FlushReport, keepalive: boolean, times: number[]): Promise<Stop> {
+  async #failed(records: EventRecord[], error: unknown, signal: AbortSignal, report: FlushReport, keepalive: boolean): Promise<Stop> {
     const o = this.#o;
     const now = o.clock.now();
     const message = (error as Error)?.message ?? String(error);
@@ -165,18 +167,18 @@ export class Flusher {
         const serverDate = (error as TransportError).serverDate;
         if (serverDate && [...named.values()].flat().some(isFutureTimestamp)) this.#clock.correct(serverDate, now);
         const limit = this.#clock.clampLimit(now);
-        const dead: Settlement[] = [];
-        const again: EventRecord[] = [];
-        const clockRefused: EventRecord[] = [];
+        const settlements: Settlement[] = [];
         records.forEach((r, i) => {
           const details = named.get(i);
-          if (!details) again.push(r);
-          else if (onlyFutureTimestamp(details) && (r.attempts < MAX_TIMESTAMP_RETRIES || (limit !== null && times[i]! > limit))) clockRefused.push(r);
-          else dead.push({ record: r, to: 'dead', error: serverReason(details) });
+          const wireMs = wireMsOf(r);
+          if (!details) settlements.push({ record: r, to: 'pending', countAttempt: false, nextAttemptAt: 0, error: null });
+          else if (onlyFutureTimestamp(details) && (r.attempts < MAX_TIMESTAMP_RETRIES || (limit !== null && wireMs > limit))) {
+            // Refused, so not stored: the one time a body may change (to the server's clock).
+            const clamped = limit !== null && wireMs > limit ? { wireMs: limit } : {};
+            settlements.push({ record: r, to: 'pending', countAttempt: true, nextAttemptAt: 0, error: message, ...clamped });
+          } else settlements.push({ record: r, to: 'dead', error: serverReason(details) });
         });
-        await this.#settle(dead, report);
-        await this.#release(again, { countAttempt: false, nextAttemptAt: 0, error: null });
-        await this.#release(clockRefused, { countAttempt: true, nextAttemptAt: 0, error: message });
+        await this.#settle(settlements, report);
         return undefined;
       }
       if (records.length === 1) {

@@ -1,5 +1,6 @@
 import type { Matcher, MirrorItem } from '../storage/mirror-store.js';
-import type { EventRecord, EventStatus } from '../storage/schema.js';
+import { confirmedBy } from '../storage/queue.js';
+import type { EventRecord } from '../storage/schema.js';
 import { customerKeyOf, fingerprintOf, toStorable } from '../storage/serialize.js';
 import { parseIsoTimestamp, type UserEvent } from './structs.js';
 
@@ -66,41 +67,18 @@ export function prepareServerEvent(event: UserEvent, wireTimestamp: unknown): Mi
 }
 
 /**
- * Which local events a server event may confirm, best first: `sent` (the server said 2xx), then
- * `sending` and `pending` (a send that timed out or was cut may still have landed); among equals,
- * the oldest. `confirmed` and `dead` events are never candidates (a confirmed one already has its
- * server event: one-to-one).
+ * Which local event a server event confirms: a `sent` one (an ingest answer covered it), the
+ * oldest first. A waiting or in-flight event is never one, even with the same content: that copy
+ * may be another device's twin, and only the event's own ingest answer may move it.
  */
-const RANK: Partial<Record<EventStatus, number>> = { sent: 0, sending: 1, pending: 2 };
-
 export function chooseCandidate(candidates: readonly EventRecord[]): EventRecord | undefined {
   let best: EventRecord | undefined;
-  let bestRank = Infinity;
-  for (const candidate of candidates) {
-    const rank = RANK[candidate.status];
-    if (rank === undefined) continue;
-    // Among pending ones, one that was already tried (its send may have landed) goes first.
-    const tried = candidate.status === 'pending' && (candidate.sentAt !== null || candidate.attempts > 0) ? -0.5 : 0;
-    const score = rank + tried;
-    if (score < bestRank || (score === bestRank && best !== undefined && candidate.seq < best.seq)) {
-      best = candidate;
-      bestRank = score;
-    }
-  }
+  for (const candidate of candidates) if (candidate.status === 'sent' && (best === undefined || candidate.seq < best.seq)) best = candidate;
   return best;
 }
 
 /** The local record once a server event confirmed it. */
-export function confirm(record: EventRecord, serverId: string, now: number): EventRecord {
-  return {
-    ...record,
-    status: 'confirmed',
-    serverId,
-    confirmedAt: now,
-    nextAttemptAt: 0,
-    error: null,
-  };
-}
+export const confirm = confirmedBy;
 
 /** Deep equality of two structured-clone-safe values, ignoring key order. */
 export function sameContent(a: unknown, b: unknown): boolean {

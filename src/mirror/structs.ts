@@ -31,7 +31,8 @@ export interface Customer {
   modifiedAt: Date | null;
   metadata: Record<string, string | number | boolean>;
   externalId: string | null;
-  email: string;
+  /** `null` for a team customer created without an email (Polar's Customer schema since 2026-03). */
+  email: string | null;
   emailVerified: boolean;
   name: string | null;
   billingAddress: BillingAddress | null;
@@ -165,7 +166,8 @@ export const CustomerStruct = camelized(
     modifiedAt: nullable(WireDate),
     metadata: record(string(), Scalar),
     externalId: NullableString,
-    email: string(),
+    // Polar's CustomerBase: `email: str | None` (a team customer may have none).
+    email: NullableString,
     emailVerified: boolean(),
     name: NullableString,
     billingAddress: nullable(BillingAddressStruct),
@@ -174,7 +176,7 @@ export const CustomerStruct = camelized(
     deletedAt: nullable(WireDate),
     avatarUrl: NullableString,
   }),
-  ['modifiedAt', 'externalId', 'name', 'billingAddress', 'taxId', 'deletedAt', 'avatarUrl'],
+  ['modifiedAt', 'externalId', 'email', 'name', 'billingAddress', 'taxId', 'deletedAt', 'avatarUrl'],
 ) as unknown as Struct<Customer, null>;
 
 /**

@@ -9,7 +9,7 @@ import { STATUS_CODES } from 'node:http';
 import { isUuid, parseDatetime, validateIngestBody } from './rules.js';
 import type { ValidEvent, ValidationErrorItem } from './rules.js';
 import type { MeterState } from './meters.js';
-import type { EventStore, ListFilters } from './state.js';
+import type { EventStore, ListFilters, StoredEvent } from './state.js';
 
 /** Which requests a fault applies to. */
 export type FaultMatch = 'ingest' | 'list' | 'any';
@@ -48,13 +48,32 @@ export interface Fault {
 /** Kind of a recorded request. */
 export type RequestKind = 'ingest' | 'list' | 'get' | 'meters' | 'customer-session' | 'portal-meters' | 'other';
 
-/** A fixed-window request budget per bearer token (Polar: 500 a minute for an organization token). */
+/**
+ * Polar's rate limit (rate_limit.py, asgi-ratelimit): fixed windows per organization, shared by all
+ * its tokens; a token's first request (before its identity is cached) counts in the
+ * `pending_auth` group instead, keyed by the token.
+ */
 export interface RateLimit {
-  /** Requests allowed per window. */
+  /** Requests allowed per window, per organization (production 500, sandbox 100 a minute). */
   requests: number;
-  /** Window length in milliseconds. */
+  /** Window length in milliseconds (Polar: 60 000). */
   window: number;
+  /** Requests per window of a token whose identity is not cached yet (Polar: 60 a minute). Default 60. */
+  pendingAuth?: number;
 }
+
+/** Polar's production and sandbox rules for `^/v1` (rate_limit.py). */
+export const POLAR_RATE_LIMITS = {
+  production: { requests: 500, window: 60_000, pendingAuth: 60 },
+  sandbox: { requests: 100, window: 60_000, pendingAuth: 60 },
+} as const satisfies Record<string, RateLimit>;
+
+/** Who a request authenticates as (auth/middlewares.py's `get_auth_subject`). */
+type Subject =
+  | { kind: 'organization'; token: string | undefined }
+  | { kind: 'customer'; customerId: string; token: string }
+  | { kind: 'anonymous' }
+  | { kind: 'invalid'; token: string };
 
 /** One request the mock server received. */
 export interface RecordedRequest {
@@ -88,9 +107,18 @@ export interface MockRuntime {
   rateLimit: RateLimit | undefined;
   /** `'rejected'`: 422 for an unknown parent_id (servers before April 2026); `'hidden'`: stored, unlisted until the parent arrives. */
   orphans: 'rejected' | 'hidden';
-  /** Per-token fixed windows: start (real ms) and requests counted. */
+  /** Fixed windows by rate-limit key: start (real ms) and requests counted. */
   rateWindows: Map<string, { start: number; count: number }>;
-  token: string | undefined;
+  /** Tokens whose identity the rate limiter has cached (after their first authenticated request): key and expiry. */
+  rateIdentities: Map<string, { key: string; expires: number }>;
+  /** Organization tokens; empty: any bearer (or none) acts for the organization. */
+  tokens: string[];
+  /** The organization token's scopes; undefined: all. */
+  scopes: string[] | undefined;
+  /** `'organization'`: organization tokens (organization_id refused on events); `'user'`: a personal token (organization_id required). */
+  subject: 'organization' | 'user';
+  /** Register unknown customer_id / member_id on ingest instead of answering 422. */
+  registerUnknown: boolean;
   maxBodyBytes: number;
   latencyMs: number;
   clockOffsetMs: number;
@@ -98,8 +126,8 @@ export interface MockRuntime {
   faults: Fault[];
   requests: RecordedRequest[];
   requestSeq: number;
-  /** Answer CORS preflights and add Access-Control-Allow-* headers (for pages on another origin). */
-  cors?: boolean;
+  /** Polar's CORS answers to pages on other origins (no `Date` or `Retry-After` exposed); false: none. */
+  cors: boolean;
   /** Called after each request is finished (answered, dropped or abandoned). */
   onRequestDone: (r: RecordedRequest) => void;
   /** Sleeps that `close()` can cut short. */
@@ -132,28 +160,98 @@ function allowedMethods(path: string): string | null {
 
 function bearer(req: IncomingMessage): string | undefined {
   const auth = req.headers.authorization;
-  return auth !== undefined && /^bearer\s+/i.test(auth) ? auth.replace(/^bearer\s+/i, '').trim() : undefined;
+  return auth !== undefined && /^bearer\s+/i.test(auth) ? auth.replace(/^bearer\s+/i, '').trim() || undefined : undefined;
 }
 
+/** Who the request is (Polar's AuthSubjectMiddleware, which runs before routing). */
+function authenticate(rt: MockRuntime, req: IncomingMessage): Subject {
+  const token = bearer(req);
+  if (token === undefined) return rt.tokens.length === 0 ? { kind: 'organization', token } : { kind: 'anonymous' };
+  if (rt.meters.isSessionToken(token)) {
+    const customerId = rt.meters.sessionCustomer(token);
+    return customerId === undefined ? { kind: 'invalid', token } : { kind: 'customer', customerId, token };
+  }
+  if (rt.tokens.length === 0 || rt.tokens.includes(token)) return { kind: 'organization', token };
+  return { kind: 'invalid', token };
+}
+
+const INVALID_TOKEN = 'The access token provided is expired, revoked, malformed, or invalid for other reasons.';
+
+/** authlib's `InvalidTokenError` as Polar's OAuth2 error handler answers it. */
+function invalidToken(): Answer {
+  return {
+    status: 401,
+    body: { error: 'invalid_token', error_description: INVALID_TOKEN },
+    headers: {
+      'WWW-Authenticate': `Bearer realm="polar", error="invalid_token", error_description="${INVALID_TOKEN}"`,
+      'Cache-Control': 'no-store',
+      Pragma: 'no-cache',
+    },
+  };
+}
+
+/** Polar's `Unauthorized` (no subject the endpoint accepts). */
+function unauthorized(): Answer {
+  return { status: 401, body: { error: 'Unauthorized', detail: 'Unauthorized' }, headers: { 'WWW-Authenticate': 'Bearer realm="polar"' } };
+}
+
+/** authlib's `InsufficientScopeError`, Polar's subclass. */
+function insufficientScope(scope: string): Answer {
+  const description = 'The request requires higher privileges than provided by the access token.';
+  return {
+    status: 403,
+    body: { error: 'insufficient_scope', error_description: description },
+    headers: { 'WWW-Authenticate': `Bearer realm="polar", error="insufficient_scope", error_description="${description}", scope="${scope}"` },
+  };
+}
+
+/** The scope each route of the organization API needs (auth.py of each module). */
+const ROUTE_SCOPES: Partial<Record<RequestKind, string[]>> = {
+  ingest: ['events:write'],
+  list: ['events:read', 'events:write'],
+  get: ['events:read', 'events:write'],
+  meters: ['meters:read', 'meters:write'],
+  'customer-session': ['customer_sessions:write'],
+};
+
 /**
- * Polar's rate limiter (asgi-ratelimit, fixed windows keyed by token) answers 429 with an empty
- * body and `Retry-After` in seconds; it runs after the body-size check and before authentication.
+ * Polar's rate limiter (asgi-ratelimit, fixed windows) runs after the body-size check and before
+ * authentication. Its key is the identity cached for the token by an earlier authenticated request
+ * (`organization:<id>`, shared by every token of the organization; `customer:<id>` for a session);
+ * a token not cached yet counts in the `pending_auth` group, by the token. The 429 has an empty
+ * body and `Retry-After` of the whole window, however much of it is left.
  */
 function rateLimited(rt: MockRuntime, req: IncomingMessage, path: string): Answer | undefined {
   const limit = rt.rateLimit;
-  // Polar's catch-all rule covers `^/v1`.
   if (!limit || !path.startsWith('/v1')) return undefined;
-  const key = bearer(req) ?? 'anonymous';
+  const token = bearer(req);
   const now = Date.now();
+  let key: string;
+  let allowed = limit.requests;
+  const cached = token === undefined ? undefined : rt.rateIdentities.get(token);
+  if (token === undefined) key = rt.tokens.length === 0 ? `organization:${rt.store.organizationId}` : 'ip:127.0.0.1';
+  else if (cached && cached.expires > now) key = cached.key;
+  else {
+    key = `token:${token}`;
+    allowed = limit.pendingAuth ?? 60;
+  }
   let w = rt.rateWindows.get(key);
   if (!w || now - w.start >= limit.window) {
     w = { start: now, count: 0 };
     rt.rateWindows.set(key, w);
   }
   w.count++;
-  if (w.count <= limit.requests) return undefined;
-  const retryAfter = Math.max(1, Math.ceil((w.start + limit.window - now) / 1000));
-  return { status: 429, body: '', headers: { 'Retry-After': String(retryAfter), 'Content-Type': '' } };
+  if (w.count <= allowed) return undefined;
+  return { status: 429, body: '', headers: { 'Retry-After': String(Math.ceil(limit.window / 1000)), 'Content-Type': '' } };
+}
+
+/** After an authenticated request, the rate limiter knows the token's identity for 300 s. */
+function cacheIdentity(rt: MockRuntime, subject: Subject): void {
+  if (subject.kind === 'organization' && subject.token !== undefined) {
+    rt.rateIdentities.set(subject.token, { key: `organization:${rt.store.organizationId}`, expires: Date.now() + 300_000 });
+  } else if (subject.kind === 'customer') {
+    rt.rateIdentities.set(subject.token, { key: `customer:${subject.customerId}`, expires: Date.now() + 300_000 });
+  }
 }
 
 function pageParams(query: Record<string, string | string[]>, errors: ValidationErrorItem[]): { page: number; limit: number } {
@@ -184,7 +282,7 @@ function paginate<T>(all: T[], page: number, limit: number): Answer {
 function listMeters(rt: MockRuntime, query: Record<string, string | string[]>): Answer {
   const errors: ValidationErrorItem[] = [];
   const { page, limit } = pageParams(query, errors);
-  if (errors.length > 0) return { status: 422, body: { detail: errors } };
+  if (errors.length > 0) return schemaError(errors);
   const q = typeof query['query'] === 'string' ? query['query'].toLowerCase() : undefined;
   const archived = query['is_archived'];
   const meters = rt.meters
@@ -198,31 +296,45 @@ function listMeters(rt: MockRuntime, query: Record<string, string | string[]>): 
 
 const SESSION_MEMBERS = ['CustomerSessionCustomerIDCreate', 'CustomerSessionCustomerExternalIDCreate'] as const;
 
+/** A 422 of the request's schema (FastAPI's `RequestValidationError`). */
+function schemaError(detail: ValidationErrorItem[]): Answer {
+  return { status: 422, body: { error: 'RequestValidationError', detail } };
+}
+
+/** A 422 raised by a service after the schema passed (Polar's `PolarRequestValidationError`). */
+function serviceError(detail: Omit<ValidationErrorItem, 'ctx'>[]): Answer {
+  return { status: 422, body: { error: 'PolarRequestValidationError', detail } };
+}
+
 function createCustomerSession(rt: MockRuntime, body: unknown): Answer {
   if (typeof body !== 'object' || body === null || Array.isArray(body)) {
-    return {
-      status: 422,
-      body: {
-        detail: [{ type: 'model_attributes_type', loc: ['body'], msg: 'Input should be a valid dictionary or object to extract fields from', input: body }],
-      },
-    };
+    return schemaError([
+      { type: 'model_attributes_type', loc: ['body'], msg: 'Input should be a valid dictionary or object to extract fields from', input: body },
+    ]);
   }
   const b = body as Record<string, unknown>;
   const cid = b['customer_id'];
   const ext = b['external_customer_id'] ?? b['customer_external_id'];
   const returnUrl = typeof b['return_url'] === 'string' ? b['return_url'] : null;
+  const memberId = typeof b['member_id'] === 'string' ? b['member_id'] : undefined;
+  const externalMemberId = typeof b['external_member_id'] === 'string' ? b['external_member_id'] : undefined;
+  const open = (customer: NonNullable<ReturnType<MeterState['resolveCustomer']>>): Answer => {
+    if (!rt.meters.memberModel) return { status: 201, body: rt.meters.createSession(customer, returnUrl) };
+    // customer_session/service.py: with the member model, a member session (polar_mst_).
+    const resolved = rt.meters.resolveMember(customer, memberId, externalMemberId);
+    if (!('member' in resolved)) return serviceError([{ type: 'value_error', ...resolved }]);
+    return { status: 201, body: rt.meters.createSession(customer, returnUrl, resolved.member) };
+  };
   // The union's first member wins when it validates (customer_id), as in the ingest body.
   if (typeof cid === 'string' && isUuid(cid)) {
     const customer = rt.meters.resolveCustomer({ customerId: cid }, false);
-    if (!customer)
-      return { status: 422, body: { detail: [{ loc: ['body', 'customer_id'], msg: 'Customer does not exist.', type: 'value_error', input: cid }] } };
-    return { status: 201, body: rt.meters.createSession(customer, returnUrl) };
+    if (!customer) return serviceError([{ loc: ['body', 'customer_id'], msg: 'Customer does not exist.', type: 'value_error', input: cid }]);
+    return open(customer);
   }
   if (typeof ext === 'string') {
     const customer = rt.meters.resolveCustomer({ externalCustomerId: ext }, false);
-    if (!customer)
-      return { status: 422, body: { detail: [{ loc: ['body', 'external_customer_id'], msg: 'Customer does not exist.', type: 'value_error', input: ext }] } };
-    return { status: 201, body: rt.meters.createSession(customer, returnUrl) };
+    if (!customer) return serviceError([{ loc: ['body', 'external_customer_id'], msg: 'Customer does not exist.', type: 'value_error', input: ext }]);
+    return open(customer);
   }
   const detail: ValidationErrorItem[] = [
     cid === undefined
@@ -232,18 +344,13 @@ function createCustomerSession(rt: MockRuntime, body: unknown): Answer {
       ? { type: 'missing', loc: ['body', SESSION_MEMBERS[1], 'external_customer_id'], msg: 'Field required', input: body }
       : { type: 'string_type', loc: ['body', SESSION_MEMBERS[1], 'external_customer_id'], msg: 'Input should be a valid string', input: ext },
   ];
-  return { status: 422, body: { detail } };
+  return schemaError(detail);
 }
 
-function portalMeters(rt: MockRuntime, req: IncomingMessage, query: Record<string, string | string[]>): Answer {
-  const token = bearer(req);
-  const customerId = token === undefined ? undefined : rt.meters.sessionCustomer(token);
-  if (customerId === undefined) {
-    return { ...detail(401, token === undefined ? 'Not authenticated' : 'Invalid or expired token'), headers: { 'WWW-Authenticate': 'Bearer' } };
-  }
+function portalMeters(rt: MockRuntime, customerId: string, query: Record<string, string | string[]>): Answer {
   const errors: ValidationErrorItem[] = [];
   const { page, limit } = pageParams(query, errors);
-  if (errors.length > 0) return { status: 422, body: { detail: errors } };
+  if (errors.length > 0) return schemaError(errors);
   const raw = query['meter_id'];
   const meterIds = raw === undefined ? undefined : (Array.isArray(raw) ? raw : [raw]).map((m) => m.toLowerCase());
   const q = typeof query['query'] === 'string' ? query['query'].toLowerCase() : undefined;
@@ -331,21 +438,83 @@ function sortErrors(errors: ValidationErrorItem[]): ValidationErrorItem[] {
     .map((x) => x.e);
 }
 
+/**
+ * event/service.py's `ingest` checks, once the schema passed: per event, organization_id (refused
+ * with an organization token, required with a user's), then customer_id and member_id, which must
+ * name the organization's customers and members. The first failure of an event is its error.
+ */
+function checkReferences(rt: MockRuntime, valid: ValidEvent[]): Omit<ValidationErrorItem, 'ctx'>[] {
+  const errors: Omit<ValidationErrorItem, 'ctx'>[] = [];
+  for (const e of valid) {
+    const at = (field: string): (string | number)[] => ['body', 'events', e.index, field];
+    if (rt.subject === 'organization' && e.organizationId !== null) {
+      errors.push({
+        type: 'organization_token',
+        msg: 'Setting organization_id is disallowed when using an organization token.',
+        loc: at('organization_id'),
+        input: e.organizationId,
+      });
+      continue;
+    }
+    if (rt.subject === 'user' && e.organizationId === null) {
+      errors.push({ type: 'missing', msg: 'organization_id is required.', loc: at('organization_id'), input: null });
+      continue;
+    }
+    if (rt.subject === 'user' && e.organizationId !== rt.store.organizationId) {
+      errors.push({ type: 'organization_id', msg: 'Organization not found.', loc: at('organization_id'), input: e.organizationId });
+      continue;
+    }
+    if (e.customerId !== null && !rt.store.customerById(e.customerId)) {
+      if (!rt.registerUnknown) {
+        errors.push({ type: 'customer_id', msg: 'Customer not found.', loc: at('customer_id'), input: e.customerId });
+        continue;
+      }
+      rt.store.addCustomer({ id: e.customerId });
+    }
+    if (e.memberId !== null && !rt.store.memberById(e.memberId)) {
+      if (!rt.registerUnknown) {
+        errors.push({ type: 'member_id', msg: 'Member not found.', loc: at('member_id'), input: e.memberId });
+        continue;
+      }
+      rt.store.addMember({ id: e.memberId, customer_id: e.customerId! });
+    }
+  }
+  return errors;
+}
+
+/** The customer meter jobs Polar's `event.ingested` task enqueues: customers of events whose chain is complete. */
+export function enqueueMeterJobs(rt: MockRuntime, events: readonly StoredEvent[]): void {
+  const now = Date.now();
+  const customers = new Set<string>();
+  for (const e of events) {
+    if (!rt.store.isComplete(e)) continue;
+    const c = rt.store.customerOf(e);
+    if (c && c.deleted_at === null) customers.add(c.id);
+  }
+  for (const id of customers) rt.meters.enqueue(id, now);
+}
+
 function ingest(rt: MockRuntime, parsed: unknown, record: RecordedRequest): Answer {
   const nowMicros = serverNow(rt) * 1000;
   const check = validateIngestBody(parsed, nowMicros);
-  if (!check.ok) return { status: 422, body: { detail: check.errors } };
+  if (!check.ok) return schemaError(check.errors);
   const errors: ValidationErrorItem[] = [];
   const valid: ValidEvent[] = [];
   for (const c of check.events) {
     if (c.ok) valid.push(c.event);
     else errors.push(...c.errors);
   }
+  if (errors.length > 0) return schemaError(sortErrors(errors));
   const batch = (parsed as { events: unknown[] }).events;
-  if (rt.orphans === 'rejected') errors.push(...rt.store.checkParents(batch, valid));
-  if (errors.length > 0) return { status: 422, body: { detail: sortErrors(errors) } };
+  const references = checkReferences(rt, valid);
+  if (references.length > 0) return serviceError(references);
+  if (rt.orphans === 'rejected') {
+    const parents = rt.store.checkParents(batch, valid);
+    if (parents.length > 0) return serviceError(parents);
+  }
   const outcome = rt.store.commit(valid, nowMicros, rt.listingLag > 0 ? Date.now() + rt.listingLag : 0);
   if (outcome.kind === 'server-error') return detail(500, 'Internal Server Error');
+  enqueueMeterJobs(rt, [...outcome.stored, ...outcome.linked]);
   record.result = { inserted: outcome.inserted, duplicates: outcome.duplicates };
   return { status: 200, body: { inserted: outcome.inserted, duplicates: outcome.duplicates } };
 }
@@ -422,11 +591,44 @@ function list(rt: MockRuntime, query: Record<string, string | string[]>): Answer
     }
     filters.ascending = sorting[0] === 'timestamp';
   }
-  if (errors.length > 0) return { status: 422, body: { detail: errors } };
+  if (errors.length > 0) return schemaError(errors);
   const { items, total, maxPage } = rt.store.list(filters);
   return { status: 200, body: { items, pagination: { total_count: total, max_page: maxPage } } };
 }
 
+/** Whether FastAPI (>= 0.132, strict_content_type) parses the body as JSON: `application/json` or `+json`. */
+function isJsonContentType(value: string | undefined): boolean {
+  if (value === undefined) return false;
+  const type = value.split(';')[0]!.trim().toLowerCase();
+  return type === 'application/json' || (type.startsWith('application/') && type.endsWith('+json'));
+}
+
+/** The body of a JSON route as FastAPI reads it: a 422 when it is missing, not JSON, or not typed as JSON. */
+function jsonBody(req: IncomingMessage, record: RecordedRequest, raw: string): Answer | undefined {
+  if (raw === '') return schemaError([{ type: 'missing', loc: ['body'], msg: 'Field required', input: null }]);
+  if (!isJsonContentType(req.headers['content-type'])) {
+    return schemaError([
+      { type: 'model_attributes_type', loc: ['body'], msg: 'Input should be a valid dictionary or object to extract fields from', input: raw },
+    ]);
+  }
+  if (typeof record.body === 'string') {
+    let error = 'JSON decode error';
+    let pos = 0;
+    try {
+      JSON.parse(raw);
+    } catch (e) {
+      error = (e as Error).message;
+      pos = Number(/position (\d+)/.exec(error)?.[1] ?? 0);
+    }
+    return schemaError([{ type: 'json_invalid', loc: ['body', pos], msg: 'JSON decode error', input: {}, ctx: { error } }]);
+  }
+  return undefined;
+}
+
+/**
+ * Answers a request in the order of Polar's middleware stack: body size, rate limit, the token
+ * (an unknown one is refused on any path), routing, the endpoint's subject and scopes, the body.
+ */
 function route(rt: MockRuntime, req: IncomingMessage, path: string, record: RecordedRequest, raw: string, tooLarge: boolean): Answer {
   const method = req.method ?? 'GET';
   if (req.headers['content-length'] === undefined && ['POST', 'PUT', 'PATCH'].includes(method)) {
@@ -442,50 +644,28 @@ function route(rt: MockRuntime, req: IncomingMessage, path: string, record: Reco
   }
   const limited = rateLimited(rt, req, path);
   if (limited) return limited;
+  const subject = authenticate(rt, req);
+  if (subject.kind === 'invalid') return invalidToken();
+  cacheIdentity(rt, subject);
   const allowed = allowedMethods(path);
   if (allowed === null) return detail(404, 'Not Found');
   if (allowed !== method) return { ...detail(405, 'Method Not Allowed'), headers: { Allow: allowed } };
-  // The customer portal authenticates with a customer session token, not the organization token.
-  if (record.kind === 'portal-meters') return portalMeters(rt, req, record.query);
-  if (rt.token !== undefined) {
-    const auth = req.headers.authorization;
-    if (auth === undefined || !/^bearer\s+/i.test(auth)) {
-      return { ...detail(401, 'Not authenticated'), headers: { 'WWW-Authenticate': 'Bearer' } };
-    }
-    if (auth.replace(/^bearer\s+/i, '').trim() !== rt.token) {
-      return { ...detail(401, 'Invalid or expired token'), headers: { 'WWW-Authenticate': 'Bearer error="invalid_token"' } };
-    }
-  }
-  if (record.kind === 'ingest') {
-    if (raw.trim() === '') {
-      return { status: 422, body: { detail: [{ type: 'missing', loc: ['body'], msg: 'Field required', input: null }] } };
-    }
-    if (typeof record.body === 'string') {
-      let error = 'JSON decode error';
-      try {
-        JSON.parse(raw);
-      } catch (e) {
-        error = (e as Error).message;
-      }
-      return { status: 422, body: { detail: [{ type: 'json_invalid', loc: ['body'], msg: 'JSON decode error', input: {}, ctx: { error } }] } };
-    }
-    return ingest(rt, record.body, record);
-  }
+  // The customer portal takes customer and member sessions only.
+  if (record.kind === 'portal-meters') return subject.kind === 'customer' ? portalMeters(rt, subject.customerId, record.query) : unauthorized();
+  if (subject.kind !== 'organization') return unauthorized();
+  const needs = ROUTE_SCOPES[record.kind];
+  if (needs && rt.scopes !== undefined && !needs.some((s) => rt.scopes!.includes(s))) return insufficientScope(needs.join(' '));
+  if (record.kind === 'ingest') return jsonBody(req, record, raw) ?? ingest(rt, record.body, record);
   if (record.kind === 'list') return list(rt, record.query);
   if (record.kind === 'meters') return listMeters(rt, record.query);
-  if (record.kind === 'customer-session') {
-    if (typeof record.body === 'string' || raw.trim() === '') {
-      return { status: 422, body: { detail: [{ type: 'missing', loc: ['body'], msg: 'Field required', input: null }] } };
-    }
-    return createCustomerSession(rt, record.body);
-  }
+  if (record.kind === 'customer-session') return jsonBody(req, record, raw) ?? createCustomerSession(rt, record.body);
   // GET /v1/events/{id}
   const id = path.replace(/^\/v1\/events\//, '').replace(/\/$/, '');
-  if (!isUuid(id)) {
-    return { status: 422, body: { detail: [{ type: 'uuid_parsing', loc: ['path', 'id'], msg: 'Input should be a valid UUID', input: id }] } };
-  }
+  if (!isUuid(id)) return schemaError([{ type: 'uuid_parsing', loc: ['path', 'id'], msg: 'Input should be a valid UUID', input: id }]);
   const e = rt.store.getById(id);
-  return e && rt.store.isListed(e, Date.now()) ? { status: 200, body: rt.store.serialise(e) } : detail(404, 'Not Found');
+  return e && rt.store.isListed(e, Date.now())
+    ? { status: 200, body: rt.store.serialise(e) }
+    : { status: 404, body: { error: 'ResourceNotFound', detail: 'Not found' } };
 }
 
 /** Builds the request listener for a mock server. */
@@ -505,14 +685,10 @@ async function handle(rt: MockRuntime, req: IncomingMessage, res: ServerResponse
   }
   const url = new URL(req.url ?? '/', 'http://127.0.0.1');
   const method = req.method ?? 'GET';
-  if (rt.cors) {
-    setCorsHeaders(req, res);
-    // A preflight is the browser's question, not a call to the API: answered, never recorded.
-    if (method === 'OPTIONS') {
-      res.writeHead(204, { 'Content-Length': '0' });
-      res.end();
-      return;
-    }
+  if (rt.cors && req.headers.origin !== undefined) {
+    // Polar's CORSMatcherMiddleware (outermost): a preflight is answered there, never routed or recorded.
+    if (method === 'OPTIONS' && req.headers['access-control-request-method'] !== undefined) return preflight(req, res);
+    setCorsHeaders(res);
   }
   const path = url.pathname;
   const record: RecordedRequest = {
@@ -574,16 +750,34 @@ async function handle(rt: MockRuntime, req: IncomingMessage, res: ServerResponse
   return finish(answer.status);
 }
 
-/** CORS headers for any origin (the mock binds 127.0.0.1 only); `Date` and `Retry-After` are exposed to scripts. */
-function setCorsHeaders(req: IncomingMessage, res: ServerResponse): void {
-  const origin = req.headers.origin;
-  res.setHeader('Access-Control-Allow-Origin', origin ?? '*');
-  if (origin) res.setHeader('Vary', 'Origin');
-  res.setHeader('Access-Control-Allow-Methods', 'GET, POST, OPTIONS');
+/** The request headers Polar's API CORS config allows: its own and Starlette's safelisted ones. */
+const CORS_ALLOWED_HEADERS = ['Accept', 'Accept-Language', 'Authorization', 'Content-Language', 'Content-Type', 'Polar-Version'];
+
+/**
+ * Polar's API CORS config (app.py `configure_cors`): any origin, no credentials, and only
+ * `Polar-Version` exposed, so a page on another origin cannot read `Date` or `Retry-After`.
+ */
+function setCorsHeaders(res: ServerResponse): void {
+  res.setHeader('Access-Control-Allow-Origin', '*');
+  res.setHeader('Access-Control-Expose-Headers', 'Polar-Version');
+}
+
+/** Starlette's `CORSMiddleware.preflight_response` with Polar's API config. */
+function preflight(req: IncomingMessage, res: ServerResponse): void {
   const asked = req.headers['access-control-request-headers'];
-  res.setHeader('Access-Control-Allow-Headers', typeof asked === 'string' && asked ? asked : 'Content-Type, Authorization, Accept');
-  res.setHeader('Access-Control-Expose-Headers', 'Date, Retry-After');
-  res.setHeader('Access-Control-Max-Age', '600');
+  const allowed = new Set(CORS_ALLOWED_HEADERS.map((h) => h.toLowerCase()));
+  const refused = typeof asked === 'string' && asked.split(',').some((h) => h.trim() !== '' && !allowed.has(h.trim().toLowerCase()));
+  const body = refused ? 'Disallowed CORS headers' : 'OK';
+  res.writeHead(refused ? 400 : 200, {
+    'Access-Control-Allow-Origin': '*',
+    'Access-Control-Allow-Methods': 'DELETE, GET, HEAD, OPTIONS, PATCH, POST, PUT',
+    'Access-Control-Max-Age': '600',
+    'Access-Control-Allow-Headers': CORS_ALLOWED_HEADERS.join(', '),
+    Vary: 'Origin',
+    'Content-Type': 'text/plain; charset=utf-8',
+    'Content-Length': String(Buffer.byteLength(body)),
+  });
+  res.end(body);
 }
 
 function faultAnswer(fault: Fault): Answer {

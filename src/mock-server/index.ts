@@ -14,18 +14,20 @@
  */
 import { createServer } from 'node:http';
 import type { Socket } from 'node:net';
-import { createHandler, serverNow } from './handler.js';
+import { POLAR_RATE_LIMITS, createHandler, enqueueMeterJobs, serverNow } from './handler.js';
 import type { Fault, MockRuntime, RateLimit, RecordedRequest } from './handler.js';
-import { MeterState } from './meters.js';
-import type { CustomerRef, MockMeterInput, WireCustomerMeter, WireMeter } from './meters.js';
+import { MeterState, POLAR_METER_LAG } from './meters.js';
+import type { CustomerRef, MeterLag, MockMeterInput, WireCustomerMeter, WireMeter } from './meters.js';
 import { EventStore } from './state.js';
-import type { MockCustomerInput, SeedEvent, WireCustomer, WireEvent } from './state.js';
+import type { MockCustomerInput, MockMemberInput, SeedEvent, WireCustomer, WireEvent, WireMember } from './state.js';
 
 export type { Fault, FaultMatch, RateLimit, RecordedRequest, RequestKind } from './handler.js';
-export type { CustomerRef, MockMeterInput, WireCustomerMeter, WireCustomerSession, WireMeter } from './meters.js';
-export { CUSTOMER_SESSION_TTL_MS, METER_CREDITED } from './meters.js';
-export type { MockCustomerInput, SeedEvent, WireCustomer, WireEvent } from './state.js';
+export { POLAR_RATE_LIMITS } from './handler.js';
+export type { CustomerRef, MeterLag, MockMeterInput, WireCustomerMeter, WireCustomerSession, WireMeter } from './meters.js';
+export { CUSTOMER_SESSION_TTL_MS, MEMBER_SESSION_TOKEN_PREFIX, METER_CREDITED, POLAR_METER_LAG } from './meters.js';
+export type { MockCustomerInput, MockMemberInput, SeedEvent, WireCustomer, WireEvent, WireMember } from './state.js';
 export type { ValidationErrorItem } from './rules.js';
+export { usageQuantity } from './aggregate.js';
 
 /** The organization id stored events carry when `organizationId` is not given. */
 export const DEFAULT_ORGANIZATION_ID = '1d3a5c6e-0b7f-4a2e-9c41-5e8f7a6b9d20';
@@ -34,8 +36,51 @@ export const DEFAULT_ORGANIZATION_ID = '1d3a5c6e-0b7f-4a2e-9c41-5e8f7a6b9d20';
 export interface MockPolarOptions {
   /** Port to listen on; default 0 = an ephemeral port. The server always binds 127.0.0.1. */
   port?: number;
-  /** When set, every request needs `Authorization: Bearer <token>`, else 401 `{"detail": ...}`. */
-  token?: string;
+  /**
+   * The organization's access token(s). When set, a request without a bearer token is 401
+   * `{"error": "Unauthorized"}` and one with another token 401 `{"error": "invalid_token", ...}`
+   * (on any path, before routing, as Polar's auth middleware). All of them share the
+   * organization's rate limit. Unset: any bearer (or none) acts for the organization.
+   */
+  token?: string | string[];
+  /** The token's scopes (e.g. `['events:read']`); a route it lacks answers 403 `insufficient_scope`. Default: all. */
+  scopes?: string[];
+  /**
+   * What the token is: `'organization'` (default; an event naming `organization_id` is a 422
+   * `organization_token`), or `'user'` (a personal token: `organization_id` is required and must be
+   * this organization's).
+   */
+  subject?: 'organization' | 'user';
+  /**
+   * An event whose `customer_id` or `member_id` names no known customer or member is a 422
+   * ("Customer not found." / "Member not found.") as on Polar. True registers them instead, as if
+   * the test had created them through Polar's API first. Default false.
+   */
+  registerUnknown?: boolean;
+  /** Known members of customers (Polar's member model): what `member_id` on events must name. */
+  members?: MockMemberInput[];
+  /** The organization has Polar's member model on: customer sessions are member sessions (`polar_mst_` tokens). Default false. */
+  memberModel?: boolean;
+  /**
+   * When the customer portal's meters catch up with new events: Polar recomputes them in a
+   * debounced job, `min` ms after the customer's last event and at most `max` ms after the first
+   * one waiting (default {@link POLAR_METER_LAG}: 15 s and 180 min), separately from `listingLag`.
+   * A number sets `min`; `0` recomputes on every read.
+   */
+  meterLag?: number | Partial<MeterLag>;
+  /**
+   * How `GET /v1/events/` reads: `'tinybird'` (default, today's Polar): bounds and order in whole
+   * milliseconds, events of one millisecond in a different order on every request;
+   * `'postgres'`: servers that listed from Postgres, microsecond bounds and ties in arrival order.
+   */
+  listing?: 'tinybird' | 'postgres';
+  /**
+   * How timestamps are written: `'pydantic'` (default, today's Polar): `…07Z`, `…07.123000Z`;
+   * `'isoformat'`: Python's `isoformat()`, `…07.000000+00:00`, as older servers did.
+   */
+  timestampFormat?: 'pydantic' | 'isoformat';
+  /** Randomness for the order of same-millisecond list items (default `Math.random`), to make a test repeatable. */
+  random?: () => number;
   /** Organization id of stored events; default {@link DEFAULT_ORGANIZATION_ID}. */
   organizationId?: string;
   /** Initial fault script (see {@link Fault}). */
@@ -55,12 +100,18 @@ export interface MockPolarOptions {
    * while its parent is.
    */
   listingLag?: number;
-  /** Per-token request budget (e.g. Polar's `{ requests: 500, window: 60_000 }`); past it, 429 with `Retry-After`. Off by default. */
-  rateLimit?: RateLimit;
   /**
-   * An event whose `parent_id` names no stored event: `'rejected'` (default) answers 422 "Parent
-   * event not found." as Polar did until April 2026; `'hidden'` is the newest server (polar#11168):
-   * accepted, then unlisted and left out of meters until its parent arrives and is linked.
+   * Polar's rate limit: `'production'` (500 requests a minute per organization), `'sandbox'` (100),
+   * or your own budget; past it, 429 with an empty body and `Retry-After` of the whole window. Off
+   * by default, as on a Polar server run locally (rate_limit.py has no rules outside production
+   * and sandbox).
+   */
+  rateLimit?: RateLimit | 'production' | 'sandbox';
+  /**
+   * An event whose `parent_id` names no stored event: `'hidden'` (default, today's Polar, polar#11168):
+   * accepted and counted as inserted, then unlisted (and `GET /v1/events/{id}` 404) until its
+   * parent arrives and is linked; `'rejected'` answers 422 "Parent event not found." as Polar did
+   * until April 2026.
    */
   orphans?: 'rejected' | 'hidden';
   /** Meters that `GET /v1/meters/` lists and customer meters are computed from. */
@@ -68,9 +119,10 @@ export interface MockPolarOptions {
   /** Delay every answer by this many milliseconds. */
   latencyMs?: number;
   /**
-   * Allow calls from pages on other origins: answer `OPTIONS` preflights with 204 (not recorded in
-   * `requests`) and add `Access-Control-Allow-*` headers to every answer, exposing `Date` and
-   * `Retry-After`. Default false.
+   * Polar's CORS answers to requests with an `Origin` (default true): preflights answered (never
+   * recorded in `requests`), `Access-Control-Allow-Origin: *` on every answer and only
+   * `Polar-Version` exposed, so a page on another origin cannot read `Date` or `Retry-After`.
+   * False: no CORS headers at all.
    */
   cors?: boolean;
 }
@@ -113,6 +165,10 @@ export interface MockPolarServer {
   addCustomers(...customers: MockCustomerInput[]): WireCustomer[];
   /** Known customers. */
   readonly customers: readonly WireCustomer[];
+  /** Registers members of known customers. */
+  addMembers(...members: MockMemberInput[]): WireMember[];
+  /** Known members. */
+  readonly members: readonly WireMember[];
 
   /** Every request received, in arrival order (live array; do not mutate). */
   readonly requests: readonly RecordedRequest[];
@@ -160,6 +216,16 @@ export interface MockPolarServer {
   customerMeters(customer: CustomerRef): WireCustomerMeter[];
   /** Sets the listing lag (ms) for events ingested from now on. */
   setListingLag(ms: number): void;
+  /** Sets the meter lag (see {@link MockPolarOptions.meterLag}). */
+  setMeterLag(lag: number | Partial<MeterLag>): void;
+  /** Runs every waiting customer meter job now: the portal's meters count every event stored so far. */
+  runMeterJobs(): void;
+}
+
+function meterLagOf(lag: number | Partial<MeterLag> | undefined): MeterLag {
+  if (lag === undefined) return POLAR_METER_LAG;
+  if (typeof lag === 'number') return { ...POLAR_METER_LAG, min: lag };
+  return { ...POLAR_METER_LAG, ...lag };
 }
 
 /**
@@ -167,9 +233,10 @@ export interface MockPolarServer {
  *
  * Routes: `POST /v1/events/ingest`, `GET /v1/events/` (also without the trailing slash),
  * `GET /v1/events/{id}`, `GET /v1/meters/`, `POST /v1/customer-sessions/` and
- * `GET /v1/customer-portal/meters/` (customer session token); everything else is 404 (or 405 for a
- * wrong method). Every answer is JSON
- * and carries a `Date` header from the server clock.
+ * `GET /v1/customer-portal/meters/` (customer or member session token); everything else is 404
+ * (or 405 for a wrong method). Every answer is JSON (but a 429's empty body and a CORS preflight's
+ * "OK", as Polar's) and carries a `Date` header from the server clock. The defaults are Polar as
+ * it runs today; see {@link MockPolarOptions} for the options that give older servers' behaviour.
  */
 export async function startMockPolar(options: MockPolarOptions = {}): Promise<MockPolarServer> {
   const organizationId = options.organizationId ?? DEFAULT_ORGANIZATION_ID;
@@ -179,10 +246,14 @@ export async function startMockPolar(options: MockPolarOptions = {}): Promise<Mo
     store: undefined as unknown as EventStore,
     meters: undefined as unknown as MeterState,
     listingLag: options.listingLag ?? 0,
-    rateLimit: options.rateLimit,
+    rateLimit: typeof options.rateLimit === 'string' ? POLAR_RATE_LIMITS[options.rateLimit] : options.rateLimit,
     rateWindows: new Map(),
-    orphans: options.orphans ?? 'rejected',
-    token: options.token,
+    rateIdentities: new Map(),
+    orphans: options.orphans ?? 'hidden',
+    tokens: options.token === undefined ? [] : Array.isArray(options.token) ? options.token : [options.token],
+    scopes: options.scopes,
+    subject: options.subject ?? 'organization',
+    registerUnknown: options.registerUnknown ?? false,
     maxBodyBytes: options.maxBodyBytes ?? 10 * 1024 * 1024,
     latencyMs: options.latencyMs ?? 0,
     clockOffsetMs: options.clockOffsetMs ?? 0,
@@ -190,7 +261,7 @@ export async function startMockPolar(options: MockPolarOptions = {}): Promise<Mo
     faults: [...(options.faults ?? [])],
     requests: [],
     requestSeq: 0,
-    cors: options.cors ?? false,
+    cors: options.cors ?? true,
     onRequestDone: (r) => {
       for (const w of [...waiters]) w(r);
     },
@@ -203,10 +274,15 @@ export async function startMockPolar(options: MockPolarOptions = {}): Promise<Mo
         timers.set(t, resolve);
       }),
   };
-  const store = new EventStore(organizationId, () => serverNow(rt));
+  const store = new EventStore(organizationId, () => serverNow(rt), {
+    listing: options.listing ?? 'tinybird',
+    timestampFormat: options.timestampFormat ?? 'pydantic',
+    random: options.random ?? Math.random,
+  });
   rt.store = store;
   for (const c of options.customers ?? []) store.addCustomer(c);
-  const meters = new MeterState(store, () => serverNow(rt));
+  for (const m of options.members ?? []) store.addMember(m);
+  const meters = new MeterState(store, () => serverNow(rt), options.memberModel ?? false, meterLagOf(options.meterLag));
   rt.meters = meters;
   for (const m of options.meters ?? []) meters.addMeter(m);
 
@@ -266,16 +342,26 @@ export async function startMockPolar(options: MockPolarOptions = {}): Promise<Mo
       return store.countByExternalId();
     },
     addEvents(events) {
-      return store.seed(events).map((r) => store.serialise(r));
+      const seeded = store.seed(events);
+      enqueueMeterJobs(rt, seeded);
+      return seeded.map((r) => store.serialise(r));
     },
     addSystemEvent(event) {
-      return store.serialise(store.seed([{ ...event, source: 'system' }])[0]!);
+      const seeded = store.seed([{ ...event, source: 'system' }]);
+      enqueueMeterJobs(rt, seeded);
+      return store.serialise(seeded[0]!);
     },
     addCustomers(...customers) {
       return customers.map((c) => store.addCustomer(c));
     },
     get customers() {
       return store.customers();
+    },
+    addMembers(...members) {
+      return members.map((m) => store.addMember(m));
+    },
+    get members() {
+      return store.members();
     },
     get requests() {
       return rt.requests;
@@ -333,6 +419,7 @@ export async function startMockPolar(options: MockPolarOptions = {}): Promise<Mo
       rt.requests.length = 0;
       rt.faults.length = 0;
       rt.rateWindows.clear();
+      rt.rateIdentities.clear();
     },
     addMeter(meter) {
       return meters.addMeter(meter);
@@ -349,6 +436,12 @@ export async function startMockPolar(options: MockPolarOptions = {}): Promise<Mo
     },
     setListingLag(ms) {
       rt.listingLag = ms;
+    },
+    setMeterLag(lag) {
+      meters.lag = meterLagOf(lag);
+    },
+    runMeterJobs() {
+      meters.runJobs();
     },
   };
   return api;

@@ -1,16 +1,16 @@
 /**
  * The mock server's meters: meter definitions (`GET /v1/meters/`), customer sessions
  * (`POST /v1/customer-sessions/`) and the customer's own meters (`GET /v1/customer-portal/meters/`).
- * Usage is computed from the stored events with the library's own evaluator (src/meters/evaluate.ts),
- * so the mock and the device can never disagree by having two implementations.
+ * Usage is Polar's SQL aggregation re-written for the mock (./aggregate.ts), not the library's
+ * evaluator, so a difference between the two fails a test. As on Polar, a customer's meters are
+ * recomputed by a delayed job (customer_meter/tasks.py), not when an event is listed.
  *
  * @module
  */
 import { randomBytes, randomUUID } from 'node:crypto';
-import { compileMeter } from '../meters/evaluate.js';
-import type { CompiledMeter } from '../meters/evaluate.js';
-import { formatPythonTimestamp, isUuid } from './rules.js';
-import type { EventStore, StoredEvent, WireCustomer } from './state.js';
+import { checkMeterDefinition, usageQuantity } from './aggregate.js';
+import { isUuid } from './rules.js';
+import type { EventStore, StoredEvent, WireCustomer, WireMember } from './state.js';
 
 /** A meter as `GET /v1/meters/` returns it (Polar's `Meter` schema, snake_case). */
 export interface WireMeter {
@@ -65,6 +65,29 @@ export type CustomerRef = string | { customerId: string } | { externalCustomerId
 export const CUSTOMER_SESSION_TTL_MS = 60 * 60 * 1000;
 /** Polar's `CUSTOMER_SESSION_TOKEN_PREFIX` (server/polar/customer_session/service.py). */
 export const CUSTOMER_SESSION_TOKEN_PREFIX = 'polar_cst_';
+/** Polar's `MEMBER_SESSION_TOKEN_PREFIX` (server/polar/models/member_session.py). */
+export const MEMBER_SESSION_TOKEN_PREFIX = 'polar_mst_';
+
+/**
+ * When the customer meter job runs (customer_meter/tasks.py, worker/_debounce.py): `min` ms after
+ * the customer's last event, but no later than `max` ms after the first one it waits for.
+ * Polar: 15 s and 180 min. `{ min: 0 }` recomputes on every read.
+ */
+export interface MeterLag {
+  min: number;
+  max: number;
+}
+
+/** Polar's `CUSTOMER_METER_UPDATE_DEBOUNCE_MIN_THRESHOLD` / `_MAX_THRESHOLD` (config.py). */
+export const POLAR_METER_LAG: MeterLag = { min: 15_000, max: 180 * 60_000 };
+
+interface MeterJob {
+  /** Real ms of the first and last event the pending job waits for (null: none pending). */
+  first: number | null;
+  last: number | null;
+  /** Real ms the job last ran: the meters show the events ingested by then. */
+  ranAt: number | null;
+}
 /** The name of the system event Polar records for a credit (server/polar/event/system.py). */
 export const METER_CREDITED = 'meter.credited';
 
@@ -75,20 +98,24 @@ interface Grant {
 
 /** Meters, grants and customer sessions of one mock server. */
 export class MeterState {
-  private readonly meters = new Map<string, { wire: WireMeter; compiled: CompiledMeter }>();
+  private readonly meters = new Map<string, { wire: WireMeter }>();
   /** `${customerId} ${meterId}` -> the customer meter; Polar lists a customer's meter once it is granted. */
   private readonly grants = new Map<string, Grant>();
-  private readonly sessions = new Map<string, { customerId: string; expiresMs: number }>();
+  private readonly sessions = new Map<string, { customerId: string; memberId: string | null; expiresMs: number }>();
+  private readonly jobs = new Map<string, MeterJob>();
 
   constructor(
     private readonly store: EventStore,
     private readonly nowMs: () => number,
+    /** The organization's `member_model_enabled`: customer sessions are member sessions. */
+    public memberModel = false,
+    public lag: MeterLag = POLAR_METER_LAG,
   ) {}
 
-  /** Registers a meter (refused, with the evaluator's error, when Polar could not evaluate it). */
+  /** Registers a meter (refused with a `TypeError` when Polar's schema would refuse it). */
   addMeter(input: MockMeterInput): WireMeter {
-    const compiled = compileMeter(input);
-    const now = formatPythonTimestamp(this.nowMs() * 1000);
+    checkMeterDefinition(input);
+    const now = this.store.formatTime(this.nowMs() * 1000);
     const wire: WireMeter = {
       created_at: now,
       modified_at: null,
@@ -101,7 +128,7 @@ export class MeterState {
       ...structuredClone(input),
       id: (input.id ?? randomUUID()).toLowerCase(),
     };
-    this.meters.set(wire.id, { wire, compiled });
+    this.meters.set(wire.id, { wire });
     return structuredClone(wire);
   }
 
@@ -138,7 +165,7 @@ export class MeterState {
     const customer = this.resolveCustomer(ref, true)!;
     const key = `${customer.id} ${meter.wire.id}`;
     if (!this.grants.has(key)) this.grants.set(key, { id: randomUUID(), createdMicros: this.nowMs() * 1000 });
-    return this.store.seed([
+    const event = this.store.seed([
       {
         name: METER_CREDITED,
         source: 'system',
@@ -146,20 +173,86 @@ export class MeterState {
         metadata: { meter_id: meter.wire.id, units, rollover: false },
       },
     ])[0]!;
+    // Polar's create_event enqueues the event like an ingested one: the job recomputes the meter.
+    this.enqueue(customer.id, Date.now());
+    return event;
   }
 
-  /** Opens a customer session for a known customer; its token reads that customer's portal. */
-  createSession(customer: WireCustomer, returnUrl: string | null): WireCustomerSession {
+  /**
+   * `customer_meter.update_customer` was enqueued for this customer at real time `at` (an event of
+   * theirs whose parent chain is complete was ingested): the job runs after the debounce.
+   */
+  enqueue(customerId: string, at: number): void {
+    this.settle(customerId, at);
+    const job = this.jobs.get(customerId) ?? { first: null, last: null, ranAt: null };
+    job.first ??= at;
+    job.last = at;
+    this.jobs.set(customerId, job);
+    this.settle(customerId, at);
+  }
+
+  /** Runs every pending meter job now (a test's way to skip the debounce). */
+  runJobs(at = Date.now()): void {
+    for (const job of this.jobs.values()) {
+      if (job.last !== null) {
+        job.ranAt = at;
+        job.first = job.last = null;
+      }
+    }
+  }
+
+  /** Runs the customer's job if its time came by `at`; returns when it last ran. */
+  private settle(customerId: string, at: number): number | null {
+    const job = this.jobs.get(customerId);
+    if (!job) return null;
+    if (job.last !== null && job.first !== null) {
+      const due = Math.min(job.last + this.lag.min, job.first + this.lag.max);
+      if (due <= at) {
+        job.ranAt = due;
+        job.first = job.last = null;
+      }
+    }
+    return job.ranAt;
+  }
+
+  /** The member a session is for, as Polar's `_resolve_member` picks it; an error item otherwise. */
+  resolveMember(
+    customer: WireCustomer,
+    memberId: string | undefined,
+    externalMemberId: string | undefined,
+  ): { member: WireMember } | { loc: string[]; msg: string; input: unknown } {
+    const mine = this.store.members().filter((m) => m.customer_id === customer.id);
+    if (memberId !== undefined) {
+      const m = mine.find((x) => x.id === memberId.toLowerCase());
+      return m ? { member: m } : { loc: ['body', 'member_id'], msg: 'Member does not exist for this customer.', input: memberId };
+    }
+    if (externalMemberId !== undefined) {
+      const m = mine.find((x) => x.external_id === externalMemberId);
+      return m ? { member: m } : { loc: ['body', 'external_member_id'], msg: 'Member does not exist for this customer.', input: externalMemberId };
+    }
+    if (customer.type === 'team') return { loc: ['body', 'member_id'], msg: 'member_id is required for team customers.', input: null };
+    // An individual customer's owner member, created on first use.
+    const owner = mine.find((x) => x.role === 'owner') ?? this.store.addMember({ customer_id: customer.id, role: 'owner', email: customer.email });
+    return { member: owner };
+  }
+
+  /**
+   * Opens a session for a known customer; its token reads that customer's portal. With the member
+   * model it is a member session (`polar_mst_`), else a customer session (`polar_cst_`).
+   */
+  createSession(customer: WireCustomer, returnUrl: string | null, member: WireMember | null = null): WireCustomerSession {
     const nowMs = this.nowMs();
-    const token = CUSTOMER_SESSION_TOKEN_PREFIX + randomBytes(24).toString('base64url');
-    this.sessions.set(token, { customerId: customer.id, expiresMs: nowMs + CUSTOMER_SESSION_TTL_MS });
-    const query = new URLSearchParams({ customer_session_token: token, email: customer.email });
+    const prefix = member ? MEMBER_SESSION_TOKEN_PREFIX : CUSTOMER_SESSION_TOKEN_PREFIX;
+    const token = prefix + randomBytes(24).toString('base64url');
+    this.sessions.set(token, { customerId: customer.id, memberId: member?.id ?? null, expiresMs: nowMs + CUSTOMER_SESSION_TTL_MS });
+    const query = new URLSearchParams({ customer_session_token: token });
+    if (customer.email !== null) query.set('email', customer.email);
     return {
       id: randomUUID(),
-      created_at: formatPythonTimestamp(nowMs * 1000),
+      created_at: this.store.formatTime(nowMs * 1000),
       modified_at: null,
       token,
-      expires_at: formatPythonTimestamp((nowMs + CUSTOMER_SESSION_TTL_MS) * 1000),
+      expires_at: this.store.formatTime((nowMs + CUSTOMER_SESSION_TTL_MS) * 1000),
       return_url: returnUrl,
       customer_portal_url: `https://polar.sh/mock/portal?${query.toString()}`,
       customer_id: customer.id,
@@ -167,42 +260,45 @@ export class MeterState {
     };
   }
 
-  /** The customer id a live session token belongs to. */
+  /** The customer id a live session token (customer or member session) belongs to. */
   sessionCustomer(token: string): string | undefined {
     const s = this.sessions.get(token);
     return s && s.expiresMs > this.nowMs() ? s.customerId : undefined;
   }
 
+  /** Whether the token is a session token this server issued (live or not). */
+  isSessionToken(token: string): boolean {
+    return this.sessions.has(token);
+  }
+
   /**
-   * The customer's meters, newest change first (Polar's default `-modified_at`). Usage counts the
-   * customer's listed user events (by `customer_id`, or `external_customer_id` = the customer's
-   * external id); credits are the non-negative running sum of its `meter.credited` events.
+   * The customer's meters as the last run of its meter job left them (at real time `at`), newest
+   * change first (Polar's default `-modified_at`). Usage is Polar's SQL over the events stored by
+   * then, whether listed yet or not (the job reads Postgres, not the list store); credits are the
+   * non-negative running sum of its `meter.credited` events.
    */
-  customerMeters(customerId: string, listedAt: number): WireCustomerMeter[] {
+  customerMeters(customerId: string, at: number): WireCustomerMeter[] {
     const customer = this.store.customers().find((c) => c.id === customerId);
     if (!customer) return [];
-    const mine = this.store.records.filter(
-      (e) =>
-        this.store.isListed(e, listedAt) && (e.customerId === customer.id || (customer.external_id !== null && e.externalCustomerId === customer.external_id)),
-    );
+    const ranAt = this.settle(customer.id, at);
+    const stored = ranAt === null ? [] : this.store.records.filter((e) => e.ingestedAt <= ranAt);
     const items: { item: WireCustomerMeter; modified: number }[] = [];
-    for (const { wire, compiled } of this.meters.values()) {
+    for (const { wire } of this.meters.values()) {
       const grant = this.grants.get(`${customer.id} ${wire.id}`);
       if (!grant || wire.archived_at !== null) continue;
-      const used = mine.filter((e) => e.source === 'user' && compiled.matches(meterEvent(e)));
-      const credits = mine
-        .filter((e) => e.name === METER_CREDITED && e.source === 'system' && e.metadata['meter_id'] === wire.id)
+      const credits = stored
+        .filter((e) => e.customerId === customer.id && e.name === METER_CREDITED && e.source === 'system' && e.metadata['meter_id'] === wire.id)
         .sort((a, b) => a.timestampMicros - b.timestampMicros || a.seq - b.seq);
       let credited = 0;
       for (const c of credits) credited = Math.max(0, credited + Number(c.metadata['units']));
-      const consumed = compiled.aggregate(used.map(meterEvent));
-      const modified = Math.max(grant.createdMicros, ...used.map((e) => e.timestampMicros), ...credits.map((e) => e.timestampMicros));
+      const consumed = usageQuantity(wire, customer, stored);
+      const modified = Math.max(grant.createdMicros, ...credits.map((e) => e.timestampMicros), (ranAt ?? 0) * 1000);
       items.push({
         modified,
         item: {
           id: grant.id,
-          created_at: formatPythonTimestamp(grant.createdMicros),
-          modified_at: formatPythonTimestamp(modified),
+          created_at: this.store.formatTime(grant.createdMicros),
+          modified_at: this.store.formatTime(modified),
           customer_id: customer.id,
           meter_id: wire.id,
           consumed_units: consumed,
@@ -214,8 +310,4 @@ export class MeterState {
     }
     return items.sort((a, b) => b.modified - a.modified).map((x) => x.item);
   }
-}
-
-function meterEvent(e: StoredEvent): { name: string; timestamp: Date; source: string; metadata: Record<string, unknown> } {
-  return { name: e.name, timestamp: new Date(Math.floor(e.timestampMicros / 1000)), source: e.source, metadata: e.metadata };
 }

@@ -43,6 +43,8 @@ export interface ValidEvent {
   externalMemberId: string | null;
   /** Normalised metadata (`_cost.amount` as the string Polar returns). */
   metadata: Record<string, unknown>;
+  /** `organization_id` as sent (lower case), or `null`: the service checks it against the token. */
+  organizationId: string | null;
 }
 
 /** Result of validating one event against the union. */
@@ -177,6 +179,10 @@ function checkOptionalString(raw: Record<string, unknown>, field: string, out: R
   if (v === undefined || v === null) return null;
   if (typeof v !== 'string') {
     out.push(err([field], 'string_type', 'Input should be a valid string', v));
+    return null;
+  }
+  if (v.includes('\u0000')) {
+    out.push(nulError(field, v));
     return null;
   }
   return v;
@@ -364,6 +370,58 @@ function checkLlm(value: unknown, out: RelError[]): Record<string, unknown> | nu
   return kept;
 }
 
+const INT_RE = /^\s*[+-]?\d+(?:_\d+)*\s*$/;
+const FLOAT_RE = /^\s*[+-]?(?:(?:\d+(?:_\d+)*)?\.?\d+(?:_\d+)*(?:[eE][+-]?\d+)?|\d+\.|inf(?:inity)?|nan)\s*$/i;
+const BOOL_WORDS = new Set(['0', 'off', 'f', 'false', 'n', 'no', '1', 'on', 't', 'true', 'y', 'yes']);
+
+/**
+ * A metadata value against Polar's `MetadataValue` union (`str` of 1-500 characters | `int` |
+ * `float` | `bool`, kit/metadata.py), the way pydantic's smart union reports it: valid when any
+ * member takes it (lax mode: `"12"` of 501 digits is an int), else one error per member, each under
+ * the member's tag.
+ */
+export function metadataValueErrors(value: unknown): RelError[] {
+  if (typeof value === 'number') return Number.isFinite(value) ? [] : [err([], 'finite_number', 'Input should be a finite number', value)];
+  if (typeof value === 'boolean') return [];
+  if (typeof value === 'string') {
+    const len = charLength(value);
+    if (len >= 1 && len <= MAX_METADATA_STRING) return [];
+    const lower = value.trim().toLowerCase();
+    if (INT_RE.test(value) || FLOAT_RE.test(value) || BOOL_WORDS.has(lower)) return [];
+    return [
+      len < 1
+        ? err(['constrained-str'], 'string_too_short', 'String should have at least 1 character', value, { min_length: 1 })
+        : err(['constrained-str'], 'string_too_long', `String should have at most ${MAX_METADATA_STRING} characters`, value, {
+            max_length: MAX_METADATA_STRING,
+          }),
+      err(['int'], 'int_parsing', 'Input should be a valid integer, unable to parse string as an integer', value),
+      err(['float'], 'float_parsing', 'Input should be a valid number, unable to parse string as a number', value),
+      err(['bool'], 'bool_parsing', 'Input should be a valid boolean, unable to interpret input', value),
+    ];
+  }
+  return [
+    err(['constrained-str'], 'string_type', 'Input should be a valid string', value),
+    err(['int'], 'int_type', 'Input should be a valid integer', value),
+    err(['float'], 'float_type', 'Input should be a valid number', value),
+    err(['bool'], 'bool_type', 'Input should be a valid boolean', value),
+  ];
+}
+
+/** Whether a value holds a NUL anywhere: in a string, a key, or nested (kit/schemas.py's `Schema`). */
+export function containsNul(value: unknown): boolean {
+  if (typeof value === 'string') return value.includes('\u0000');
+  if (Array.isArray(value)) return value.some(containsNul);
+  if (typeof value === 'object' && value !== null) {
+    return Object.entries(value).some(([k, v]) => k.includes('\u0000') || containsNul(v));
+  }
+  return false;
+}
+
+/** Polar's `Schema` refuses a field holding NUL anywhere, after the field's own validation. */
+function nulError(field: string, input: unknown): RelError {
+  return err([field], 'value_error', 'Value error, This value contains invalid characters', input, { error: {} });
+}
+
 function checkMetadata(raw: Record<string, unknown>, out: RelError[]): Record<string, unknown> {
   if (!('metadata' in raw)) return {};
   const md = raw['metadata'];
@@ -384,29 +442,9 @@ function checkMetadata(raw: Record<string, unknown>, out: RelError[]): Record<st
       continue;
     }
     const rel = ['metadata', key];
-    if (typeof value === 'string') {
-      const len = charLength(value);
-      if (len < 1) {
-        out.push(err(rel, 'string_too_short', 'String should have at least 1 character', value, { min_length: 1 }));
-      } else if (len > MAX_METADATA_STRING) {
-        out.push(
-          err(rel, 'string_too_long', `String should have at most ${MAX_METADATA_STRING} characters`, value, {
-            max_length: MAX_METADATA_STRING,
-          }),
-        );
-      } else if (value.includes('\u0000')) {
-        out.push(err(rel, 'string_pattern_mismatch', 'String should not contain NUL characters', value));
-      } else {
-        result[key] = value;
-      }
-    } else if (typeof value === 'number') {
-      if (!Number.isFinite(value)) out.push(err(rel, 'finite_number', 'Input should be a finite number', value));
-      else result[key] = value;
-    } else if (typeof value === 'boolean') {
-      result[key] = value;
-    } else {
-      out.push(err(rel, 'metadata_value_type', 'Input should be a valid string, integer, float or boolean', value));
-    }
+    const failures = metadataValueErrors(value);
+    if (failures.length === 0) result[key] = value;
+    else for (const f of failures) out.push({ ...f, rel: [...rel, ...f.rel] });
   }
   return result;
 }
@@ -433,11 +471,13 @@ export function validateEvent(raw: unknown, index: number, nowMicros: number): E
   // Fields common to both members: their errors appear under each member.
   const common: RelError[] = [];
   let name = '';
+  // `name: str = Field(max_length=128)`: no lower bound (an empty name is stored).
   if (!('name' in raw)) common.push(missing('name', raw));
   else if (typeof raw['name'] !== 'string') common.push(err(['name'], 'string_type', 'Input should be a valid string', raw['name']));
-  else if (raw['name'].length === 0) {
-    common.push(err(['name'], 'string_too_short', 'String should have at least 1 character', raw['name'], { min_length: 1 }));
-  } else name = raw['name'];
+  else if (charLength(raw['name']) > MAX_NAME_LENGTH) {
+    common.push(err(['name'], 'string_too_long', `String should have at most ${MAX_NAME_LENGTH} characters`, raw['name'], { max_length: MAX_NAME_LENGTH }));
+  } else if (raw['name'].includes('\u0000')) common.push(nulError('name', raw['name']));
+  else name = raw['name'];
 
   let timestampMicros: number | null = null;
   if ('timestamp' in raw) {
@@ -454,7 +494,9 @@ export function validateEvent(raw: unknown, index: number, nowMicros: number): E
   if (orgError) common.push(orgError);
   const externalId = checkOptionalString(raw, 'external_id', common);
   const parentId = checkOptionalString(raw, 'parent_id', common);
+  const before = common.length;
   const metadata = checkMetadata(raw, common);
+  if (common.length === before && containsNul(raw['metadata'])) common.push(nulError('metadata', raw['metadata']));
 
   // Member-specific references.
   const customerErrors: RelError[] = [];
@@ -475,10 +517,11 @@ export function validateEvent(raw: unknown, index: number, nowMicros: number): E
   const ecid = raw['external_customer_id'];
   if (ecid === undefined) externalErrors.push(missing('external_customer_id', raw));
   else if (typeof ecid !== 'string') externalErrors.push(err(['external_customer_id'], 'string_type', 'Input should be a valid string', ecid));
+  else if (ecid.includes('\u0000')) externalErrors.push(nulError('external_customer_id', ecid));
   const emid = raw['external_member_id'];
   if (emid !== undefined && emid !== null && typeof emid !== 'string') {
     externalErrors.push(err(['external_member_id'], 'string_type', 'Input should be a valid string', emid));
-  }
+  } else if (typeof emid === 'string' && emid.includes('\u0000')) externalErrors.push(nulError('external_member_id', emid));
 
   if (common.length === 0 && (customerErrors.length === 0 || externalErrors.length === 0)) {
     const useCustomer = customerErrors.length === 0;
@@ -496,6 +539,7 @@ export function validateEvent(raw: unknown, index: number, nowMicros: number): E
         memberId: useCustomer && typeof mid === 'string' ? mid.toLowerCase() : null,
         externalMemberId: !useCustomer && typeof emid === 'string' ? emid : null,
         metadata,
+        organizationId: typeof orgId === 'string' ? orgId.toLowerCase() : null,
       },
     };
   }
@@ -538,4 +582,16 @@ export function formatPythonTimestamp(micros: number): string {
   const frac = String(((micros % 1_000_000) + 1_000_000) % 1_000_000).padStart(6, '0');
   const iso = new Date(ms).toISOString(); // YYYY-MM-DDTHH:MM:SS.mmmZ
   return `${iso.slice(0, 19)}.${frac}+00:00`;
+}
+
+/**
+ * Formats microseconds since the epoch the way the newest server writes datetimes (pydantic v2's
+ * JSON mode on a UTC datetime read from Postgres): `Z`, and the fraction only when it is not zero,
+ * always 6 digits: `2025-06-02T14:03:07Z`, `2025-06-02T14:03:07.123000Z`.
+ */
+export function formatPydanticTimestamp(micros: number): string {
+  const ms = Math.floor(micros / 1000);
+  const fraction = ((micros % 1_000_000) + 1_000_000) % 1_000_000;
+  const iso = new Date(ms).toISOString();
+  return `${iso.slice(0, 19)}${fraction === 0 ? '' : `.${String(fraction).padStart(6, '0')}`}Z`;
 }

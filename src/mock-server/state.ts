@@ -5,7 +5,7 @@
  * @module
  */
 import { randomUUID } from 'node:crypto';
-import { MAX_NAME_LENGTH, charLength, costAmountString, formatPythonTimestamp, parseDatetime } from './rules.js';
+import { MAX_NAME_LENGTH, charLength, costAmountString, formatPydanticTimestamp, formatPythonTimestamp, parseDatetime } from './rules.js';
 import type { ValidEvent, ValidationErrorItem } from './rules.js';
 
 /** A customer in Polar's wire shape (snake_case). Unknown extra fields are kept and returned. */
@@ -15,7 +15,8 @@ export interface WireCustomer {
   modified_at: string | null;
   metadata: Record<string, string | number | boolean>;
   external_id: string | null;
-  email: string;
+  /** `null` for a team customer created without one (Polar's `CustomerTeamCreate`, since 2026-03). */
+  email: string | null;
   email_verified: boolean;
   name: string | null;
   billing_address: {
@@ -40,6 +41,37 @@ export interface WireCustomer {
 
 /** A customer to register with the mock server: any omitted field gets a sensible default. */
 export type MockCustomerInput = Partial<WireCustomer>;
+
+/** A member of a customer (Polar's member model): `member_id` on events must name one. */
+export interface MockMemberInput {
+  id?: string;
+  /** The customer it belongs to (its id). */
+  customer_id: string;
+  external_id?: string | null;
+  email?: string | null;
+  name?: string | null;
+  role?: 'owner' | 'billing_manager' | 'member';
+}
+
+/** A registered member. */
+export interface WireMember {
+  id: string;
+  customer_id: string;
+  external_id: string | null;
+  email: string | null;
+  name: string | null;
+  role: 'owner' | 'billing_manager' | 'member';
+}
+
+/** How the store answers lists and writes timestamps (see `MockPolarOptions`). */
+export interface StoreSettings {
+  /** `'tinybird'`: millisecond bounds and order, ties in no stable order; `'postgres'`: microseconds, ties by arrival. */
+  listing: 'tinybird' | 'postgres';
+  /** `'pydantic'`: `…07Z` / `…07.123000Z`; `'isoformat'`: `…07.000000+00:00`. */
+  timestampFormat: 'pydantic' | 'isoformat';
+  /** Source of randomness for the order of same-millisecond events. */
+  random: () => number;
+}
 
 /** An event as the mock server returns it (Polar's UserEvent / SystemEvent wire shape). */
 export interface WireEvent {
@@ -112,6 +144,8 @@ export interface StoredEvent {
   listedFrom: number;
   /** A `parent_id` that named no stored event yet (`orphans: 'hidden'`): linked when that event arrives. */
   pendingParent: string | null;
+  /** Real time (ms) it was stored: Polar's `ingested_at`, what the customer meter job reads up to. */
+  ingestedAt: number;
 }
 
 /** Filters of `GET /v1/events/` after parsing; every array is OR-ed, absent means no filter. */
@@ -134,7 +168,9 @@ export interface ListFilters {
 }
 
 /** Outcome of committing a validated batch. */
-export type CommitOutcome = { kind: 'ok'; inserted: number; duplicates: number; stored: StoredEvent[] } | { kind: 'server-error'; reason: string };
+export type CommitOutcome =
+  | { kind: 'ok'; inserted: number; duplicates: number; stored: StoredEvent[]; linked: StoredEvent[] }
+  | { kind: 'server-error'; reason: string };
 
 /** Serialises metadata the way Polar's Python server returns it (reordered keys, decimals as strings). */
 function serialiseMetadata(md: Record<string, unknown>): Record<string, unknown> {
@@ -162,15 +198,24 @@ export class EventStore {
   private readonly byId = new Map<string, StoredEvent>();
   private readonly byExternalId = new Map<string, StoredEvent>();
   private readonly customersById = new Map<string, WireCustomer>();
+  private readonly membersById = new Map<string, WireMember>();
   /** Children stored before their parent, by the parent reference they wait for. */
   private readonly orphansByRef = new Map<string, StoredEvent[]>();
   private seq = 0;
   private customerCounter = 0;
+  /** Orphans linked to a parent since the last `takeLinked()`. */
+  private linked: StoredEvent[] = [];
 
   constructor(
     readonly organizationId: string,
     private readonly nowMs: () => number,
+    readonly settings: StoreSettings = { listing: 'tinybird', timestampFormat: 'pydantic', random: Math.random },
   ) {}
+
+  /** A timestamp as this server writes it. */
+  formatTime(micros: number): string {
+    return this.settings.timestampFormat === 'pydantic' ? formatPydanticTimestamp(micros) : formatPythonTimestamp(micros);
+  }
 
   // ---------------------------------------------------------------- customers
 
@@ -179,7 +224,7 @@ export class EventStore {
     this.customerCounter++;
     const id = input.id ?? randomUUID();
     const customer: WireCustomer = {
-      created_at: formatPythonTimestamp(this.nowMs() * 1000),
+      created_at: this.formatTime(this.nowMs() * 1000),
       modified_at: null,
       metadata: {},
       external_id: null,
@@ -208,7 +253,37 @@ export class EventStore {
     return [...this.customersById.values()];
   }
 
-  private customerByExternalId(externalId: string): WireCustomer | undefined {
+  /** The known customer with this id. */
+  customerById(id: string): WireCustomer | undefined {
+    return this.customersById.get(id.toLowerCase());
+  }
+
+  /** Registers (or replaces, by id) a member of a customer. */
+  addMember(input: MockMemberInput): WireMember {
+    const member: WireMember = {
+      external_id: null,
+      email: null,
+      name: null,
+      role: 'member',
+      ...input,
+      id: (input.id ?? randomUUID()).toLowerCase(),
+      customer_id: input.customer_id.toLowerCase(),
+    };
+    this.membersById.set(member.id, member);
+    return member;
+  }
+
+  /** The known member with this id. */
+  memberById(id: string): WireMember | undefined {
+    return this.membersById.get(id.toLowerCase());
+  }
+
+  /** Known members. */
+  members(): WireMember[] {
+    return [...this.membersById.values()];
+  }
+
+  customerByExternalId(externalId: string): WireCustomer | undefined {
     for (const c of this.customersById.values()) if (c.external_id === externalId) return c;
     return undefined;
   }
@@ -244,13 +319,20 @@ export class EventStore {
   // ---------------------------------------------------------------- writes
 
   private store(
-    e: Omit<StoredEvent, 'seq' | 'childCount' | 'listedFrom' | 'pendingParent'> & {
+    e: Omit<StoredEvent, 'seq' | 'childCount' | 'listedFrom' | 'pendingParent' | 'ingestedAt'> & {
       childCount?: number;
       listedFrom?: number;
       pendingParent?: string | null;
     },
   ): StoredEvent {
-    const rec: StoredEvent = { ...e, seq: this.seq++, childCount: e.childCount ?? 0, listedFrom: e.listedFrom ?? 0, pendingParent: e.pendingParent ?? null };
+    const rec: StoredEvent = {
+      ...e,
+      seq: this.seq++,
+      childCount: e.childCount ?? 0,
+      listedFrom: e.listedFrom ?? 0,
+      pendingParent: e.pendingParent ?? null,
+      ingestedAt: Date.now(),
+    };
     this.records.push(rec);
     this.byId.set(rec.id, rec);
     if (rec.externalId !== null && !this.byExternalId.has(rec.externalId)) this.byExternalId.set(rec.externalId, rec);
@@ -272,6 +354,7 @@ export class EventStore {
         child.parentId = rec.id;
         child.pendingParent = null;
         rec.childCount++;
+        this.linked.push(child);
       }
     }
     return rec;
@@ -330,11 +413,11 @@ export class EventStore {
       return { kind: 'server-error', reason: `value too long for type character varying(${MAX_NAME_LENGTH})` };
     }
     const stored: StoredEvent[] = [];
+    this.linked = [];
     for (const e of fresh) {
-      let customerId = e.customerId;
-      if (customerId === null && e.externalCustomerId !== null) {
-        customerId = this.customerByExternalId(e.externalCustomerId)?.id ?? null;
-      }
+      // Polar stores the reference as sent: an event sent with external_customer_id keeps
+      // customer_id null (its `customer` is still resolved, by external id, when serialised).
+      const customerId = e.customerId;
       const parent = e.parentId === null ? undefined : this.resolveParent(e.parentId);
       stored.push(
         this.store({
@@ -357,7 +440,9 @@ export class EventStore {
         }),
       );
     }
-    return { kind: 'ok', inserted: stored.length, duplicates, stored };
+    const linked = this.linked;
+    this.linked = [];
+    return { kind: 'ok', inserted: stored.length, duplicates, stored, linked };
   }
 
   /** Seeds events directly, bypassing validation (see {@link SeedEvent}). */
@@ -393,11 +478,8 @@ export class EventStore {
       if (external_id && this.byExternalId.has(external_id)) {
         throw new Error(`addEvents: an event with external_id ${JSON.stringify(external_id)} is already stored`);
       }
-      let customerId = customer_id ? customer_id.toLowerCase() : null;
+      const customerId = customer_id ? customer_id.toLowerCase() : null;
       const externalCustomerId = external_customer_id ?? null;
-      if (customerId === null && externalCustomerId !== null) {
-        customerId = this.customerByExternalId(externalCustomerId)?.id ?? null;
-      }
       return this.store({
         id: (id ?? randomUUID()).toLowerCase(),
         timestampMicros: micros,
@@ -433,9 +515,9 @@ export class EventStore {
     return {
       ...e.extra,
       id: e.id,
-      timestamp: formatPythonTimestamp(e.timestampMicros),
+      timestamp: this.formatTime(e.timestampMicros),
       organization_id: e.organizationId,
-      customer_id: e.customerId ?? customer?.id ?? null,
+      customer_id: e.customerId,
       customer: customer ? structuredClone(customer) : null,
       external_customer_id: e.externalCustomerId,
       member_id: e.memberId,
@@ -462,34 +544,71 @@ export class EventStore {
     return true;
   }
 
-  private matches(e: StoredEvent, f: ListFilters): boolean {
-    if (f.customerIds) {
-      const customer = this.customerOf(e);
-      const ok = (e.customerId !== null && f.customerIds.includes(e.customerId)) || (customer !== null && f.customerIds.includes(customer.id));
-      if (!ok) return false;
+  /**
+   * The customer filters as Polar's list widens them (event/service.py): each `customer_id` adds
+   * that customer's external id, each `external_customer_id` adds the ids of the customers holding
+   * it, and an event matches when either of its references is in the result (OR).
+   */
+  private widenCustomers(f: ListFilters): { ids: Set<string>; externals: Set<string> } | null {
+    if (!f.customerIds && !f.externalCustomerIds) return null;
+    const ids = new Set(f.customerIds ?? []);
+    const externals = new Set(f.externalCustomerIds ?? []);
+    for (const id of f.customerIds ?? []) {
+      const ext = this.customersById.get(id)?.external_id;
+      if (ext) externals.add(ext);
     }
-    if (f.externalCustomerIds) {
-      const customer = this.customerOf(e);
-      const ok =
-        (e.externalCustomerId !== null && f.externalCustomerIds.includes(e.externalCustomerId)) ||
-        (customer !== null && customer.external_id !== null && f.externalCustomerIds.includes(customer.external_id));
-      if (!ok) return false;
+    for (const ext of f.externalCustomerIds ?? []) {
+      for (const c of this.customersById.values()) if (c.external_id === ext) ids.add(c.id);
+    }
+    return { ids, externals };
+  }
+
+  /** Whether the event's parent chain reaches a root (Polar's `root_id` is set): only then is it processed. */
+  isComplete(e: StoredEvent): boolean {
+    for (let cur: StoredEvent | undefined = e, depth = 0; cur && depth < 100; depth++) {
+      if (cur.pendingParent !== null) return false;
+      cur = cur.parentId === null ? undefined : this.byId.get(cur.parentId);
+    }
+    return true;
+  }
+
+  private matches(e: StoredEvent, f: ListFilters, customers: { ids: Set<string>; externals: Set<string> } | null): boolean {
+    if (customers) {
+      const byId = e.customerId !== null && customers.ids.has(e.customerId);
+      const byExternal = e.externalCustomerId !== null && customers.externals.has(e.externalCustomerId);
+      if (!byId && !byExternal) return false;
     }
     if (f.listedAt !== undefined && !this.isListed(e, f.listedAt)) return false;
     if (f.names && !f.names.includes(e.name)) return false;
     if (f.sources && !f.sources.includes(e.source)) return false;
     if (f.parentId !== undefined && e.parentId !== f.parentId) return false;
-    if (f.startMicros !== undefined && !(e.timestampMicros > f.startMicros)) return false;
-    if (f.endMicros !== undefined && !(e.timestampMicros < f.endMicros)) return false;
+    // Tinybird keeps DateTime64(3): bounds and times compare in whole milliseconds there.
+    const time = this.listTime(e.timestampMicros);
+    if (f.startMicros !== undefined && !(time > this.listTime(f.startMicros))) return false;
+    if (f.endMicros !== undefined && !(time < this.listTime(f.endMicros))) return false;
     return true;
   }
 
-  /** Runs a list query: filter, sort (stable: ties keep insertion order), paginate. */
+  private listTime(micros: number): number {
+    return this.settings.listing === 'tinybird' ? Math.floor(micros / 1000) : micros;
+  }
+
+  /**
+   * Runs a list query: filter, sort, paginate. Tinybird orders by its millisecond timestamp only, so
+   * events of one millisecond come in no stable order from one request to the next (a page boundary
+   * inside a millisecond can repeat or skip them); `'postgres'` breaks ties by arrival.
+   */
   list(f: ListFilters): { items: WireEvent[]; total: number; maxPage: number } {
-    const matched = this.records.filter((e) => this.matches(e, f));
+    const customers = this.widenCustomers(f);
+    const matched = this.records.filter((e) => this.matches(e, f, customers));
+    const shuffle = new Map<StoredEvent, number>();
+    if (this.settings.listing === 'tinybird') for (const e of matched) shuffle.set(e, this.settings.random());
     matched.sort((a, b) => {
-      const d = f.ascending ? a.timestampMicros - b.timestampMicros : b.timestampMicros - a.timestampMicros;
-      return d !== 0 ? d : a.seq - b.seq;
+      const ta = this.listTime(a.timestampMicros);
+      const tb = this.listTime(b.timestampMicros);
+      const d = f.ascending ? ta - tb : tb - ta;
+      if (d !== 0) return d;
+      return this.settings.listing === 'tinybird' ? shuffle.get(a)! - shuffle.get(b)! : a.seq - b.seq;
     });
     const start = (f.page - 1) * f.limit;
     return {

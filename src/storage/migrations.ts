@@ -31,20 +31,11 @@ const STEPS: Record<number, (db: IDBPDatabase<BufferDBSchema>, tx: UpgradeTx, be
     mirror.createIndex(BY_NAME, ['name', 'timestampMs']);
     mirror.createIndex(BY_FINGERPRINT, 'fingerprints', { multiEntry: true });
     mirror.createIndex(BY_TIME, 'timestampMs');
-    // Version-1 records lack customerKey and fingerprint; fill them in place (no await between
-    // requests other than the cursor's own, so the upgrade transaction stays alive).
-    return (async () => {
-      await before;
-      let cursor = await events.openCursor();
-      while (cursor) {
-        const record = cursor.value as EventRecord;
-        if (record.customerKey === undefined || record.fingerprint === undefined) {
-          const customerKey = customerKeyOf(record);
-          await cursor.update({ ...record, customerKey, fingerprint: fingerprintOf({ ...record, customerKey }) });
-        }
-        cursor = await cursor.continue();
-      }
-    })();
+    // Version-1 records lack customerKey and fingerprint: filled in place.
+    return rewrite(tx, before, (r) => {
+      const customerKey = customerKeyOf(r);
+      return r.customerKey === undefined || r.fingerprint === undefined ? { ...r, customerKey, fingerprint: fingerprintOf({ ...r, customerKey }) } : undefined;
+    });
   },
   // Version 3: a flush's batch is one claim record in `meta`; per-event leases (a stored `sending`
   // status, leaseUntil, leaseOwner) and the old claim/reservation records go.
@@ -52,13 +43,22 @@ const STEPS: Record<number, (db: IDBPDatabase<BufferDBSchema>, tx: UpgradeTx, be
     const meta = tx.objectStore(META);
     for (const prefix of ['claim:', 'reserve:']) void meta.delete(IDBKeyRange.bound(prefix, `${prefix}\uffff`));
     void meta.delete('waiting-token');
-    return (async () => {
-      await before;
-      for (let cursor = await tx.objectStore(EVENTS).openCursor(); cursor; cursor = await cursor.continue()) {
-        const { leaseUntil: _u, leaseOwner: _o, ...record } = cursor.value as EventRecord & { leaseUntil?: number; leaseOwner?: string | null };
-        if (record.status === 'sending') record.status = 'pending';
-        if (_u !== undefined || _o !== undefined || cursor.value.status === 'sending') await cursor.update(record);
-      }
-    })();
+    return rewrite(tx, before, ({ leaseUntil, leaseOwner, ...r }: EventRecord & { leaseUntil?: number; leaseOwner?: string | null }) =>
+      leaseUntil !== undefined || leaseOwner !== undefined || r.status === 'sending'
+        ? { ...r, status: r.status === 'sending' ? 'pending' : r.status }
+        : undefined,
+    );
   },
 };
+
+/**
+ * Rewrites the events `fix` changes (undefined: kept), after the step before has ended; only the
+ * cursor's own requests are awaited, so the upgrade transaction stays alive.
+ */
+async function rewrite(tx: UpgradeTx, before: Promise<void>, fix: (record: EventRecord) => EventRecord | undefined): Promise<void> {
+  await before;
+  for (let cursor = await tx.objectStore(EVENTS).openCursor(); cursor; cursor = await cursor.continue()) {
+    const next = fix(cursor.value as EventRecord);
+    if (next) await cursor.update(next);
+  }
+}

@@ -1,6 +1,6 @@
 import { storageError, type BufferDatabase } from './db.js';
 import type { Durability } from './schema.js';
-import { asShown, heldIds, liveClaims, markWaitingGrew, statusRange } from './queue.js';
+import { addWaiting, asShown, heldIds, liveClaims, statusRange, type Tx } from './queue.js';
 import {
   BY_CUSTOMER,
   BY_FINGERPRINT,
@@ -98,7 +98,7 @@ export interface MirrorItem {
 
 /** The matching rules applyPage follows (pure functions from mirror/match.ts). */
 export interface Matcher {
-  /** The local event a server event confirms, among those with one of its fingerprints. */
+  /** The local event a server event confirms, among the `sent` ones with one of its fingerprints. */
   choose(candidates: readonly EventRecord[]): EventRecord | undefined;
   /** The local record once confirmed. */
   confirm(record: EventRecord, serverId: string, now: number): EventRecord;
@@ -117,9 +117,11 @@ export interface ApplyPageResult {
 /**
  * Applies one page of validated server events in ONE transaction: upserts each into the mirror by
  * `id` (a copy whose content changed replaces the older: `updated`; the same content: `unchanged`),
- * confirms the one best local event each server event matches (one-to-one: a confirmed event is no
- * candidate any more, and this transaction sees its own writes), records which customer keys name
- * one customer, and moves the cursor forward (never back). All of it commits, or none of it.
+ * links each to the one best `sent` local event it matches, which becomes `confirmed` (one-to-one:
+ * this transaction sees its own writes), records which customer keys name one customer, and moves
+ * the cursor forward (never back). All of it commits, or none of it. A waiting or in-flight event
+ * is never touched: only an ingest answer moves it (a copy of its content may be another device's
+ * twin); settle() links it when its answer comes.
  */
 export async function applyPage(
   db: BufferDatabase,
@@ -136,9 +138,6 @@ export async function applyPage(
     const meta = t.objectStore(META);
     const byFingerprint = events.index(BY_FINGERPRINT);
     const aliases = new Map<string, { keys: Set<string>; changed: boolean }>();
-    // Events on the wire are stored pending under a flush claim: the matcher must see them as
-    // `sending`, which it prefers to a pending twin (the one on the wire is the one the server got).
-    const held = heldIds(await liveClaims(meta, options.now));
 
     for (const item of items) {
       const existing = await mirror.get(item.record.id);
@@ -154,7 +153,7 @@ export async function applyPage(
       if (localExternalId === null) {
         const candidates: EventRecord[] = [];
         for (const fingerprint of item.record.fingerprints) {
-          for (const c of await byFingerprint.getAll(fingerprint)) candidates.push(asShown(c, held));
+          for (const c of await byFingerprint.getAll(fingerprint)) if (c.status === 'sent') candidates.push(c);
         }
         const match = options.matcher.choose(candidates);
         if (match) {
@@ -219,7 +218,7 @@ export async function resendUnconfirmed(
   const resent: EventRecord[] = [];
   let tx: Abortable | undefined;
   try {
-    // META too: a resend makes the waiting count grow (queue.ts's markWaitingGrew).
+    // META too: the waiting count grows in the same transaction.
     const t = db.transaction([EVENTS, META], 'readwrite', { durability: options.durability });
     tx = t;
     let cursor = await t.objectStore(EVENTS).index(BY_STATUS).openCursor(statusRange('sent'));
@@ -237,7 +236,7 @@ export async function resendUnconfirmed(
       }
       cursor = await cursor.continue();
     }
-    if (resent.length > 0) markWaitingGrew(t);
+    await addWaiting(t as unknown as Tx, resent.length);
     await t.done;
   } catch (error) {
     abortQuietly(tx);

@@ -1,8 +1,9 @@
 import type { IDBPTransaction } from 'idb';
-import { QueueFullError } from '../errors.js';
+import { QueueFullError, type ValidationFailure } from '../errors.js';
 import { storageError, unwrap, type BufferDatabase } from './db.js';
 import {
   BY_CUSTOMER,
+  BY_FINGERPRINT,
   BY_STATUS,
   BY_TIME,
   EVENTS,
@@ -13,10 +14,11 @@ import {
   type Durability,
   type EventRecord,
   type EventStatus,
+  type MirrorRecord,
 } from './schema.js';
 
 export type { Durability };
-import { BODY_OVERHEAD_BYTES } from './serialize.js';
+import { BODY_OVERHEAD_BYTES, sameEvent, withWireTime } from './serialize.js';
 
 /**
  * Every IndexedDB transaction of the write path, as domain verbs (append, claim, settle...). Each
@@ -56,7 +58,8 @@ const raw = (tx: Tx, store: Store): IDBObjectStore => unwrap(tx.objectStore(stor
 // ----- the waiting count (maxQueueSize across tabs) -----------------------------------------
 // A counter in `meta`, read and written in the transaction that moves events into or out of
 // `pending`: IndexedDB serialises those transactions across tabs, so the bound holds everywhere.
-// A writer that cannot count deletes it (markWaitingGrew) and the next append counts the index.
+// Every verb that moves events into or out of `pending` moves it (addWaiting); a missing one is
+// recounted from the index by the next append.
 const WAITING = 'waiting';
 const LEASE = 'flush-lease';
 
@@ -65,15 +68,13 @@ async function readWaiting(tx: Tx): Promise<number> {
   return typeof value === 'number' ? value : tx.objectStore(EVENTS).index(BY_STATUS).count(statusRange('pending'));
 }
 
-/** Moves a stored counter; a missing one stays missing (the next append counts, after these writes). */
-async function addWaiting(tx: Tx, delta: number): Promise<void> {
+/**
+ * Moves the counter by `delta` in the transaction that moves the events (a missing counter stays
+ * missing: the next append counts the index, which holds these writes).
+ */
+export async function addWaiting(tx: Tx, delta: number): Promise<void> {
   const value = delta === 0 ? undefined : (await tx.objectStore(META).get(WAITING))?.value;
   if (typeof value === 'number') raw(tx, META).put({ key: WAITING, value: Math.max(0, value + delta) });
-}
-
-/** For writers outside this module that move events into `pending`: the next append recounts. */
-export function markWaitingGrew(tx: Pick<Tx, 'objectStore'>): void {
-  (unwrap(tx.objectStore(META)) as unknown as IDBObjectStore).delete(WAITING);
 }
 
 // ----- the batch on the wire ------------------------------------------------------------------
@@ -130,18 +131,31 @@ function slicer(tx: Tx): (puts: number) => Promise<void> | undefined {
   };
 }
 
+/** Records whose input gave a timestamp (a retried track() without one is still the same event). */
+export const timeGiven = new WeakSet<EventRecord>();
+
+/** A refusal of one input of a call, by its index in the call. */
+export interface InputFailure extends ValidationFailure {
+  index: number;
+}
+
+/** How far a parentId chain is followed looking for a loop (deeper chains are not refused). */
+const MAX_CHAIN = 1000;
+
 /**
  * Writes track() calls (one group each) in one transaction: `build` turns a group into records
  * (a throw fails that group alone), and a group that would pass maxQueueSize fails alone with
- * QueueFullError. A caller-chosen externalId that is already stored is not written again: the
- * stored event is returned (idempotent track). A burst is written in slices of about SLICE_MS:
- * the transaction goes on from the success of a request, so the main thread is never held long
- * and the burst still commits once.
+ * QueueFullError. A caller-chosen externalId already stored returns the stored event when the
+ * input is that same event again, and fails the group (`refuse`, path externalId) when it is
+ * another; a parentId chain that loops back fails it too (path parentId). A burst is written in
+ * slices of about SLICE_MS: the transaction goes on from the success of a request, so the main
+ * thread is never held long and the burst still commits once.
  */
 export function append<G>(
   db: BufferDatabase,
   groups: G[],
   build: (group: G) => EventRecord[],
+  refuse: (group: G, failures: InputFailure[]) => Error,
   maxQueueSize: number,
   durability: Durability,
   now: number,
@@ -156,6 +170,7 @@ export function append<G>(
       }
     };
     const first = groups.length === 1 ? tryBuild(groups[0]!) : undefined;
+    // New ids: no stored event holds or names them, so no duplicate and no loop.
     if (Array.isArray(first) && first.length <= SLICE_PUTS && first.every((r) => r.externalId === r.seq)) {
       // One call of new events (an awaited track()): write first and read the count in the same
       // round trip; past the limit, aborting takes the write back.
@@ -168,6 +183,8 @@ export function append<G>(
         throw new QueueFullError(waiting, first.length, maxQueueSize);
       }
       raw(tx, META).put({ key: WAITING, value: waiting + first.length });
+      // Nothing more comes: commit with this put instead of a round trip after it.
+      (unwrap(tx) as IDBTransaction).commit?.();
       return { results: [first], waiting: waiting + first.length };
     }
     let waiting = await readWaiting(tx);
@@ -184,18 +201,41 @@ export function append<G>(
       }
       const out: EventRecord[] = [];
       const fresh: EventRecord[] = [];
-      for (const record of records) {
-        let stored = seen.get(record.externalId) ?? (record.externalId === record.seq ? undefined : await store.get(record.externalId));
+      const failures: InputFailure[] = [];
+      const mine = new Map<string, EventRecord>();
+      for (const [index, record] of records.entries()) {
+        const id = record.externalId;
+        let stored = mine.get(id) ?? seen.get(id) ?? (id === record.seq ? undefined : await store.get(id));
+        if (stored && !sameEvent(stored, record, timeGiven.has(record))) {
+          failures.push({ index, path: ['externalId'], message: `"${id}" is held by another event` });
+          continue;
+        }
         if (stored?.status === 'pending') stored = asShown(stored, (held ??= heldIds(await liveClaims(tx.objectStore(META), now))));
         out.push(stored ?? record);
-        if (!stored) fresh.push(record), seen.set(record.externalId, record);
+        if (!stored) fresh.push(record), mine.set(id, record);
+      }
+      for (const [index, record] of records.entries()) {
+        // Follow the parents through this call and the stored events: back to this event is a loop.
+        const chain = [record.externalId];
+        for (let parent = fresh.includes(record) ? record.parentId : null; parent !== null && chain.length < MAX_CHAIN; ) {
+          if (chain.includes(parent)) {
+            failures.push({ index, path: ['parentId'], message: `Expected no loop, but ${[...chain, parent].join(' → ')}` });
+            break;
+          }
+          chain.push(parent);
+          parent = (mine.get(parent) ?? seen.get(parent) ?? (await store.get(parent)))?.parentId ?? null;
+        }
+      }
+      if (failures.length > 0) {
+        results.push(refuse(group, failures));
+        continue;
       }
       if (waiting + fresh.length > maxQueueSize) {
-        for (const record of fresh) seen.delete(record.externalId);
         results.push(new QueueFullError(waiting, fresh.length, maxQueueSize));
         continue;
       }
       for (const record of fresh) {
+        seen.set(record.externalId, record);
         raw(tx, EVENTS).put(record);
         await slice(1);
       }
@@ -243,98 +283,130 @@ export function recordCorruption(r: EventRecord): string | null {
   return bad.length ? `${bad.join(', ')} missing or of the wrong type` : null;
 }
 
+export interface Claimed {
+  batch: EventRecord[];
+  dead: EventRecord[];
+  nextDueAt: number | null;
+}
+
 /**
  * Claims the next batch in creation order: due pending events, within batchSize and the byte
- * limit, a child after its parent; new events and resends never share a batch (an all-duplicates
- * answer then proves the server holds the resent ones). Sets aside, dead, what can never be sent:
- * corrupted records, children of dead parents, events over maxBatchBytes.
+ * limit, a child only after its parent's ingest was answered or in the same batch; new events and
+ * resends never share a batch (an all-duplicates answer then proves the server holds the resent
+ * ones). Sets aside, dead, what can never be sent: corrupted records, children of dead parents,
+ * events over maxBatchBytes. On a full disk (QuotaExceededError) the same batch is
+ * read without writing: the flush still delivers, and only this flusher (it holds the lock) knows.
  */
-export function claimBatch(db: BufferDatabase, o: ClaimOptions): Promise<{ batch: EventRecord[]; dead: EventRecord[]; nextDueAt: number | null }> {
-  return inTx(db, [EVENTS, META], o.durability, 'flush', async (tx) => {
-    const store = tx.objectStore(EVENTS);
-    const batch: EventRecord[] = [];
-    const dead: EventRecord[] = [];
-    const inBatch = new Set<string>();
-    let nextDueAt: number | null = null;
-    let bytes = BODY_OVERHEAD_BYTES;
-    let resend: boolean | undefined;
-    let after: string | undefined;
-    let scanned = 0;
-    const kill = (record: EventRecord, error: string) => {
-      const next: EventRecord = { ...record, status: 'dead', error };
-      raw(tx, EVENTS).put(next);
-      dead.push(next);
-    };
-    // Read in chunks of at most 250: each chunk is read (and its records deserialised) in a task of its own.
-    const want = Math.min(o.batchSize + 16, 250);
-    scan: while (scanned < Math.max(1000, o.batchSize * 10)) {
-      const chunk = await store.index(BY_STATUS).getAll(statusRange('pending', after), want);
-      for (const r of chunk) {
-        scanned++;
-        after = r.seq;
-        const corrupt = recordCorruption(r);
-        if (corrupt) {
-          kill(r, `corrupted record: ${corrupt}`);
-          continue;
-        }
-        if (r.nextAttemptAt > o.now && !(o.networkBack && r.waitingForNetwork)) {
-          nextDueAt = Math.min(nextDueAt ?? Infinity, r.nextAttemptAt);
-          continue;
-        }
-        if (r.parentId !== null && r.parentId !== r.externalId && !inBatch.has(r.parentId)) {
-          const parent = await store.get(r.parentId);
-          if (parent?.status === 'pending') continue;
-          if (parent?.status === 'dead') {
-            kill(r, `parent ${parent.externalId} was dead-lettered: ${parent.error}`);
-            continue;
-          }
-        }
-        if (BODY_OVERHEAD_BYTES + r.bytes > o.maxBytes) {
-          if (BODY_OVERHEAD_BYTES + r.bytes > o.maxBatchBytes) kill(r, `${r.bytes} bytes, over maxBatchBytes (${o.maxBatchBytes})`);
-          continue;
-        }
-        if (resend !== undefined && resend !== (r.sentAt !== null)) continue;
-        const extra = r.bytes + (batch.length ? 1 : 0); // a comma before every event but the first
-        if (bytes + extra > o.maxBytes) break scan;
-        bytes += extra;
-        resend = r.sentAt !== null;
-        batch.push(r);
-        inBatch.add(r.externalId);
-        if (batch.length >= o.batchSize) break scan;
+export async function claimBatch(db: BufferDatabase, o: ClaimOptions): Promise<Claimed> {
+  try {
+    return await inTx(db, [EVENTS, META], o.durability, 'flush', (tx) => scanBatch(tx, o, true));
+  } catch (error) {
+    if (!isQuotaError(error)) throw error;
+    return inTx(db, [EVENTS, META], null, 'flush', (tx) => scanBatch(tx, o, false));
+  }
+}
+
+/** Whether a storage failure is the disk (or the origin's quota) being full. */
+export const isQuotaError = (error: unknown): boolean =>
+  [error, (error as { cause?: unknown } | null)?.cause].some((e) => (e as Error | null)?.name === 'QuotaExceededError');
+
+async function scanBatch(tx: Tx, o: ClaimOptions, write: boolean): Promise<Claimed> {
+  const store = tx.objectStore(EVENTS);
+  const batch: EventRecord[] = [];
+  const dead: EventRecord[] = [];
+  const inBatch = new Set<string>();
+  let nextDueAt: number | null = null;
+  let bytes = BODY_OVERHEAD_BYTES;
+  let resend: boolean | undefined;
+  let after: string | undefined;
+  let scanned = 0;
+  const kill = (record: EventRecord, error: string) => {
+    if (!write) return;
+    const next: EventRecord = { ...record, status: 'dead', error };
+    raw(tx, EVENTS).put(next);
+    dead.push(next);
+  };
+  // Read in chunks of at most 250: each chunk is read (and its records deserialised) in a task of its own.
+  const want = Math.min(o.batchSize + 16, 250);
+  scan: while (scanned < Math.max(1000, o.batchSize * 10)) {
+    const chunk = await store.index(BY_STATUS).getAll(statusRange('pending', after), want);
+    for (const r of chunk) {
+      scanned++;
+      after = r.seq;
+      const corrupt = recordCorruption(r);
+      if (corrupt) {
+        kill(r, `corrupted record: ${corrupt}`);
+        continue;
       }
-      if (chunk.length < want) break;
+      if (r.nextAttemptAt > o.now && !(o.networkBack && r.waitingForNetwork)) {
+        nextDueAt = Math.min(nextDueAt ?? Infinity, r.nextAttemptAt);
+        continue;
+      }
+      // A child waits for its parent's answer (track() refuses loops), or goes in the same batch.
+      if (r.parentId !== null && r.parentId !== r.externalId && !inBatch.has(r.parentId)) {
+        const parent = await store.get(r.parentId);
+        if (parent?.status === 'pending') continue;
+        if (parent?.status === 'dead') {
+          kill(r, `parent ${parent.externalId} was dead-lettered: ${parent.error}`);
+          continue;
+        }
+      }
+      if (BODY_OVERHEAD_BYTES + r.bytes > o.maxBytes) {
+        if (BODY_OVERHEAD_BYTES + r.bytes > o.maxBatchBytes) kill(r, `${r.bytes} bytes, over maxBatchBytes (${o.maxBatchBytes})`);
+        continue;
+      }
+      if (resend !== undefined && resend !== (r.sentAt !== null)) continue;
+      const extra = r.bytes + (batch.length ? 1 : 0); // a comma before every event but the first
+      if (bytes + extra > o.maxBytes) break scan;
+      bytes += extra;
+      resend = r.sentAt !== null;
+      batch.push(r);
+      inBatch.add(r.externalId);
+      if (batch.length >= o.batchSize) break scan;
     }
-    await addWaiting(tx, -dead.length);
-    if (batch.length > 0) {
-      const earliest: Record<string, number> = {};
-      for (const r of batch) earliest[r.customerKey] = Math.min(earliest[r.customerKey] ?? Infinity, r.timestampMs);
-      const claim: ClaimLease = {
-        owner: o.owner,
-        leaseUntil: o.now + o.leaseDuration,
-        ids: [...inBatch],
-        firstSeq: batch[0]!.seq,
-        lastSeq: batch[batch.length - 1]!.seq,
-        earliest,
-      };
-      raw(tx, META).put({ key: CLAIM, value: claim });
-    } else raw(tx, META).delete(CLAIM);
-    return { batch, dead, nextDueAt };
-  });
+    if (chunk.length < want) break;
+  }
+  if (!write) return { batch, dead, nextDueAt };
+  await addWaiting(tx, -dead.length);
+  if (batch.length > 0) {
+    const earliest: Record<string, number> = {};
+    for (const r of batch) earliest[r.customerKey] = Math.min(earliest[r.customerKey] ?? Infinity, r.timestampMs);
+    const claim: ClaimLease = {
+      owner: o.owner,
+      leaseUntil: o.now + o.leaseDuration,
+      ids: [...inBatch],
+      firstSeq: batch[0]!.seq,
+      lastSeq: batch[batch.length - 1]!.seq,
+      earliest,
+    };
+    raw(tx, META).put({ key: CLAIM, value: claim });
+  } else raw(tx, META).delete(CLAIM);
+  return { batch, dead, nextDueAt };
 }
 
 export type Settlement =
-  | { record: EventRecord; to: 'sent'; heldByServer?: boolean; fingerprint?: string }
+  | { record: EventRecord; to: 'sent'; heldByServer?: boolean }
   | { record: EventRecord; to: 'dead'; error: string }
-  | { record: EventRecord; to: 'pending'; nextAttemptAt: number; countAttempt: boolean; error: string | null; waitingForNetwork?: boolean };
+  | {
+      record: EventRecord;
+      to: 'pending';
+      nextAttemptAt: number;
+      countAttempt: boolean;
+      error: string | null;
+      waitingForNetwork?: boolean;
+      /** The server refused the wire timestamp (nothing stored): the next send carries this one. */
+      wireMs?: number;
+    };
 
 /**
- * Applies the outcome of one send to the claimed copies, for the events still pending (clear() or
- * a reconcile may have taken some meanwhile), and drops the settled events from the claim.
+ * Applies the outcome of one send (an ingest answer, or none) to the events still pending (clear()
+ * may have taken some meanwhile), in one transaction with the waiting count and the claim. An
+ * event answered `sent` whose server copy a reconcile already mirrored is linked to it at once.
  * Returns the records written.
  */
 export function settle(db: BufferDatabase, settlements: Settlement[], now: number, durability: Durability): Promise<EventRecord[]> {
   if (settlements.length === 0) return Promise.resolve([]);
-  return inTx(db, [EVENTS, META], durability, 'flush', async (tx) => {
+  return inTx(db, [EVENTS, MIRROR, META], durability, 'flush', async (tx) => {
     const seqs = settlements.map((s) => s.record.seq).sort();
     const pending = new Set(
       await tx
@@ -342,24 +414,27 @@ export function settle(db: BufferDatabase, settlements: Settlement[], now: numbe
         .index(BY_STATUS)
         .getAllKeys(IDBKeyRange.bound(['pending', seqs[0]], ['pending', seqs[seqs.length - 1]])),
     );
+    const sent = settlements.some((s) => s.to === 'sent');
+    const mirrored = sent && (await tx.objectStore(MIRROR).getAllKeys(undefined, 1)).length > 0;
     const written: EventRecord[] = [];
     const slice = slicer(tx);
     for (const s of settlements) {
       const r = s.record;
       if (!pending.delete(r.externalId)) continue;
       await slice(1);
-      const next: EventRecord =
-        s.to === 'sent'
-          ? { ...r, status: 'sent', sentAt: now, error: null, nextAttemptAt: 0 }
-          : s.to === 'dead'
-            ? { ...r, status: 'dead', error: s.error }
-            : { ...r, attempts: r.attempts + (s.countAttempt ? 1 : 0), nextAttemptAt: s.nextAttemptAt, error: s.error };
+      let next: EventRecord;
       if (s.to === 'sent') {
+        next = { ...r, status: 'sent', sentAt: now, error: null, nextAttemptAt: 0 };
         if (s.heldByServer) next.heldByServer = true;
-        if (s.fingerprint !== undefined) next.fingerprint = s.fingerprint;
+        if (mirrored) next = await linkMirrored(tx, next, now);
+      } else if (s.to === 'dead') {
+        next = { ...r, status: 'dead', error: s.error };
+      } else {
+        next = { ...(s.wireMs === undefined ? r : withWireTime(r, s.wireMs)), nextAttemptAt: s.nextAttemptAt, error: s.error };
+        next.attempts = r.attempts + (s.countAttempt ? 1 : 0);
+        if (s.waitingForNetwork) next.waitingForNetwork = true;
       }
-      if (s.to === 'pending' && s.waitingForNetwork) next.waitingForNetwork = true;
-      else delete next.waitingForNetwork;
+      if (!(s.to === 'pending' && s.waitingForNetwork)) delete next.waitingForNetwork;
       raw(tx, EVENTS).put(next);
       written.push(next);
     }
@@ -374,6 +449,30 @@ export function settle(db: BufferDatabase, settlements: Settlement[], now: numbe
     return written;
   });
 }
+
+/** A sent event whose server copy is already mirrored (and linked to no other): confirmed by it. */
+async function linkMirrored(tx: Tx, record: EventRecord, now: number): Promise<EventRecord> {
+  // By key: a server copy of a just-sent event is rare, and most fingerprints name none.
+  let copy: MirrorRecord | undefined;
+  for (const id of await tx.objectStore(MIRROR).index(BY_FINGERPRINT).getAllKeys(record.fingerprint)) {
+    copy = await tx.objectStore(MIRROR).get(id);
+    if (copy?.localExternalId === null) break;
+    copy = undefined;
+  }
+  if (!copy) return record;
+  raw(tx, MIRROR).put({ ...copy, localExternalId: record.externalId });
+  return confirmedBy(record, copy.id, now);
+}
+
+/** The local record once a server copy of it is known. */
+export const confirmedBy = (record: EventRecord, serverId: string, now: number): EventRecord => ({
+  ...record,
+  status: 'confirmed',
+  serverId,
+  confirmedAt: now,
+  nextAttemptAt: 0,
+  error: null,
+});
 
 /**
  * Bounds `sent` events (kept so a mirror, even one opened later, can confirm them): the oldest
@@ -433,15 +532,18 @@ export function editDead(db: BufferDatabase, ids: string[] | undefined, revive: 
     };
     if (ids) for (const id of ids) edit(await store.get(id));
     else for (let c = await store.index(BY_STATUS).openCursor(statusRange('dead')); c; c = await c.continue()) edit(c.value);
-    if (revive && count > 0) markWaitingGrew(tx);
+    if (revive) await addWaiting(tx, count);
     return count;
   });
 }
 
-/** Removes every event, mirrored event and cursor under these customer keys; with none, everything. */
-export function clearCustomers(db: BufferDatabase, keys: string[] | undefined, durability: Durability): Promise<void> {
+/**
+ * Removes every event, mirrored event and cursor of the customers named by these keys (and the
+ * other keys a reconcile saw for the same customer); with none, everything.
+ */
+export function clearCustomers(db: BufferDatabase, given: string[] | undefined, durability: Durability): Promise<void> {
   return inTx(db, [EVENTS, MIRROR, META], durability, 'clear', async (tx) => {
-    if (!keys) {
+    if (!given) {
       await tx.objectStore(EVENTS).clear();
       await tx.objectStore(MIRROR).clear();
       // Everything in meta but the flush lease, which another tab may hold right now.
@@ -449,16 +551,29 @@ export function clearCustomers(db: BufferDatabase, keys: string[] | undefined, d
       raw(tx, META).delete(IDBKeyRange.lowerBound(LEASE, true));
       return;
     }
+    const keys = new Set(given);
+    for (const key of given) {
+      const aliases = (await tx.objectStore(META).get(`alias:${key}`))?.value;
+      if (Array.isArray(aliases)) for (const alias of aliases) keys.add(alias as string);
+    }
+    let waiting = 0;
     for (const key of keys) {
-      for (const s of [EVENTS, MIRROR] as const) {
-        const range = IDBKeyRange.bound([key, -Infinity], [key, Infinity]);
-        for (let c = await tx.objectStore(s).index(BY_CUSTOMER).openKeyCursor(range); c; c = await c.continue()) raw(tx, s).delete(c.primaryKey);
+      const range = IDBKeyRange.bound([key, -Infinity], [key, Infinity]);
+      for (let c = await tx.objectStore(EVENTS).index(BY_CUSTOMER).openCursor(range); c; c = await c.continue()) {
+        if (c.value.status === 'pending') waiting++;
+        raw(tx, EVENTS).delete(c.primaryKey);
       }
+      for (let c = await tx.objectStore(MIRROR).index(BY_CUSTOMER).openKeyCursor(range); c; c = await c.continue()) raw(tx, MIRROR).delete(c.primaryKey);
       raw(tx, META).delete(`cursor:${key}`);
       raw(tx, META).delete(`alias:${key}`);
     }
-    markWaitingGrew(tx);
+    await addWaiting(tx, -waiting);
   });
+}
+
+/** The oldest waiting events as storage holds them now (at most `limit`): what a page-exit send may carry. */
+export function waitingSnapshot(db: BufferDatabase, limit: number): Promise<EventRecord[]> {
+  return inTx(db, [EVENTS], null, 'read', (tx) => tx.objectStore(EVENTS).index(BY_STATUS).getAll(statusRange('pending'), limit));
 }
 
 /** A full disk: the oldest half of the mirror (which reconcile can pull again) makes room. */

@@ -56,6 +56,12 @@ export interface EventRecord {
   metadata: MetadataRecord;
   /** The event's time (given to track(), or the time of track()). */
   timestampMs: number;
+  /**
+   * The timestamp on the wire when it differs from `timestampMs` (clamped to the server's clock).
+   * Fixed when the record is made: every send of the event is byte-identical, so the server's copy
+   * matches `fingerprint`. Changed only after the server refused that timestamp (nothing stored).
+   */
+  wireMs?: number;
   parentId: string | null;
   status: EventStatus;
   /** Failed delivery attempts so far (flushes whose retries ran out, or rejected sends). */
@@ -69,6 +75,7 @@ export interface EventRecord {
   error: string | null;
   /** `ext:<externalCustomerId>` or `cus:<customerId>`. */
   customerKey: string;
+  /** Content hash of the event as sent (its wire timestamp): what a server copy is matched by. */
   fingerprint: string;
   /** Size of the event's JSON on the wire, in UTF-8 bytes. */
   bytes: number;

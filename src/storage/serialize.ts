@@ -9,7 +9,8 @@ import type { EventRecord, MetadataRecord, MirrorRecord } from './schema.js';
 
 export function customerKeyOf(ref: { externalCustomerId?: string | null; customerId?: string | null }): string {
   if (ref.externalCustomerId != null) return `ext:${ref.externalCustomerId}`;
-  if (ref.customerId != null) return `cus:${ref.customerId}`;
+  // Polar's customer ids are UUIDs, stored lower case: a filter (query, meters, clear) typed in upper case names the same customer.
+  if (ref.customerId != null) return `cus:${ref.customerId.toLowerCase()}`;
   return 'none:';
 }
 
@@ -71,11 +72,14 @@ export interface EventCreateWireShape {
   parent_id?: string;
 }
 
-/** The wire form of a stored event; `timestampMs` overrides the record's (clamping for skew). */
-export function toWire(record: EventRecord, timestampMs: number = record.timestampMs): EventCreateWireShape {
+/** The wire timestamp of a stored event (fixed when it was made; see `EventRecord.wireMs`). */
+export const wireMsOf = (record: Pick<EventRecord, 'timestampMs' | 'wireMs'>): number => record.wireMs ?? record.timestampMs;
+
+/** The wire form of a stored event: the same bytes at every send. */
+export function toWire(record: EventRecord): EventCreateWireShape {
   const wire: EventCreateWireShape = {
     name: record.name,
-    timestamp: new Date(timestampMs).toISOString(),
+    timestamp: new Date(wireMsOf(record)).toISOString(),
     external_id: record.externalId,
   };
   if (record.externalCustomerId !== null) wire.external_customer_id = record.externalCustomerId;
@@ -128,8 +132,11 @@ export interface NewEventInput {
   parentId?: string | undefined;
 }
 
-/** A new `pending` record from validated track() input. */
-export function newRecord(input: NewEventInput, seq: string, now: number): EventRecord {
+/**
+ * A new `pending` record from validated track() input. `limit` is the latest timestamp the server
+ * accepts now (null: unknown): a later one is clamped on the wire, once, here.
+ */
+export function newRecord(input: NewEventInput, seq: string, now: number, limit: number | null = null): EventRecord {
   const externalCustomerId = input.externalCustomerId ?? null;
   const customerId = externalCustomerId === null ? (input.customerId ?? null) : null;
   const timestampMs = input.timestamp ? input.timestamp.getTime() : now;
@@ -155,11 +162,29 @@ export function newRecord(input: NewEventInput, seq: string, now: number): Event
     serverId: null,
     error: null,
     customerKey,
-    fingerprint: fingerprintOf({ name: input.name, customerKey, timestampMs, metadata }),
+    fingerprint: '',
     bytes: 0,
   };
-  record.bytes = jsonBytes(toWire(record));
-  return record;
+  return withWireTime(record, limit !== null && timestampMs > limit ? limit : timestampMs);
+}
+
+/** The record with its wire timestamp set (and the fingerprint and size that follow from it). */
+export function withWireTime(record: EventRecord, wireMs: number): EventRecord {
+  // Assigned, never deleted: a deleted key makes a slow (dictionary) object, slower to clone.
+  const next: EventRecord = { ...record, fingerprint: fingerprintOf({ ...record, timestampMs: wireMs }) };
+  if (wireMs !== record.timestampMs || next.wireMs !== undefined) next.wireMs = wireMs;
+  next.bytes = jsonBytes(toWire(next));
+  return next;
+}
+
+/**
+ * Whether a track() input names the event already stored under its externalId: the same content
+ * (the time too when the input gave one; a retried track() without one is the same event).
+ */
+export function sameEvent(stored: EventRecord, record: EventRecord, timeGiven: boolean): boolean {
+  const key = (r: EventRecord) =>
+    JSON.stringify([r.name, r.customerKey, r.memberId ?? null, r.externalMemberId ?? null, r.organizationId, r.parentId, canonicalMetadata(r.metadata)]);
+  return (!timeGiven || stored.timestampMs === record.timestampMs) && key(stored) === key(record);
 }
 
 export function toLocalEvent(record: EventRecord): BufferedEvent {

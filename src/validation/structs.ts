@@ -239,18 +239,19 @@ function isIsoTimestamp(value: string): boolean {
  * // A backend that receives events from browsers:
  * const [error, event] = validate(body.events[0], EventCreateStruct);
  */
-export const EventCreateStruct = referencing(
-  object({
-    name: text(128),
-    customer_id: optional(Uuid),
-    external_customer_id: optional(text()),
-    member_id: optional(Uuid),
-    external_member_id: optional(text()),
-    timestamp: optional(rule(string(), 'iso', isIsoTimestamp, 'an ISO 8601 date-time with "Z" or "±hh:mm"')),
-    metadata: optional(MetadataStruct),
-    organization_id: optional(Uuid),
-    external_id: optional(text(256)),
-    parent_id: optional(text()),
+// Pure: an app that does not import it does not bundle it (the buffer never uses it).
+export const EventCreateStruct = /* @__PURE__ */ referencing(
+  /* @__PURE__ */ object({
+    name: /* @__PURE__ */ text(128),
+    customer_id: /* @__PURE__ */ optional(Uuid),
+    external_customer_id: /* @__PURE__ */ optional(/* @__PURE__ */ text()),
+    member_id: /* @__PURE__ */ optional(Uuid),
+    external_member_id: /* @__PURE__ */ optional(/* @__PURE__ */ text()),
+    timestamp: /* @__PURE__ */ optional(/* @__PURE__ */ rule(/* @__PURE__ */ string(), 'iso', isIsoTimestamp, 'an ISO 8601 date-time with "Z" or "±hh:mm"')),
+    metadata: /* @__PURE__ */ optional(MetadataStruct),
+    organization_id: /* @__PURE__ */ optional(Uuid),
+    external_id: /* @__PURE__ */ optional(/* @__PURE__ */ text(256)),
+    parent_id: /* @__PURE__ */ optional(/* @__PURE__ */ text()),
   }),
   'external_customer_id',
   'customer_id',

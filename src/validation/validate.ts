@@ -28,6 +28,13 @@ export interface ValidateTrackInputOptions {
   copied?: boolean | undefined;
 }
 
+// externalId too: a UUID parentId names it, and must still match it once lower case.
+const UUID_KEYS = ['customerId', 'memberId', 'organizationId', 'parentId', 'externalId'] as const;
+const UUID_RE = /^[\da-f]{8}-[\da-f]{4}-[\da-f]{4}-[\da-f]{4}-[\da-f]{12}$/i;
+
+/** A UUID in lower case (Polar's form); any other string as it is. */
+export const normalizeId = (id: string): string => (UUID_RE.test(id) ? id.toLowerCase() : id);
+
 /** How far ahead of now a timestamp may be: the flush clamps it to the server's clock. */
 const FUTURE_ALLOWANCE_MS = 5 * 60_000;
 /** 0001-01-01T00:00:00Z: the server (Python's datetime) has no year 0 or before. */
@@ -166,6 +173,8 @@ export function validateTrackInput(input: unknown, options: ValidateTrackInputOp
 
     const out: Record<string, unknown> = {};
     for (const key of Object.keys(value)) if (value[key as keyof TrackInput] !== undefined) out[key] = value[key as keyof TrackInput];
+    // Polar answers UUIDs lower case: stored as it does, a server copy matches and a customer is one key.
+    for (const key of UUID_KEYS) if (typeof out[key] === 'string') out[key] = normalizeId(out[key]);
     return out as unknown as TrackInput;
   } catch (error) {
     throw unreadable(error);

@@ -2,67 +2,84 @@ import { mkdtempSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Browser } from 'playwright-core';
-import { launchChromium, waitFor } from './harness.js';
+import { ENGINE, type Engine, launchEngine } from './engines.js';
+import { waitFor } from './harness.js';
 // @ts-expect-error: a plain .mjs script without types
 import { startDemo } from '../../examples/browser/serve.mjs';
 
 type Demo = { url: string; polar: import('../../dist/mock-server.js').MockPolarServer; close(): Promise<void> };
 
-let browser: Browser;
+let engine: Engine;
 let demo: Demo;
 beforeAll(async () => {
-  browser = await launchChromium();
+  engine = await launchEngine();
   demo = await startDemo();
 });
 afterAll(async () => {
-  await browser?.close();
+  await engine?.close();
   await demo?.close();
 });
 
-describe('the browser example (examples/browser), in real Chromium', () => {
+describe(`the browser example (examples/browser), in ${ENGINE}`, () => {
   it('renders the queue and a usage bar that keeps dropping while the server is down, and the merged history after flush and reconcile (screenshots)', async () => {
-    const context = await browser.newContext({ viewport: { width: 1100, height: 700 } });
-    const page = await context.newPage();
-    const errors: string[] = [];
-    page.on('pageerror', (e) => errors.push(e.message));
+    const session = await engine.newSession();
+    const page = await session.newTab();
     await page.goto(demo.url);
-    await page.waitForSelector('body[data-ready="true"]');
+    // Uncaught errors and rejections of the page, kept for the end.
+    await page.evaluate(() => {
+      const w = window as unknown as { pageErrors: string[] };
+      w.pageErrors = [];
+      addEventListener('error', (e) => w.pageErrors.push(String(e.message)));
+      addEventListener('unhandledrejection', (e) => w.pageErrors.push(String(e.reason)));
+    });
+    await waitFor('the example to be ready', () => page.evaluate(() => document.body.dataset.ready === 'true'));
+    const textOf = (selector: string) => page.evaluate((s) => document.querySelector(s)?.textContent ?? null, selector);
+    const count = (selector: string) => page.evaluate((s) => document.querySelectorAll(s).length, selector);
+    const click = (selector: string) => page.evaluate((s) => (document.querySelector(s) as HTMLElement).click(), selector);
+    const shot = async (name: string) => {
+      const png = await page.screenshot();
+      writeFileSync(join(dir, name), png);
+      return png;
+    };
     const dir = mkdtempSync(join(tmpdir(), 'peb-screens-'));
     const credits = async () => [
-      await page.textContent('#credits-left'),
-      await page.textContent('#credits-detail'),
-      await page.$eval('#credits-bar', (e) => (e as HTMLElement).style.width),
+      await textOf('#credits-left'),
+      await textOf('#credits-detail'),
+      await page.evaluate(() => (document.querySelector('#credits-bar') as HTMLElement).style.width),
     ];
     await waitFor('the credits from the portal', async () => (await credits())[0] === '100');
     expect(await credits()).toEqual(['100', 'of 100 API calls', '100%']);
-    const empty = await page.screenshot({ path: join(dir, '1-empty.png') });
+    const empty = await shot('1-empty.png');
 
-    await page.check('#offline');
-    await page.click('#track10');
-    await waitFor('10 queued rows', async () => (await page.locator('#queue tbody tr').count()) === 10);
-    await waitFor('10 pending rows', async () => (await page.locator('#queue tbody td.s-pending').count()) === 10);
+    await page.evaluate(
+      () => (document.querySelector('#offline') as HTMLInputElement).checked || (document.querySelector('#offline') as HTMLInputElement).click(),
+    );
+    await click('#track10');
+    await waitFor('10 queued rows', async () => (await count('#queue tbody tr')) === 10);
+    await waitFor('10 pending rows', async () => (await count('#queue tbody td.s-pending')) === 10);
     // The usage bar moved at once, with the server refusing every request.
     await waitFor('the credits to drop by the 10 unsent events', async () => (await credits())[0] === '90');
     expect(await credits()).toEqual(['90', 'of 100 API calls, 10 not sent yet', '90%']);
-    await page.click('#track');
+    await click('#track');
     await waitFor('the credits to drop by one more', async () => (await credits())[0] === '89');
-    const queued = await page.screenshot({ path: join(dir, '2-queued.png') });
-    expect(await page.locator('#queue-count').textContent()).toBe('(11 waiting)');
+    const queued = await shot('2-queued.png');
+    expect(await textOf('#queue-count')).toBe('(11 waiting)');
     expect(demo.polar.events.filter((e) => e.name === 'api_call')).toHaveLength(0);
 
-    await page.uncheck('#offline');
+    await page.evaluate(
+      () => !(document.querySelector('#offline') as HTMLInputElement).checked || (document.querySelector('#offline') as HTMLInputElement).click(),
+    );
     await waitFor('everything sent', async () => {
-      await page.click('#flush');
+      await click('#flush');
       return demo.polar.events.filter((e) => e.name === 'api_call').length === 11;
     });
     // The server counts them now: the portal's balance, nothing left unsent.
     expect(demo.polar.customerMeters('user_42')[0]).toMatchObject({ credited_units: 100, consumed_units: 11, balance: 89 });
     await waitFor('the portal balance with nothing unsent', async () => (await credits())[1] === 'of 100 API calls');
     expect(await credits()).toEqual(['89', 'of 100 API calls', '89%']);
-    await page.click('#reconcile');
-    await waitFor('11 confirmed rows in the merged history', async () => (await page.locator('#history tbody td.s-confirmed').count()) === 11);
-    const merged = await page.screenshot({ path: join(dir, '3-merged.png') });
+    await click('#reconcile');
+    await waitFor('11 confirmed rows in the merged history', async () => (await count('#history tbody td.s-confirmed')) === 11);
+    const merged = await shot('3-merged.png');
     console.log(`[example] screenshots in ${dir}`);
 
     for (const png of [empty, queued, merged]) {
@@ -79,8 +96,8 @@ describe('the browser example (examples/browser), in real Chromium', () => {
       .flatMap((r) => (r.body as { events: { external_id: string }[] }).events.map((e) => e.external_id));
     expect(accepted).toHaveLength(11);
     expect(new Set(accepted).size).toBe(11);
-    expect(errors).toEqual([]);
+    expect(await page.evaluate(() => (window as unknown as { pageErrors: string[] }).pageErrors)).toEqual([]);
     writeFileSync(join(dir, 'ok'), '');
-    await context.close();
+    await session.close();
   });
 });

@@ -2,31 +2,22 @@
  * The browser suite's harness: serves the BUILT library (dist/index.js, bundled with its three
  * dependencies by esbuild into one ES module, because import maps do not reach workers and service
  * workers), the test pages and the browser example from 127.0.0.1, starts the mock Polar server
- * in-process with CORS on, and launches Debian's Chromium through playwright-core.
+ * in-process with CORS on, and drives this run's engine (see engines.ts) through one small surface.
  */
-import { afterAll, afterEach, beforeAll } from 'vitest';
-import { existsSync, readFileSync, statSync } from 'node:fs';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, extname, join, normalize, resolve, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { build } from 'esbuild';
-import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
-import { startMockPolar, type MockPolarOptions, type MockPolarServer } from '../../dist/mock-server.js';
+import { afterAll, afterEach, beforeAll, it } from 'vitest';
+import { type MockPolarOptions, type MockPolarServer, startMockPolar } from '../../dist/mock-server.js';
+import { CANNOT, type Capability, ENGINE, type Engine, launchEngine, type Session, type Tab } from './engines.js';
+
+export { ENGINE, type Engine, type Session, type Tab } from './engines.js';
 
 export const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
-export const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
-export const CHROMIUM_ARGS = [
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-quic',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-  '--no-first-run',
-];
 
 const TYPES: Record<string, string> = {
   '.html': 'text/html; charset=utf-8',
@@ -71,7 +62,26 @@ export async function bundleDist(): Promise<string> {
   return bundleCache.code;
 }
 
-/** A static server on 127.0.0.1: the bundle at /bundle/polar-event-buffer.js, and the mounts above. */
+let appCache: Promise<string> | undefined;
+
+/** The React test page's app (pages/meters-app.js) with React and the built dist/ entries in one module. */
+function bundleMetersApp(): Promise<string> {
+  appCache ??= build({
+    entryPoints: [join(ROOT, 'test/browser/pages/meters-app.js')],
+    bundle: true,
+    format: 'esm',
+    platform: 'browser',
+    write: false,
+    logLevel: 'silent',
+    define: { 'process.env.NODE_ENV': '"production"' },
+  }).then((result) => result.outputFiles[0]!.text);
+  return appCache;
+}
+
+/**
+ * A static server on 127.0.0.1: the bundle at /bundle/polar-event-buffer.js, the React test app at
+ * /bundle/meters-app.js, and the mounts above.
+ */
 export async function startStaticServer(): Promise<{ url: string; close(): Promise<void> }> {
   const bundle = await bundleDist();
   const server: Server = createServer((req, res) => {
@@ -80,6 +90,13 @@ export async function startStaticServer(): Promise<{ url: string; close(): Promi
     if (path === '/bundle/polar-event-buffer.js') {
       res.writeHead(200, { ...headers, 'Content-Type': TYPES['.js']! });
       res.end(bundle);
+      return;
+    }
+    if (path === '/bundle/meters-app.js') {
+      bundleMetersApp().then(
+        (app) => (res.writeHead(200, { ...headers, 'Content-Type': TYPES['.js']! }), res.end(app)),
+        (error) => (res.writeHead(500), res.end(String(error))),
+      );
       return;
     }
     if (path === '/favicon.ico') {
@@ -115,37 +132,38 @@ export async function startStaticServer(): Promise<{ url: string; close(): Promi
   };
 }
 
-/** The file's Chromium and, per test, the harness and context that test opened (closed after it). */
-export interface ChromiumRig {
-  browser: Browser;
+/** The file's engine and, per test, the harness and session that test opened (closed after it). */
+export interface Rig {
+  engine: Engine;
   h: Harness;
-  context: BrowserContext | undefined;
+  session: Session | undefined;
 }
 
-/** One Chromium per test file; each test's context and harness are closed after it, even on failure. */
-export function useChromium(): ChromiumRig {
-  const rig = { context: undefined } as ChromiumRig;
+/** One engine per test file; each test's session and harness are closed after it, even on failure. */
+export function useEngine(): Rig {
+  const rig = { session: undefined } as Rig;
   beforeAll(async () => {
-    rig.browser = await launchChromium();
+    rig.engine = await launchEngine();
   });
   afterAll(async () => {
-    await rig.browser?.close();
+    await rig.engine?.close();
   });
   afterEach(async () => {
-    await rig.context?.close();
-    rig.context = undefined;
+    await rig.session?.close();
+    rig.session = undefined;
     await (rig.h as Harness | undefined)?.close();
   });
   return rig;
 }
 
-export function launchChromium(): Promise<Browser> {
-  return chromium.launch({ executablePath: CHROMIUM, headless: true, args: CHROMIUM_ARGS });
-}
-
-/** A Chromium profile kept in `userDataDir` (for "browser restart" tests). */
-export function launchProfile(userDataDir: string): Promise<BrowserContext> {
-  return chromium.launchPersistentContext(userDataDir, { executablePath: CHROMIUM, headless: true, args: CHROMIUM_ARGS });
+/**
+ * `it` in this run's engine, unless the test needs what the engine cannot do under automation:
+ * then it is registered skipped, its name saying which engine and why (the runner lists these).
+ */
+export function itNeeds(needs: Capability[], name: string, fn: () => Promise<void>, timeout?: number): void {
+  const why = needs.map((n) => CANNOT[ENGINE][n]).filter(Boolean);
+  if (why.length > 0) it.skip(`${name} [cannot run in ${ENGINE}: ${why.join('; ')}]`, fn);
+  else it(name, fn, timeout);
 }
 
 export function tempProfileDir(): { dir: string; remove(): void } {
@@ -173,13 +191,15 @@ export async function startHarness(options: MockPolarOptions = {}): Promise<Harn
   };
 }
 
-/** Opens the test page (which loads the bundle and defines `window.T`), pointed at the mock server. */
-export async function openTestPage(context: BrowserContext, h: Harness, page?: Page): Promise<Page> {
-  const p = page ?? (await context.newPage());
-  p.on('pageerror', (error) => console.error(`[page error] ${error.message}`));
-  await p.goto(`${h.site}/pages/index.html?api=${encodeURIComponent(h.polar.url)}`);
-  await p.waitForFunction(() => (window as unknown as { T?: unknown }).T !== undefined);
-  return p;
+/**
+ * Opens the test page (which loads the bundle and defines `window.T`), pointed at the mock server,
+ * in a new tab of `session` or in `tab`. `query` adds to the page's URL (`locks=0`: no Web Locks).
+ */
+export async function openTestPage(session: Session, h: Harness, tab?: Tab, query = ''): Promise<Tab> {
+  const t = tab ?? (await session.newTab());
+  await t.goto(`${h.site}/pages/index.html?api=${encodeURIComponent(h.polar.url)}${query}`);
+  await waitFor('the test page', () => t.evaluate(() => (window as unknown as { T?: unknown }).T !== undefined));
+  return t;
 }
 
 /** Polls `check` until it returns a truthy value; fails with `what` after `timeoutMs`. */

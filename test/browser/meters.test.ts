@@ -1,49 +1,30 @@
-// polar-event-buffer/react in real Chromium: components re-render when an event is tracked, in the
+// polar-event-buffer/react in each engine: components re-render when an event is tracked, in the
 // tab that tracked it and in a second tab on the same origin (issue 14: live updates across tabs).
-import { join } from 'node:path';
-import { build } from 'esbuild';
-import { beforeAll, describe, expect, it } from 'vitest';
-import type { BrowserContext, Page } from 'playwright-core';
-import { ROOT, startHarness, useChromium, waitFor } from './harness.js';
+// The harness serves the app bundled with React and the built dist/ entries (/bundle/meters-app.js).
+import { describe, expect, it } from 'vitest';
+import { ENGINE, type Session, startHarness, type Tab, useEngine, waitFor } from './harness.js';
 
 type W = { M: any };
-const rig = useChromium();
-let app = '';
+const rig = useEngine();
 
-beforeAll(async () => {
-  // The page's app with React and the built dist/ entries in one module, as a user's bundler would.
-  const result = await build({
-    entryPoints: [join(ROOT, 'test/browser/pages/meters-app.js')],
-    bundle: true,
-    format: 'esm',
-    platform: 'browser',
-    write: false,
-    logLevel: 'silent',
-    define: { 'process.env.NODE_ENV': '"production"' },
-  });
-  app = result.outputFiles[0]!.text;
-});
-
-/** Opens the React test page in a new tab of `context` and opens its buffer. */
-async function openTab(context: BrowserContext, options: Record<string, unknown> = {}): Promise<Page> {
-  return (await openTabWith(context, options)).page;
+/** Opens the React test page in a new tab of `session` and opens its buffer. */
+async function openTab(session: Session, options: Record<string, unknown> = {}): Promise<Tab> {
+  return (await openTabWith(session, options)).page;
 }
 
 /** openTab that also gives what `M.open()` returned (the server-rendered markup when hydrating). */
-async function openTabWith(context: BrowserContext, options: Record<string, unknown>): Promise<{ page: Page; opened: unknown }> {
-  const page = await context.newPage();
-  page.on('pageerror', (error) => console.error(`[page error] ${error.message}`));
-  await page.route('**/bundle/meters-app.js', (route) => route.fulfill({ body: app, contentType: 'text/javascript' }));
+async function openTabWith(session: Session, options: Record<string, unknown>): Promise<{ page: Tab; opened: unknown }> {
+  const page = await session.newTab();
   await page.goto(`${rig.h.site}/pages/meters.html?api=${encodeURIComponent(rig.h.polar.url)}`);
-  await page.waitForFunction(() => (window as unknown as W).M !== undefined);
+  await waitFor('the React test page', () => page.evaluate(() => (window as unknown as W).M !== undefined));
   const opened = await page.evaluate((o) => (window as unknown as W).M.open(o), options);
   return { page, opened };
 }
 
-const text = (page: Page, id: string) => page.evaluate((i) => (window as unknown as W).M.text(i), id);
-const renders = (page: Page, id: string) => page.evaluate((i) => (window as unknown as W).M.renders[i] as number, id);
+const text = (page: Tab, id: string) => page.evaluate((i) => (window as unknown as W).M.text(i), id);
+const renders = (page: Tab, id: string) => page.evaluate((i) => (window as unknown as W).M.renders[i] as number, id);
 /** Waits until every tab renders `expected` in the output `id`. */
-const shows = (tabs: Page[], id: string, expected: string) =>
+const shows = (tabs: Tab[], id: string, expected: string) =>
   waitFor(`${id} to read "${expected}" in ${tabs.length} tab(s)`, async () => {
     for (const tab of tabs) if ((await text(tab, id)) !== expected) return false;
     return true;
@@ -70,12 +51,12 @@ async function sessionToken(): Promise<string> {
 /** What the portal requests the mock answered so far. */
 const portalReads = () => rig.h.polar.requests.filter((r) => r.path.startsWith('/v1/customer-portal/meters/')).length;
 
-describe('polar-event-buffer/react, in real Chromium', () => {
+describe(`polar-event-buffer/react, in ${ENGINE}`, () => {
   it('useBufferStats re-renders when an event is tracked, in this tab and in a second tab', async () => {
     rig.h = await startHarness();
-    rig.context = await rig.browser.newContext();
-    const a = await openTab(rig.context);
-    const b = await openTab(rig.context);
+    rig.session = await rig.engine.newSession();
+    const a = await openTab(rig.session);
+    const b = await openTab(rig.session);
     await waitFor('both tabs to render 0 pending', async () => (await text(a, 'pending')) === '0' && (await text(b, 'pending')) === '0');
 
     await a.evaluate(() => (window as unknown as W).M.track(3));
@@ -89,9 +70,9 @@ describe('polar-event-buffer/react, in real Chromium', () => {
 
   it('useMeterUsage re-renders when an event is tracked, in this tab and in a second tab, and stays equal through flush and reconcile', async () => {
     rig.h = await startHarness();
-    rig.context = await rig.browser.newContext();
-    const a = await openTab(rig.context, { meter: METER });
-    const b = await openTab(rig.context, { meter: METER });
+    rig.session = await rig.engine.newSession();
+    const a = await openTab(rig.session, { meter: METER });
+    const b = await openTab(rig.session, { meter: METER });
     await shows([a, b], 'usage', '0 = 0 + 0 exact');
     const before = await renders(b, 'usage');
 
@@ -116,9 +97,9 @@ describe('polar-event-buffer/react, in real Chromium', () => {
     rig.h = await startHarness({ customers: [{ external_id: 'ada', email: 'ada@example.com' }], meters: [METER] });
     rig.h.polar.credit('ada', METER.id, 10);
     const token = await sessionToken();
-    rig.context = await rig.browser.newContext();
-    const a = await openTab(rig.context, { meter: METER, token });
-    const b = await openTab(rig.context, { meter: METER, token });
+    rig.session = await rig.engine.newSession();
+    const a = await openTab(rig.session, { meter: METER, token });
+    const b = await openTab(rig.session, { meter: METER, token });
     await shows([a, b], 'balance', '10 left of 10 (0 unsent)');
 
     rig.h.polar.addFaults({ match: 'ingest', status: 503, times: 100 });
@@ -145,9 +126,9 @@ describe('polar-event-buffer/react, in real Chromium', () => {
 
   it('useMeterUsage renders the error of a meter Polar would refuse, and the page goes on rendering', async () => {
     rig.h = await startHarness();
-    rig.context = await rig.browser.newContext();
+    rig.session = await rig.engine.newSession();
     const bad = { ...METER, filter: { conjunction: 'and', clauses: [{ property: 'name', operator: 'near', value: 'api_call' }] } };
-    const page = await openTab(rig.context, { meter: bad });
+    const page = await openTab(rig.session, { meter: bad });
     const shown = await waitFor('the usage error', async () => {
       const t = await text(page, 'usage');
       return t?.startsWith('error: ') ? t : false;
@@ -162,8 +143,8 @@ describe('polar-event-buffer/react, in real Chromium', () => {
     rig.h = await startHarness({ customers: [{ external_id: 'ada', email: 'ada@example.com' }], meters: [METER] });
     rig.h.polar.credit('ada', METER.id, 10);
     const token = await sessionToken();
-    rig.context = await rig.browser.newContext();
-    const { page, opened } = await openTabWith(rig.context, { meter: METER, token, hydrate: true });
+    rig.session = await rig.engine.newSession();
+    const { page, opened } = await openTabWith(rig.session, { meter: METER, token, hydrate: true });
     // What renderToString gave (the markup a server sends): every hook loading.
     expect(
       String(opened)
@@ -182,8 +163,8 @@ describe('polar-event-buffer/react, in real Chromium', () => {
     rig.h.polar.credit('ada', METER.id, 10);
     const token = await sessionToken();
     rig.h.polar.setOnline(false);
-    rig.context = await rig.browser.newContext();
-    const page = await openTab(rig.context, { meter: METER, token });
+    rig.session = await rig.engine.newSession();
+    const page = await openTab(rig.session, { meter: METER, token });
     const shown = await waitFor('the portal error', async () => {
       const t = await text(page, 'balance');
       return t?.startsWith('error: ') ? t : false;

@@ -1,5 +1,5 @@
-import { describe, expect, it } from 'vitest';
-import { useChromium, openTestPage, startHarness, waitFor } from './harness.js';
+import { describe, expect } from 'vitest';
+import { ENGINE, itNeeds, openTestPage, startHarness, useEngine, waitFor } from './harness.js';
 
 type W = { T: any };
 
@@ -11,16 +11,16 @@ function acceptedIds(polar: { ingestRequests(): { status: number | null; body: u
     .flatMap((r) => (r.body as { events: { external_id: string }[] }).events.map((e) => e.external_id));
 }
 
-const rig = useChromium();
+const rig = useEngine();
 
-describe('offline in real Chromium', () => {
-  it('keeps track() working offline and flushes by itself when the browser is back online', async () => {
+describe(`offline in ${ENGINE}`, () => {
+  itNeeds(['offline'], 'keeps track() working offline and flushes by itself when the browser is back online', async () => {
     rig.h = await startHarness();
-    rig.context = await rig.browser.newContext();
-    const page = await openTestPage(rig.context, rig.h);
+    rig.session = await rig.engine.newSession();
+    const page = await openTestPage(rig.session, rig.h);
     // No timer: only the `online` event can start the flush.
     await page.evaluate(() => (window as unknown as W).T.open({ autoFlush: true, flushInterval: 0 }));
-    await rig.context.setOffline(true);
+    await rig.session!.setOffline(true);
     expect(await page.evaluate(() => navigator.onLine)).toBe(false);
 
     const ids: string[] = await page.evaluate(() => (window as unknown as W).T.track(40, 'offline'));
@@ -28,7 +28,7 @@ describe('offline in real Chromium', () => {
     expect(stats.pending + stats.sending).toBe(40);
     expect(rig.h.polar.requests).toHaveLength(0);
 
-    await rig.context.setOffline(false);
+    await rig.session!.setOffline(false);
     await waitFor('all 40 events on the server', () => rig.h.polar.events.length === 40);
     // Each event went on the wire once, in a request the server accepted.
     expect(acceptedIds(rig.h.polar).sort()).toEqual([...ids].sort());
@@ -38,16 +38,16 @@ describe('offline in real Chromium', () => {
     await waitFor('pending 0', async () => (await page.evaluate(() => (window as unknown as W).T.stats())).pending === 0);
   });
 
-  it('waits for the server to answer before flushing when the browser says online but the server is unreachable', async () => {
+  itNeeds(['offline'], 'waits for the server to answer before flushing when the browser says online but the server is unreachable', async () => {
     rig.h = await startHarness();
-    rig.context = await rig.browser.newContext();
-    const page = await openTestPage(rig.context, rig.h);
+    rig.session = await rig.engine.newSession();
+    const page = await openTestPage(rig.session, rig.h);
     await page.evaluate(() => (window as unknown as W).T.open({ autoFlush: true, flushInterval: 0 }));
-    await rig.context.setOffline(true);
+    await rig.session!.setOffline(true);
     const ids: string[] = await page.evaluate(() => (window as unknown as W).T.track(10, 'unreachable'));
 
     rig.h.polar.setOnline(false);
-    await rig.context.setOffline(false);
+    await rig.session!.setOffline(false);
     await waitFor('a refused probe', () => rig.h.polar.rejectedConnections > 0);
     // No batch was attempted: the events are neither sending nor marked with a failed attempt.
     const waiting = await page.evaluate(async () => {

@@ -1,21 +1,21 @@
 import { describe, expect, it } from 'vitest';
-import { useChromium, launchProfile, openTestPage, startHarness, tempProfileDir } from './harness.js';
+import { ENGINE, itNeeds, openTestPage, startHarness, tempProfileDir, useEngine, waitFor } from './harness.js';
 
 type W = { T: any };
 
-const rig = useChromium();
+const rig = useEngine();
 
-describe('persistence in real Chromium', () => {
+describe(`persistence in ${ENGINE}`, () => {
   it('keeps tracked events across a reload and sends each once afterwards', async () => {
     rig.h = await startHarness();
-    rig.context = await rig.browser.newContext();
-    const page = await openTestPage(rig.context, rig.h);
+    rig.session = await rig.engine.newSession();
+    const page = await openTestPage(rig.session, rig.h);
     await page.evaluate(() => (window as unknown as W).T.open());
     const ids: string[] = await page.evaluate(() => (window as unknown as W).T.track(25, 'reload'));
     expect(rig.h.polar.events).toHaveLength(0);
 
     await page.reload();
-    await page.waitForFunction(() => (window as unknown as W).T !== undefined);
+    await waitFor('the reloaded page', () => page.evaluate(() => (window as unknown as W).T !== undefined));
     await page.evaluate(() => (window as unknown as W).T.open());
     expect((await page.evaluate(() => (window as unknown as W).T.stats())).pending).toBe(25);
     const report = await page.evaluate(() => (window as unknown as W).T.flush());
@@ -26,10 +26,10 @@ describe('persistence in real Chromium', () => {
     expect(rig.h.polar.storedExternalIds().sort()).toEqual([...ids].sort());
   });
 
-  it('asks Chromium to persist the storage once with persist: true and reports the answer, usage and quota', async () => {
+  it('asks the browser to persist the storage once with persist: true and reports the answer, usage and quota', async () => {
     rig.h = await startHarness();
-    rig.context = await rig.browser.newContext();
-    const page = await openTestPage(rig.context, rig.h);
+    rig.session = await rig.engine.newSession();
+    const page = await openTestPage(rig.session, rig.h);
     const stats = await page.evaluate(async () => {
       let calls = 0;
       const persist = navigator.storage.persist.bind(navigator.storage);
@@ -47,19 +47,19 @@ describe('persistence in real Chromium', () => {
     expect(stats.quota).toBeGreaterThan(stats.usage);
   });
 
-  it('keeps tracked events across a browser restart with the same profile and sends each once afterwards', async () => {
+  itNeeds(['restart'], 'keeps tracked events across a browser restart with the same profile and sends each once afterwards', async () => {
     rig.h = await startHarness();
     const profile = tempProfileDir();
     try {
-      let persistent = await launchProfile(profile.dir);
-      let page = await openTestPage(persistent, rig.h, persistent.pages()[0]);
+      let persistent = await rig.engine.launchProfile(profile.dir);
+      let page = await openTestPage(persistent, rig.h);
       await page.evaluate(() => (window as unknown as W).T.open());
       const ids: string[] = await page.evaluate(() => (window as unknown as W).T.track(30, 'restart'));
       await persistent.close();
       expect(rig.h.polar.events).toHaveLength(0);
 
-      persistent = await launchProfile(profile.dir);
-      page = await openTestPage(persistent, rig.h, persistent.pages()[0]);
+      persistent = await rig.engine.launchProfile(profile.dir);
+      page = await openTestPage(persistent, rig.h);
       await page.evaluate(() => (window as unknown as W).T.open());
       expect((await page.evaluate(() => (window as unknown as W).T.stats())).pending).toBe(30);
       await page.evaluate(() => (window as unknown as W).T.flush());

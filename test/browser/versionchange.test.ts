@@ -1,20 +1,20 @@
 import { describe, expect, it } from 'vitest';
-import { useChromium, openTestPage, startHarness } from './harness.js';
+import { ENGINE, openTestPage, startHarness, useEngine } from './harness.js';
 
 type W = { T: any };
 
-const rig = useChromium();
+const rig = useEngine();
 
-describe('another tab upgrading the database, in real Chromium', () => {
+describe(`another tab upgrading the database, in ${ENGINE}`, () => {
   it("closes the open tab's connection on versionchange, lets the upgrade through, and keeps that tab working", async () => {
     rig.h = await startHarness();
-    rig.context = await rig.browser.newContext();
-    const older = await openTestPage(rig.context, rig.h);
+    rig.session = await rig.engine.newSession();
+    const older = await openTestPage(rig.session, rig.h);
     await older.evaluate(() => (window as unknown as W).T.open());
     const before: string[] = await older.evaluate(() => (window as unknown as W).T.track(5, 'before'));
 
     // A "newer library" in another tab opens the same database one version up and adds a store.
-    const newer = await openTestPage(rig.context, rig.h);
+    const newer = await openTestPage(rig.session, rig.h);
     const upgrade = await newer.evaluate(
       () =>
         new Promise<{ version: number; blocked: boolean; stores: string[] }>((resolve, reject) => {

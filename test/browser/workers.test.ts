@@ -1,15 +1,15 @@
 import { describe, expect, it } from 'vitest';
-import { useChromium, openTestPage, startHarness, waitFor } from './harness.js';
+import { ENGINE, openTestPage, startHarness, useEngine, waitFor } from './harness.js';
 
-const rig = useChromium();
+const rig = useEngine();
 
 type Call = (cmd: string, ...args: unknown[]) => Promise<any>;
 
-describe('workers, in real Chromium', () => {
+describe(`workers, in ${ENGINE}`, () => {
   it('runs the buffer in a dedicated worker: tracks into IndexedDB and flushes each event once', async () => {
     rig.h = await startHarness();
-    rig.context = await rig.browser.newContext();
-    const page = await openTestPage(rig.context, rig.h);
+    rig.session = await rig.engine.newSession();
+    const page = await openTestPage(rig.session, rig.h);
     await page.evaluate((api) => {
       const worker = new Worker(`/pages/worker.js?api=${encodeURIComponent(api)}`, { type: 'module' });
       let seq = 0;
@@ -51,8 +51,8 @@ describe('workers, in real Chromium', () => {
 
   it('runs the buffer in a service worker, where a Background Sync event (or, without it, a message) triggers the flush', async () => {
     rig.h = await startHarness();
-    rig.context = await rig.browser.newContext();
-    const page = await openTestPage(rig.context, rig.h);
+    rig.session = await rig.engine.newSession();
+    const page = await openTestPage(rig.session, rig.h);
     const hasSync = await page.evaluate(async (api) => {
       const registration = await navigator.serviceWorker.register(`/pages/sw.js?api=${encodeURIComponent(api)}`, { type: 'module', scope: '/pages/' });
       await navigator.serviceWorker.ready;

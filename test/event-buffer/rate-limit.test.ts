@@ -8,8 +8,9 @@ const make = bufferFactory();
 
 describe("the server's rate limit", () => {
   it('drains a backlog in full batches and waits out each 429 for its Retry-After, losing nothing', async () => {
-    // Polar allows 500 requests a minute per token; here 2 per 1.5 s, so the third batch must wait.
-    const polar = await startPolar({ rateLimit: { requests: 2, window: 1500 } });
+    // Polar allows 500 requests a minute per token; here 2 per 4 s (wide enough for a loaded
+    // machine to send two 1000-event batches inside it), so the third batch must wait.
+    const polar = await startPolar({ rateLimit: { requests: 2, window: 4000 } });
     const buffer = make(polar, {
       indexedDB: freshIndexedDB(),
       batchSize: 1000,

@@ -12,7 +12,11 @@
  * - flips the server between healthy, 5xx, 429 with Retry-After, dropped connections (also after
  *   the events were stored: the answer is lost), slow answers (past the client timeout, also after
  *   storing), 401 and offline;
- * - moves the client clock forward and back (small steps and one-hour jumps).
+ * - moves the client clock forward and back (small steps and one-hour jumps);
+ * - reconciles (a mirror on each tab, all customers or one) while events wait, fly or lost their
+ *   answer; tracks identical events (same name, customer, whole-minute timestamp, metadata), which
+ *   content matching cannot tell apart; and sends in small batches (1 to 4 events), so parents and
+ *   children often travel in different requests.
  *
  * Poison events (the server must refuse them, the client cannot know):
  * - "orphan": `parentId` names an event nobody ever tracked: the server answers 422 "Parent event
@@ -22,14 +26,17 @@
  *   event (the client validation would have refused `""` itself, so the wrapper plants it after it).
  * Children of poison events are poison too (dead-lettered because their parent is).
  *
- * At the end (server healthy, clock far enough ahead for every lease and backoff): every accepted
- * valid event is stored on the server exactly once (by external_id), every poison event is
- * dead-lettered with the server's message, nothing else is dead-lettered, nothing is waiting, and
- * stats() agrees with the server.
+ * At the end (server healthy, clock far enough ahead for every lease and backoff, then one last
+ * reconcile): every accepted valid event is stored on the server exactly once (by external_id), every
+ * poison event is dead-lettered with the server's message, nothing else is dead-lettered (a valid
+ * child dead-lettered "Parent event not found." was sent before its parent), nothing is waiting, and
+ * stats() agrees with the server (sent + confirmed).
  */
 import { IDBFactory } from 'fake-indexeddb';
 import { createEventBuffer } from '../../src/event-buffer.js';
 import { isPolarEventBufferError } from '../../src/errors.js';
+import { createMirror } from '../../src/mirror/mirror.js';
+import type { Mirror } from '../../src/mirror/types.js';
 import { httpTransport } from '../../src/transport/http.js';
 import type { EventBuffer, BufferedEvent } from '../../src/types.js';
 import type { EventCreateWire, IngestResult, Transport } from '../../src/transport/transport.js';
@@ -62,6 +69,8 @@ export interface ChaosRunResult {
   lost: number;
   /** Events stored more than once, or stored though they should not be. */
   duplicated: number;
+  /** Valid events dead-lettered "Parent event not found.": children sent before their parent. */
+  childBeforeParent: number;
   /** Ingest requests the server answered with duplicates > 0 (resends the server deduped). */
   resentBatches: number;
   /** Every broken promise, in words; empty when the run passed. */
@@ -77,6 +86,7 @@ interface Tracked {
 /** A buffer "tab". Frozen: its requests never settle and its timers never fire, until resumed (if ever). */
 class Tab {
   buffer!: EventBuffer;
+  mirror!: Mirror;
   frozen = false;
   ingestCalls = 0;
   killAt: { call: number; phase: KillPhase } | null = null;
@@ -178,6 +188,12 @@ function openTab(world: World, server: MockPolarServer, factory: IDBFactory, dbN
         options.signal.removeEventListener('abort', onAbort);
       }
     },
+    async list(query, options) {
+      await tab.gate();
+      const answer = await inner.list!(query, options);
+      await tab.gate();
+      return answer;
+    },
   };
   // Each tab gets its own factory object around the shared one: the in-page flush lock is keyed by
   // it, so tabs are as separate as tabs without Web Locks are (the per-event leases keep them apart).
@@ -205,6 +221,7 @@ function openTab(world: World, server: MockPolarServer, factory: IDBFactory, dbN
       clearTimeout: (handle) => clearTimeout(handle as ReturnType<typeof setTimeout>),
     },
   }) as unknown as EventBuffer;
+  tab.mirror = createMirror(tab.buffer);
   tab.buffer.on('error', (error) => {
     if (!tab.frozen && !isPolarEventBufferError(error)) {
       world.problems.push(`"error" reported something outside the error family: ${String(error)}`);
@@ -215,7 +232,8 @@ function openTab(world: World, server: MockPolarServer, factory: IDBFactory, dbN
 
 const NAMES = ['api_call', 'tokens_used', 'storage_gb', 'seat_added', 'export_run'];
 const EXT_CUSTOMERS = ['cust_ana', 'cust_bo', 'cust_chen', 'cust_dee', 'cust_eli'];
-const UUID_CUSTOMERS = ['9b4f2c7e-1d0a-4c57-8f6e-2b1f0c9d3a11', '0d4e8f2a-6b1c-4a3d-9e5f-7c2b8a1d0e63'];
+/** Customers by Polar id: Polar refuses a customer_id it does not know, so the server must hold them. */
+export const UUID_CUSTOMERS = ['9b4f2c7e-1d0a-4c57-8f6e-2b1f0c9d3a11', '0d4e8f2a-6b1c-4a3d-9e5f-7c2b8a1d0e63'];
 
 function randomUuid(rng: Rng): string {
   const hex = (n: number): string => Array.from({ length: n }, () => rng.int(0, 15).toString(16)).join('');
@@ -251,7 +269,7 @@ export async function runChaos(server: MockPolarServer, seed: number, options: {
   const tracked = new Map<string, Tracked>();
   const order: Tracked[] = [];
   const zombies: Tab[] = [];
-  const batchSize = rng.int(2, 10);
+  const batchSize = rng.int(1, 4);
   let tab = openTab(world, server, factory, dbName, options.variant, batchSize);
   let eventsLeft = rng.int(15, 40);
   let seq = 0;
@@ -279,7 +297,14 @@ export async function runChaos(server: MockPolarServer, seed: number, options: {
     const input: Record<string, unknown> = { name: rng.pick(NAMES), metadata: randomMetadata(rng) };
     if (rng.chance(0.8)) input['externalCustomerId'] = rng.pick(EXT_CUSTOMERS);
     else input['customerId'] = rng.pick(UUID_CUSTOMERS);
-    if (rng.chance(0.2)) input['timestamp'] = new Date(Date.now() + world.offset - rng.int(0, 86_400_000));
+    const at = Date.now() + world.offset;
+    if (rng.chance(0.5)) {
+      // Identical events: same name, customer, whole-minute timestamp and metadata; only their
+      // external_id tells them apart, content matching cannot.
+      delete input['customerId'];
+      Object.assign(input, { name: NAMES[0], externalCustomerId: EXT_CUSTOMERS[0], metadata: { tokens: 1 } });
+      input['timestamp'] = new Date(at - (at % 60_000));
+    } else if (rng.chance(0.2)) input['timestamp'] = new Date(at - rng.int(0, 86_400_000));
     if (rng.chance(0.15)) input['externalId'] = `chaos-${seed}-${seq}`;
     let kind: Tracked['kind'] = 'valid';
     let parentId: string | null = null;
@@ -291,7 +316,8 @@ export async function runChaos(server: MockPolarServer, seed: number, options: {
       kind = 'wire';
       (input['metadata'] as Record<string, unknown>)['poison'] = 'yes';
     } else if (roll < 0.3 && order.length > 0) {
-      const parent = rng.pick(order);
+      // Mostly a recent event: one that may still wait, fly, or have lost its answer.
+      const parent = rng.chance(0.6) ? rng.pick(order.slice(-4)) : rng.pick(order);
       parentId = parent.externalId;
       if (parent.kind !== 'valid') kind = 'child-of-poison';
     }
@@ -336,6 +362,37 @@ export async function runChaos(server: MockPolarServer, seed: number, options: {
     await guard('flush()', flush);
   };
 
+  const stepReconcile = async (): Promise<void> => {
+    bump(world.faults, 'reconcile');
+    // Offline or failing, a reconcile fails with a TransportError (after its retries): that is fine.
+    const reconcile = tab.mirror.reconcile(rng.chance(0.5) ? undefined : { externalCustomerId: rng.pick(EXT_CUSTOMERS) }).catch((error: unknown) => {
+      if (!isPolarEventBufferError(error)) throw error;
+      bump(world.faults, 'reconcile failed');
+    });
+    await guard('reconcile()', reconcile);
+  };
+
+  /**
+   * An overloaded Polar while the user goes on: a 429 sends the waiting batch away for a second or
+   * two, the next events (often identical to it) are stored but every answer is lost, a reconcile
+   * runs meanwhile, and the user goes on. Only the ingest answers may decide what was delivered.
+   */
+  const stepOverload = async (): Promise<void> => {
+    bump(world.faults, 'overload burst');
+    server.clearFaults();
+    server.setOnline(true);
+    server.addFaults({ status: 429, retryAfter: rng.int(1, 2), times: 1 });
+    await stepFlush();
+    await stepTrack();
+    server.addFaults({ drop: true, afterProcessing: true, times: 3 });
+    await stepFlush();
+    server.clearFaults();
+    await stepReconcile();
+    // The user goes on: children of what just waited are tracked and sent.
+    await stepTrack();
+    await stepFlush();
+  };
+
   const stepKill = async (): Promise<void> => {
     const dying = tab;
     const zombie = rng.chance(0.3);
@@ -371,6 +428,8 @@ export async function runChaos(server: MockPolarServer, seed: number, options: {
       'dropped connection',
       'dropped after storing',
       '503 after storing',
+      'overloaded',
+      'overloaded',
       'slow answer',
       'slow answer after storing',
       '401',
@@ -384,6 +443,12 @@ export async function runChaos(server: MockPolarServer, seed: number, options: {
     if (kind === 'offline') {
       server.setOnline(false);
       bump(world.faults, 'offline period');
+      return;
+    }
+    if (kind === 'overloaded') {
+      // A 429 that sends one batch away for a while, then a batch stored whose answer is lost on
+      // every try of the flush (its retries too).
+      server.addFaults({ status: 429, retryAfter: rng.int(1, 2), times: 1 }, { drop: true, afterProcessing: true, times: 3 });
       return;
     }
     const times = rng.int(1, 3);
@@ -412,8 +477,10 @@ export async function runChaos(server: MockPolarServer, seed: number, options: {
   for (let i = 0; i < steps || eventsLeft > 0; i++) {
     if (i > 200) break;
     const r = rng.next();
-    if (r < 0.35 || (i >= steps && eventsLeft > 0)) await stepTrack();
-    else if (r < 0.6) await stepFlush();
+    if (r < 0.3 || (i >= steps && eventsLeft > 0)) await stepTrack();
+    else if (r < 0.5) await stepFlush();
+    else if (r < 0.57) await stepReconcile();
+    else if (r < 0.62) await stepOverload();
     else if (r < 0.7) await stepKill();
     else if (r < 0.85) stepServer();
     else if (r < 0.95) stepClock();
@@ -438,6 +505,7 @@ export async function runChaos(server: MockPolarServer, seed: number, options: {
     if (!drained) world.offset += LEASE_MS + MAX_RETRY_AFTER_MS;
   }
   await guard('requests in flight', Promise.all(world.inflight));
+  await guard('the last reconcile()', tab.mirror.reconcile());
 
   // ---- verdict ----------------------------------------------------------------------------------
   const poisonous = (t: Tracked): boolean => t.kind !== 'valid';
@@ -450,6 +518,7 @@ export async function runChaos(server: MockPolarServer, seed: number, options: {
   const stats = await guard('stats()', tab.buffer.stats());
   let lost = 0;
   let duplicated = 0;
+  let childBeforeParent = 0;
   let valid = 0;
   let poison = 0;
   const problems = world.problems;
@@ -463,7 +532,10 @@ export async function runChaos(server: MockPolarServer, seed: number, options: {
           `lost: valid event ${t.externalId} is not on the server${dead.has(t.externalId) ? ` (dead-lettered: ${dead.get(t.externalId)!.error})` : ''}`,
         );
       }
-      if (dead.has(t.externalId)) problems.push(`valid event ${t.externalId} was dead-lettered: ${dead.get(t.externalId)!.error}`);
+      if (dead.has(t.externalId)) {
+        problems.push(`valid event ${t.externalId} was dead-lettered: ${dead.get(t.externalId)!.error}`);
+        if (dead.get(t.externalId)!.error?.includes(ORPHAN_POISON_MSG)) childBeforeParent++;
+      }
       continue;
     }
     poison++;
@@ -488,11 +560,14 @@ export async function runChaos(server: MockPolarServer, seed: number, options: {
     }
   }
   if (stats) {
-    const want = { pending: 0, sending: 0, sent: valid, confirmed: 0, dead: poison };
+    const want = { pending: 0, sending: 0, dead: poison };
     for (const [k, v] of Object.entries(want)) {
       if (stats[k as keyof typeof stats] !== v) problems.push(`stats().${k} is ${stats[k as keyof typeof stats]}, expected ${v}`);
     }
-    if (server.events.length !== stats.sent) problems.push(`the server holds ${server.events.length} events but stats().sent is ${stats.sent}`);
+    if (stats.sent + stats.confirmed !== valid) problems.push(`stats() sent ${stats.sent} + confirmed ${stats.confirmed}, expected ${valid} valid events`);
+    if (server.events.length !== stats.sent + stats.confirmed) {
+      problems.push(`the server holds ${server.events.length} events but stats() sent + confirmed is ${stats.sent + stats.confirmed}`);
+    }
   }
   await guard('close()', tab.buffer.close());
 
@@ -518,5 +593,5 @@ export async function runChaos(server: MockPolarServer, seed: number, options: {
   }
   bump(world.faults, 'connections refused while offline', server.rejectedConnections - rejectedBefore);
   const resentBatches = server.ingestRequests().filter((r) => (r.result?.duplicates ?? 0) > 0).length;
-  return { seed, events: tracked.size, valid, poison, faults: world.faults, lost, duplicated, resentBatches, problems };
+  return { seed, events: tracked.size, valid, poison, faults: world.faults, lost, duplicated, childBeforeParent, resentBatches, problems };
 }

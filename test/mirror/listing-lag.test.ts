@@ -1,5 +1,6 @@
 import { describe, expect, it, vi } from 'vitest';
 import { createMirror } from '../../src/mirror/mirror.js';
+import { SWEEP_INTERVAL_MS } from '../../src/mirror/reconciler.js';
 import type { Transport } from '../../src/transport/transport.js';
 import { MovableClock, seed, useRig } from './support.js';
 
@@ -106,23 +107,29 @@ describe('look-back window: events other devices backdated', () => {
     { name: 'offline_call', external_customer_id: 'user_42', timestamp: new Date(timestampMs).toISOString(), external_id },
   ];
 
-  it('picks up an event backdated before the cursor once, deduped by id', async () => {
-    const { polar, transport, mirror } = await rig();
+  it('picks up an event backdated before the cursor at the next hourly sweep, once, deduped by id', async () => {
+    const clock = new MovableClock();
+    const { polar, transport, mirror } = await rig({ clock });
     seed(polar, 2, (i) => T0 + i * MINUTE);
     expect(await mirror.reconcile()).toMatchObject({ added: 2 });
     // Another device comes online and sends what it tracked before the newest mirrored event.
     await transport.ingest(backdated('other-1', T0 - HOUR), { signal: signal() });
+    // Within the hour a reconcile reads from the cursor's millisecond only: one request.
+    expect(await mirror.reconcile()).toMatchObject({ fetched: 1, added: 0, unchanged: 1, pages: 1 });
+    clock.offset = SWEEP_INTERVAL_MS;
     expect(await mirror.reconcile()).toMatchObject({ fetched: 3, added: 1, unchanged: 2, updated: 0 });
-    expect(await mirror.reconcile()).toMatchObject({ fetched: 3, added: 0, unchanged: 3, updated: 0 });
+    expect(await mirror.reconcile()).toMatchObject({ fetched: 1, added: 0, unchanged: 1, updated: 0 });
     const names = (await mirror.query({ externalCustomerId: 'user_42' })).map((e) => e.name);
     expect(names).toEqual(['offline_call', 'api_call', 'api_call']);
   });
 
-  it('reads back `lookBack` ms before the cursor, no further', async () => {
-    const { polar, transport, mirror } = await rig({ lookBack: HOUR });
+  it('sweeps back `lookBack` ms before the cursor, no further', async () => {
+    const clock = new MovableClock();
+    const { polar, transport, mirror } = await rig({ lookBack: HOUR, clock });
     seed(polar, 1, () => T0);
     await mirror.reconcile();
     await transport.ingest([...backdated('too-old', T0 - 2 * HOUR), ...backdated('in-window', T0 - 30 * MINUTE)], { signal: signal() });
+    clock.offset = SWEEP_INTERVAL_MS;
     expect(await mirror.reconcile()).toMatchObject({ fetched: 2, added: 1, unchanged: 1 });
     const names = (await mirror.query({ limit: Infinity })).map((e) => e.name);
     expect(names).toEqual(['offline_call', 'api_call']);

@@ -16,11 +16,12 @@ function sum(reports: ReconcileReport[], key: keyof ReconcileReport): number {
 }
 
 describe('reconcile() paging', () => {
-  it('mirrors every event once when pages split a run of equal timestamps', async () => {
+  it('mirrors every event once when pages split a run of equal timestamps listed in a new order each time', async () => {
+    // Polar's list keeps milliseconds and orders events of one millisecond differently on each request.
     const { polar, buffer, mirror } = await rig();
     const ids = [...seed(polar, 30, (i) => T0 + i), ...seed(polar, 150, () => SHARED), ...seed(polar, 40, (i) => T0 + 5000 + i)];
     const report = await mirror.reconcile();
-    expect(report).toMatchObject({ fetched: 220, added: 220, updated: 0, pages: 3 });
+    expect(report).toMatchObject({ added: 220, updated: 0 });
     const merged = await mirror.query({ limit: Infinity });
     expect(merged.map((e) => e.serverId).sort()).toEqual([...ids].sort());
     expect((await buffer.stats()).mirrored).toBe(220);
@@ -58,9 +59,12 @@ describe('reconcile() paging', () => {
     };
     const { buffer: interruptedBuffer, mirror: interrupted } = another({ transport: cutting });
     await expect(interrupted.reconcile()).rejects.toBeInstanceOf(TransportError);
-    expect((await interruptedBuffer.stats()).mirrored).toBe(200);
+    // Two pages applied: the first, and one of the crowded millisecond (it shares a few with the first).
+    const cut = (await interruptedBuffer.stats()).mirrored;
+    expect(cut).toBeGreaterThanOrEqual(100);
+    expect(cut).toBeLessThanOrEqual(200);
     const resumed = await interrupted.reconcile();
-    expect(resumed.added).toBe(250);
+    expect(resumed.added).toBe(450 - cut);
 
     const whole = await mirror.reconcile();
     expect(whole.added).toBe(450);
@@ -78,7 +82,8 @@ describe('reconcile() paging', () => {
     mirror.on('error', (e) => errors.push(e));
     polar.addFaults({ match: 'list', status: 503, retryAfter: 0 }, { match: 'list', drop: true });
     const report = await mirror.reconcile();
-    expect(report).toMatchObject({ fetched: 250, added: 250, pages: 3 });
+    // Each page starts again at the last millisecond read: 100 + 100 + 52 items.
+    expect(report).toMatchObject({ fetched: 252, added: 250, pages: 3 });
     expect(polar.pendingFaults).toHaveLength(0);
     // Each failed try is reported on "error", as the flush does.
     expect(errors.map((e) => (e as TransportError).status)).toEqual([503, 0]);

@@ -72,9 +72,10 @@ describe('mock Polar ingest', () => {
     expect(r.status).toBe(422);
     const locs = r.body.detail.map((d: any) => d.loc);
     expect(new Set(locs.map((l: any[]) => l[2]))).toEqual(new Set([1, 3, 4]));
-    expect(locs).toContainEqual(['body', 'events', 1, 'EventCreateExternalCustomer', 'metadata', 'note']);
-    expect(locs).toContainEqual(['body', 'events', 3, 'EventCreateExternalCustomer', 'metadata', 'note']);
-    expect(locs).toContainEqual(['body', 'events', 3, 'EventCreateExternalCustomer', 'metadata', 'nested']);
+    expect(locs).toContainEqual(['body', 'events', 1, 'EventCreateExternalCustomer', 'metadata', 'note', 'constrained-str']);
+    expect(locs).toContainEqual(['body', 'events', 3, 'EventCreateExternalCustomer', 'metadata', 'note', 'constrained-str']);
+    expect(locs).toContainEqual(['body', 'events', 3, 'EventCreateExternalCustomer', 'metadata', 'nested', 'bool']);
+    expect(r.body.error).toBe('RequestValidationError');
     expect(locs).toContainEqual(['body', 'events', 4, 'EventCreateCustomer', 'customer_id']);
     expect(locs).toContainEqual(['body', 'events', 4, 'EventCreateExternalCustomer', 'external_customer_id']);
     for (const d of r.body.detail) {
@@ -88,7 +89,7 @@ describe('mock Polar ingest', () => {
   it('reports errors in event index order', async () => {
     const s = await start();
     const r = await ingest(s, [
-      { name: '', external_customer_id: 'u1' },
+      { name: 'x'.repeat(129), external_customer_id: 'u1' },
       { name: 'ok', external_customer_id: 'u1' },
       { name: 'x', external_customer_id: 7 },
     ]);
@@ -97,12 +98,21 @@ describe('mock Polar ingest', () => {
     expect(indexes[0]).toBe(0);
   });
 
-  it('rejects metadata strings with NUL, non-finite-like values and null', async () => {
+  it('rejects null and list metadata values, four errors each, one per member of the value union', async () => {
     const s = await start();
-    const r = await ingest(s, [{ name: 'x', external_customer_id: 'u', metadata: { a: 'a\u0000b', b: null, c: [1] } }]);
+    const r = await ingest(s, [{ name: 'x', external_customer_id: 'u', metadata: { b: null, c: [1] } }]);
     expect(r.status).toBe(422);
     const fields = r.body.detail.filter((d: any) => d.loc[3] === 'EventCreateExternalCustomer').map((d: any) => d.loc.slice(4).join('.'));
-    expect(fields.sort()).toEqual(['metadata.a', 'metadata.b', 'metadata.c']);
+    expect(fields.sort()).toEqual([
+      'metadata.b.bool',
+      'metadata.b.constrained-str',
+      'metadata.b.float',
+      'metadata.b.int',
+      'metadata.c.bool',
+      'metadata.c.constrained-str',
+      'metadata.c.float',
+      'metadata.c.int',
+    ]);
   });
 
   it('accepts string, integer, float and boolean metadata and well-formed _cost and _llm', async () => {
@@ -137,7 +147,7 @@ describe('mock Polar ingest', () => {
   });
 
   it('keeps customer_id and drops external_customer_id when an event carries both', async () => {
-    const s = await start();
+    const s = await start({ customers: [{ id: CUSTOMER }] });
     const r = await ingest(s, [{ name: 'x', customer_id: CUSTOMER, external_customer_id: 'u1' }]);
     expect(r.status).toBe(200);
     expect(s.events[0]!.customer_id).toBe(CUSTOMER);
@@ -182,14 +192,20 @@ describe('mock Polar ingest', () => {
     expect(Math.abs(stored - (Date.now() - 3_600_000))).toBeLessThan(5_000);
   });
 
-  it('answers 500 and stores nothing when a name is longer than 128 characters', async () => {
+  it('refuses a name longer than 128 characters with 422 string_too_long under both members, storing nothing', async () => {
     const s = await start();
     const r = await ingest(s, [
       { name: 'ok', external_customer_id: 'u' },
       { name: 'n'.repeat(129), external_customer_id: 'u' },
     ]);
-    expect(r.status).toBe(500);
-    expect(r.body).toEqual({ detail: 'Internal Server Error' });
+    expect(r.status).toBe(422);
+    expect(r.body.detail).toContainEqual({
+      type: 'string_too_long',
+      loc: ['body', 'events', 1, 'EventCreateExternalCustomer', 'name'],
+      msg: 'String should have at most 128 characters',
+      input: 'n'.repeat(129),
+      ctx: { max_length: 128 },
+    });
     expect(s.events).toHaveLength(0);
   });
 
@@ -222,8 +238,8 @@ describe('mock Polar ingest', () => {
     expect(s.events[1]!.parent_id).toBe(s.events[0]!.id);
   });
 
-  it('rejects a parent_id that names no stored or earlier event with 422 at the child index', async () => {
-    const s = await start();
+  it("with orphans: 'rejected' refuses a parent_id that names no stored or earlier event with 422 at the child index", async () => {
+    const s = await start({ orphans: 'rejected' });
     const r = await ingest(s, [
       { name: 'child', external_customer_id: 'u', parent_id: 'later' },
       { name: 'root', external_customer_id: 'u', external_id: 'later' },
@@ -234,7 +250,7 @@ describe('mock Polar ingest', () => {
     expect(s.events).toHaveLength(0);
   });
 
-  it('fills the stored event like Polar does, resolving a known customer by external id', async () => {
+  it('fills the stored event like Polar does: customer_id stays null, the customer is resolved by external id', async () => {
     const s = await start({
       organizationId: '11111111-2222-4333-8444-555555555555',
       customers: [{ id: CUSTOMER, external_id: 'u1', email: 'a@b.c' }],
@@ -243,7 +259,7 @@ describe('mock Polar ingest', () => {
     const e = s.events[0]!;
     expect(e).toMatchObject({
       organization_id: '11111111-2222-4333-8444-555555555555',
-      customer_id: CUSTOMER,
+      customer_id: null,
       external_customer_id: 'u1',
       name: 'api.call',
       label: 'api.call',
@@ -287,18 +303,19 @@ describe('mock Polar ingest', () => {
     expect(s.events).toHaveLength(0);
   });
 
-  it('answers 422 with loc ["body"] to malformed JSON', async () => {
+  it('answers 422 with loc ["body", position] to malformed JSON', async () => {
     const s = await start();
     const res = await fetch(`${s.url}/v1/events/ingest`, { method: 'POST', body: '{"events": [', headers: { 'content-type': 'application/json' } });
     expect(res.status).toBe(422);
     const body = (await res.json()) as any;
-    expect(body.detail[0].loc).toEqual(['body']);
+    expect(body.detail[0].loc[0]).toBe('body');
+    expect(typeof body.detail[0].loc[1]).toBe('number');
     expect(body.detail[0].type).toBe('json_invalid');
   });
 
   it('answers 422 when the body has no events list', async () => {
     const s = await start();
-    const res = await fetch(`${s.url}/v1/events/ingest`, { method: 'POST', body: '{"evts": []}' });
+    const res = await fetch(`${s.url}/v1/events/ingest`, { method: 'POST', body: '{"evts": []}', headers: { 'content-type': 'application/json' } });
     expect(res.status).toBe(422);
     expect(((await res.json()) as any).detail[0].loc).toEqual(['body', 'events']);
   });

@@ -33,8 +33,8 @@ describe('mock Polar list', () => {
     expect(r.body.items.map((e: any) => e.name)).toEqual(['e1', 'e2', 'e3']);
   });
 
-  it('breaks timestamp ties by insertion order in both directions', async () => {
-    const s = await start();
+  it("with listing: 'postgres' breaks timestamp ties by insertion order in both directions", async () => {
+    const s = await start({ listing: 'postgres' });
     s.addEvents(['a', 'b', 'c'].map((name) => ({ name, external_customer_id: 'u', timestamp: T(5) })));
     expect((await list(s, { sorting: 'timestamp' })).body.items.map((e: any) => e.name)).toEqual(['a', 'b', 'c']);
     expect((await list(s, { sorting: '-timestamp' })).body.items.map((e: any) => e.name)).toEqual(['a', 'b', 'c']);
@@ -77,8 +77,8 @@ describe('mock Polar list', () => {
     expect(r.body.items.map((e: any) => e.name)).toEqual(['e2', 'e3']);
   });
 
-  it('compares bounds with microsecond precision', async () => {
-    const s = await start();
+  it("with listing: 'postgres' and timestampFormat: 'isoformat' compares bounds in microseconds and writes +00:00", async () => {
+    const s = await start({ listing: 'postgres', timestampFormat: 'isoformat' });
     s.addEvents([{ name: 'micro', external_customer_id: 'u', timestamp: '2025-06-02T14:00:00.000001+00:00' }]);
     expect((await list(s, { start_timestamp: '2025-06-02T14:00:00Z' })).body.items).toHaveLength(1);
     expect((await list(s, { start_timestamp: '2025-06-02T14:00:00.000001Z' })).body.items).toHaveLength(0);
@@ -108,10 +108,11 @@ describe('mock Polar list', () => {
     expect((await list(s, { customer_id: 'nope' })).status).toBe(422);
   });
 
-  it('formats items like the Python server: microseconds, +00:00, decimal cost, null prompt, reordered keys, no external_id', async () => {
+  it('formats items like the Python server: pydantic time, decimal cost, null prompt, reordered keys, no external_id', async () => {
     const s = await start();
     const res = await fetch(`${s.url}/v1/events/ingest`, {
       method: 'POST',
+      headers: { 'content-type': 'application/json' },
       body: JSON.stringify({
         events: [
           {
@@ -131,7 +132,7 @@ describe('mock Polar list', () => {
     });
     expect(res.status).toBe(200);
     const item = (await list(s)).body.items[0];
-    expect(item.timestamp).toBe('2025-06-02T14:03:07.123000+00:00');
+    expect(item.timestamp).toBe('2025-06-02T14:03:07.123000Z');
     // The newest server stores the Decimal as a float and returns str(Decimal(str(float))): "150.0".
     expect(item.metadata._cost).toEqual({ amount: '150.0', currency: 'usd' });
     expect(item.metadata._llm.prompt).toBeNull();
@@ -143,8 +144,8 @@ describe('mock Polar list', () => {
 
   it('lists system events alongside user events', async () => {
     const s = await start();
-    s.addSystemEvent({ name: 'customer.created', customer_id: CUSTOMER, metadata: { customer_email: 'a@b.c' } });
-    s.addEvents([{ name: 'api.call', customer_id: CUSTOMER }]);
+    s.addSystemEvent({ name: 'customer.created', customer_id: CUSTOMER, metadata: { customer_email: 'a@b.c' }, timestamp: T(1) });
+    s.addEvents([{ name: 'api.call', customer_id: CUSTOMER, timestamp: T(2) }]);
     const r = await list(s, { customer_id: CUSTOMER, sorting: 'timestamp' });
     expect(r.body.items.map((e: any) => [e.name, e.source])).toEqual([
       ['customer.created', 'system'],

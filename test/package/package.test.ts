@@ -81,6 +81,10 @@ describe('npm pack', () => {
         'dist/mock-server.cjs',
         'dist/mock-server.d.ts',
         'dist/mock-server.d.cts',
+        'dist/relay.js',
+        'dist/relay.cjs',
+        'dist/relay.d.ts',
+        'dist/relay.d.cts',
       ]),
     );
   });
@@ -226,6 +230,29 @@ export async function main(): Promise<number> {
 
   test('the installed package.json keeps its exports map', async () => {
     const pkg = JSON.parse(await readFile(join(scratch, 'app', 'node_modules', 'polar-event-buffer', 'package.json'), 'utf8'));
-    expect(Object.keys(pkg.exports)).toEqual(['.', './mirror', './meters', './react', './mock-server', './package.json']);
+    expect(Object.keys(pkg.exports)).toEqual(['.', './mirror', './meters', './react', './mock-server', './relay', './package.json']);
+  });
+
+  test('the relay entry works from ESM and CommonJS: a device request reaches the packed mock server', async () => {
+    const body = (load: string) => `${load}
+const polar = await mock.startMockPolar({ token: 't' });
+try {
+  const relay = relayPkg.createRelay({ accessToken: 't', baseUrl: polar.url, window: 0, authenticate: () => ({ externalCustomerId: 'u1' }) });
+  const response = await relay.fetch(new Request('http://app/v1/events/ingest', { method: 'POST', body: JSON.stringify({ events: [{ name: 'smoke' }] }) }));
+  await relay.close();
+  console.log(JSON.stringify({ status: response.status, stored: polar.events.map((e) => e.external_customer_id), listener: typeof relayPkg.nodeListener }));
+} finally {
+  await polar.close();
+}`;
+    const esm = join(scratch, 'app', 'relay.mjs');
+    await writeFile(esm, body(`import * as relayPkg from 'polar-event-buffer/relay';\nimport * as mock from 'polar-event-buffer/mock-server';`));
+    const cjs = join(scratch, 'app', 'relay.cjs');
+    await writeFile(
+      cjs,
+      `const relayPkg = require('polar-event-buffer/relay');\nconst mock = require('polar-event-buffer/mock-server');\n(async () => {${body('')}\n})().catch((error) => { console.error(error); process.exit(1); });`,
+    );
+    for (const file of [esm, cjs]) {
+      expect(JSON.parse(await sh(process.execPath, [file], join(scratch, 'app')))).toEqual({ status: 200, stored: ['u1'], listener: 'function' });
+    }
   });
 });

@@ -107,6 +107,23 @@ describe('storage faults', () => {
     },
   );
 
+  test('a full disk: a flush still delivers, claiming in memory, and stops once an answer cannot be stored', async () => {
+    const { buffer, server, errors } = await setup();
+    const tracked = await buffer.trackMany([1, 2, 3].map(event) as never);
+    // Every write fails from now on, as on a full disk; reads still work.
+    FakeObjectStore.prototype.put = (() => {
+      throw new DOMException('The quota has been exceeded.', 'QuotaExceededError');
+    }) as IDBObjectStore['put'];
+    const report = await buffer.flush();
+    expect(report).toMatchObject({ sent: 3, stoppedBy: 'storage-full', remaining: 3 });
+    expect(server.storedExternalIds().sort()).toEqual(tracked.map((e) => e.externalId).sort());
+    expect(errors.some((e) => e instanceof StorageError)).toBe(true);
+    // Room again: the resend is counted as duplicates by the server and stored as sent.
+    FakeObjectStore.prototype.put = originalPut;
+    expect(await buffer.flush()).toMatchObject({ sent: 3, duplicates: 3, remaining: 0 });
+    expect(server.stored()).toHaveLength(3);
+  });
+
   test('the database deleted from under an open buffer: the buffer reopens a new one and keeps tracking and flushing', async () => {
     const { buffer, factory, server } = await setup();
     await buffer.trackMany([1, 2, 3].map(event) as never);

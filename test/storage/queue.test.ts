@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { QueueFullError } from '../../src/errors.js';
+import { EventValidationError, QueueFullError } from '../../src/errors.js';
 import { uuidv7 } from '../../src/ids.js';
 import { openBufferDb, type BufferDatabase } from '../../src/storage/db.js';
 import {
@@ -17,6 +17,7 @@ import {
   takeLease,
   type ClaimLease,
   type ClaimOptions,
+  type InputFailure,
   type Settlement,
 } from '../../src/storage/queue.js';
 import { EVENTS, META, MIRROR, type EventRecord, type MirrorRecord } from '../../src/storage/schema.js';
@@ -33,7 +34,8 @@ const recs = (count: number, from = 0) => Array.from({ length: count }, (_, i) =
 const ids = (rs: readonly EventRecord[]) => rs.map((r) => r.externalId);
 
 const open = () => openBufferDb(freshIndexedDB(), uniqueDbName());
-const add = (db: BufferDatabase, groups: EventRecord[][], maxQueueSize = 100, now = T) => append(db, groups, (g) => g, maxQueueSize, 'strict', now);
+const refuse = (_: unknown, failures: InputFailure[]) => new EventValidationError(failures);
+const add = (db: BufferDatabase, groups: EventRecord[][], maxQueueSize = 100, now = T) => append(db, groups, (g) => g, refuse, maxQueueSize, 'strict', now);
 const opts = (o: Partial<ClaimOptions> = {}): ClaimOptions => ({
   owner: 'tab-a',
   now: T,
@@ -86,7 +88,7 @@ afterEach(() => {
 describe('claimBatch', () => {
   it('claims one batch of a 5,000-event queue reading about batchSize records, not the whole queue', async () => {
     const db = await open();
-    await append(db, [recs(5000)], (g) => g, 10_000, 'relaxed', T);
+    await append(db, [recs(5000)], (g) => g, refuse, 10_000, 'relaxed', T);
     const counter = countReads();
     const { batch } = await claimBatch(db, opts());
     restore!();
@@ -294,8 +296,8 @@ describe('settle', () => {
     const gets = [IDBObjectStore.prototype, IDBIndex.prototype].map((p) => countCalls(p, 'get', ([key]) => keysRead.push(key)));
     const written = await settle(db, sent(batch), T + 5, 'strict');
     for (const g of gets) g.restore();
-    // The claim and the counter, whatever the batch's size; never an event.
-    expect(keysRead.sort()).toEqual(['claim', 'waiting']);
+    // The claim and the counter (read again by a slice's yield on a slow machine), whatever the batch's size; never an event.
+    expect([...new Set(keysRead)].sort()).toEqual(['claim', 'waiting']);
     expect(written).toHaveLength(50);
     expect(await countByStatus(db, T + 5)).toMatchObject({ pending: 0, sending: 0, sent: 50 });
     expect(await claimRecord(db)).toBeUndefined();
@@ -374,9 +376,9 @@ describe('settle', () => {
 
     const retry = await claimBatch(db, opts({ now: T + 1000 }));
     expect(ids(retry.batch)).toEqual([a!.externalId]);
-    await settle(db, [{ record: retry.batch[0]!, to: 'sent', heldByServer: true, fingerprint: 'f1' }], T + 1001, 'strict');
+    await settle(db, [{ record: retry.batch[0]!, to: 'sent', heldByServer: true }], T + 1001, 'strict');
     const stored = (await db.get(EVENTS, a!.externalId))!;
-    expect(stored).toMatchObject({ status: 'sent', sentAt: T + 1001, error: null, nextAttemptAt: 0, heldByServer: true, fingerprint: 'f1' });
+    expect(stored).toMatchObject({ status: 'sent', sentAt: T + 1001, error: null, nextAttemptAt: 0, heldByServer: true, fingerprint: a!.fingerprint });
     expect(stored.waitingForNetwork).toBeUndefined();
     expect((await add(db, [[rec(10)]], 2)).results[0]).toHaveLength(1);
     db.close();
@@ -439,7 +441,7 @@ describe('append', () => {
     db.close();
   });
 
-  it('counts the index when a revive deleted the counter, and not while the counter exists', async () => {
+  it('counts the index only for a new database: settles and revives move the counter in their own transaction', async () => {
     const factory = freshIndexedDB();
     const name = uniqueDbName();
     const db = await openBufferDb(factory, name);
@@ -462,33 +464,66 @@ describe('append', () => {
 
     expect(await editDead(db, undefined, true, 'strict')).toBe(5);
     const after = await add(db, [recs(1, 30)], 5);
-    expect(counts.calls).toBe(1);
+    expect(counts.calls).toBe(0);
     expect(after.results[0]).toMatchObject({ waiting: 8 });
     expect(await pendingCount(db)).toBe(8);
     db.close();
     fresh.close();
   });
 
-  it('returns a caller-chosen externalId that is already stored instead of writing it again (shown sending while claimed)', async () => {
+  it('returns the stored event for the same event again under its externalId (shown sending while claimed)', async () => {
     const db = await open();
     const first = rec(0, { externalId: 'order-1' });
     await add(db, [[first]]);
-    const again = rec(1, { externalId: 'order-1' });
+    // A retried track() without a timestamp: a new time, the same event.
+    const again = { ...rec(0, { externalId: 'order-1' }), timestampMs: T + 5 };
     const { results, waiting } = await add(db, [[again, rec(2)]]);
     expect((results[0] as EventRecord[])[0]).toEqual(first);
     expect(waiting).toBe(2);
-    expect((await db.get(EVENTS, 'order-1'))?.metadata).toEqual({ n: 0 });
 
     await claimBatch(db, opts({ batchSize: 1 }));
-    expect(((await add(db, [[rec(3, { externalId: 'order-1' })]])).results[0] as EventRecord[])[0]).toMatchObject({ status: 'sending', metadata: { n: 0 } });
+    expect(((await add(db, [[rec(0, { externalId: 'order-1' })]])).results[0] as EventRecord[])[0]).toMatchObject({ status: 'sending', metadata: { n: 0 } });
     // Within one call: the second group gets the first group's record; a refused group's ids stay free.
     const x1 = rec(4, { externalId: 'order-2' });
     const y = rec(5, { externalId: 'order-3' });
-    const mixed = await add(db, [[x1], [rec(6, { externalId: 'order-2' })], [y, rec(7)], [rec(8, { externalId: 'order-3' })]], 4);
+    const mixed = await add(db, [[x1], [rec(4, { externalId: 'order-2' })], [y, rec(7)], [rec(8, { externalId: 'order-3' })]], 4);
     expect((mixed.results[1] as EventRecord[])[0]).toBe(x1);
     expect(mixed.results[2]).toBeInstanceOf(QueueFullError);
     expect((mixed.results[3] as EventRecord[])[0]).toMatchObject({ externalId: 'order-3', metadata: { n: 8 } });
     expect(await pendingCount(db)).toBe(4);
+    db.close();
+  });
+
+  it('refuses another event under an externalId a stored or same-call event holds, naming it (path externalId)', async () => {
+    const db = await open();
+    await add(db, [[rec(0, { externalId: 'order-1' })]]);
+    const other = await add(db, [[rec(1, { externalId: 'order-1' })], [rec(2, { externalId: 'order-2' }), rec(3, { externalId: 'order-2' })]]);
+    for (const refused of other.results) {
+      expect(refused).toBeInstanceOf(EventValidationError);
+      expect((refused as EventValidationError).failures[0]).toMatchObject({
+        path: ['externalId'],
+        message: expect.stringMatching(/"order-[12]" is held by another/),
+      });
+    }
+    expect((await db.get(EVENTS, 'order-1'))?.metadata).toEqual({ n: 0 });
+    expect(await db.get(EVENTS, 'order-2')).toBeUndefined();
+    expect(await pendingCount(db)).toBe(1);
+    db.close();
+  });
+
+  it('refuses a parentId chain that loops back, through the call or the stored events (path parentId)', async () => {
+    const db = await open();
+    // A child stored before its parent (caller-chosen ids): the parent naming it would close a loop.
+    await add(db, [[rec(0, { externalId: 'b', parentId: 'a' })]]);
+    const [loop, self, ok] = (
+      await add(db, [[rec(1, { externalId: 'a', parentId: 'b' })], [rec(2, { externalId: 'c', parentId: 'c' })], [rec(3, { externalId: 'a' })]])
+    ).results;
+    expect((loop as EventValidationError).failures).toEqual([{ index: 0, path: ['parentId'], message: expect.stringContaining('a → b → a') }]);
+    expect((self as EventValidationError).failures[0]).toMatchObject({ path: ['parentId'] });
+    expect(ok).toHaveLength(1);
+    const within = (await add(db, [[rec(4, { externalId: 'x', parentId: 'y' }), rec(5, { externalId: 'y', parentId: 'x' })]])).results[0];
+    expect((within as EventValidationError).failures.map((f) => f.index)).toEqual([0, 1]);
+    expect(await pendingCount(db)).toBe(2);
     db.close();
   });
 
