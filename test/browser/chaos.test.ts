@@ -178,7 +178,7 @@ async function campaignRun(seed: number): Promise<Outcome> {
   await session.close();
   rig.session = undefined;
   await h.close();
-  (rig as { h?: Harness }).h = undefined;
+  (rig as { h?: Harness | undefined }).h = undefined;
   return outcome;
 }
 

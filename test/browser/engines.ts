@@ -12,7 +12,6 @@ import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { type Browser, type BrowserContext, type CDPSession, chromium, firefox, type Page } from 'playwright-core';
-// @ts-expect-error: a plain .mjs helper without types
 import { startXvfb } from './xvfb.mjs';
 
 export type EngineName = 'chromium' | 'firefox' | 'webkit';
@@ -160,7 +159,7 @@ async function wd(base: string, method: string, path: string, body?: unknown): P
   const res = await fetch(`${base}${path}`, {
     method,
     headers: { 'content-type': 'application/json; charset=utf-8' },
-    body: body === undefined ? undefined : JSON.stringify(body),
+    ...(body === undefined ? {} : { body: JSON.stringify(body) }),
   });
   const json = (await res.json()) as { value: any };
   if (res.status >= 400 || json.value?.error) throw new WebDriverError(`WebDriver ${method} ${path}: ${json.value?.error}: ${json.value?.message}`);

@@ -4,7 +4,6 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ENGINE, type Engine, launchEngine } from './engines.js';
 import { waitFor } from './harness.js';
-// @ts-expect-error: a plain .mjs script without types
 import { startDemo } from '../../examples/browser/serve.mjs';
 
 type Demo = { url: string; polar: import('../../dist/mock-server.js').MockPolarServer; close(): Promise<void> };

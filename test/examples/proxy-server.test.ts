@@ -9,7 +9,6 @@ import { createMirror } from '../../src/mirror/index.js';
 import type { MockPolarServer } from '../../src/mock-server/index.js';
 import { autoClose, freshIndexedDB } from '../helpers/fresh-db.js';
 import { useMockPolar } from '../helpers/mock-server.js';
-// @ts-expect-error the example is plain JavaScript (no declarations), as users would copy it
 import { createUsageServer, sessionAuthenticator } from '../../examples/proxy-server/server.mjs';
 
 const TOKEN = 'polar_oat_proxy_test';
@@ -31,7 +30,7 @@ afterEach(async () => {
 
 async function setup(window = 0) {
   const polar: MockPolarServer = await startPolar({ token: TOKEN });
-  const started = createUsageServer({ accessToken: TOKEN, baseUrl: polar.url, authenticate: sessionAuthenticator(SESSIONS), window });
+  const started = createUsageServer({ accessToken: TOKEN, baseUrl: polar.url, authenticate: sessionAuthenticator(SESSIONS as never), window });
   running.push(started);
   await new Promise<void>((resolve) => started.server.listen(0, '127.0.0.1', resolve));
   const url = `http://127.0.0.1:${(started.server.address() as AddressInfo).port}/usage`;

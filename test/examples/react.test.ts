@@ -110,7 +110,7 @@ describe('examples/react credits bar', () => {
     const { polar, mirror, portal } = await setupCredits(5);
     const props = { mirror, portal, meterId: METER.id, externalCustomerId: 'ada' };
     expect(renderToStaticMarkup(createElement(CreditsBar, props))).toBe('<p>Loading credits…</p>');
-    expect(renderToStaticMarkup(createElement(CreditsGate, props, 'the app'))).toBe('');
+    expect(renderToStaticMarkup(createElement(CreditsGate, props as never, 'the app'))).toBe('');
     expect(polar.requests.filter((r) => r.path.startsWith('/v1/customer-portal/'))).toHaveLength(0);
   });
 
@@ -118,15 +118,15 @@ describe('examples/react credits bar', () => {
     const { mirror, portal, buffer, meterBalance } = await setupCredits(5);
     await buffer.trackMany([1, 2].map((i) => ({ name: 'api_call', externalCustomerId: 'ada', metadata: { i } })));
     const state = { data: await meterBalance(mirror, portal, METER.id, { externalCustomerId: 'ada' }), error: undefined, loading: false };
-    const html = renderToStaticMarkup(createElement(CreditsBarView, { state }));
+    const html = renderToStaticMarkup(createElement(CreditsBarView, { state } as never));
     expect(html).toContain('<b>3</b> credits left of 5');
     expect(html).toContain('(2 used, not counted by Polar yet)');
     expect(html).toContain('<meter min="0" max="5" value="3">');
-    expect(renderToStaticMarkup(createElement(CreditsGateView, { state }, 'the app'))).toBe('the app');
+    expect(renderToStaticMarkup(createElement(CreditsGateView, { state } as never, 'the app'))).toBe('the app');
 
     await buffer.trackMany([3, 4, 5].map((i) => ({ name: 'api_call', externalCustomerId: 'ada', metadata: { i } })));
     const empty = { data: await meterBalance(mirror, portal, METER.id, { externalCustomerId: 'ada' }), error: undefined, loading: false };
-    expect(renderToStaticMarkup(createElement(CreditsBarView, { state: empty }))).toContain('<b>0</b> credits left of 5');
-    expect(renderToStaticMarkup(createElement(CreditsGateView, { state: empty }, 'the app'))).toBe('<p role="alert">You are out of credits.</p>');
+    expect(renderToStaticMarkup(createElement(CreditsBarView, { state: empty } as never))).toContain('<b>0</b> credits left of 5');
+    expect(renderToStaticMarkup(createElement(CreditsGateView, { state: empty } as never, 'the app'))).toBe('<p role="alert">You are out of credits.</p>');
   });
 });

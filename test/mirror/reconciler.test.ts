@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { EventValidationError, TransportError } from '../../src/errors.js';
 import type { Transport } from '../../src/transport/transport.js';
-import type { ReconcileReport } from '../../src/types.js';
+import type { ReconcileReport } from '../../src/mirror/types.js';
 import { MALFORMED_ITEMS, systemEventItem, userEventItem } from '../fixtures/events-list/polar-wire.js';
 import { MovableClock, seed, useRig } from './support.js';
 

@@ -54,7 +54,7 @@ export function useRig(): (options?: RigOptions, polarOptions?: MockPolarOptions
         autoFlush: false,
         retry: { retries: 0 },
         ...rest,
-      } as EventBufferOptions);
+      } as EventBufferOptions) as unknown as EventBuffer;
       close(buffer);
       const mirror = createMirror(buffer, {
         ...(retention !== undefined ? { retention } : {}),

@@ -113,7 +113,7 @@ export function useRelay(): (
           autoFlush: false,
           retry: { retries: 0, minTimeout: 10, maxTimeout: 50 },
           ...extra,
-        });
+        }) as unknown as EventBuffer;
         buffers.push(b);
         return b;
       },

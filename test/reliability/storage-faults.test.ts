@@ -194,7 +194,7 @@ describe('storage faults', () => {
   });
 
   test('IndexedDB missing entirely: createEventBuffer() throws NoIndexedDBError', async () => {
-    const g = globalThis as { indexedDB?: IDBFactory };
+    const g = globalThis as { indexedDB?: IDBFactory | undefined };
     const saved = g.indexedDB;
     delete g.indexedDB;
     try {

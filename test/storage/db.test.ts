@@ -26,7 +26,7 @@ describe('Connection: a connection closed or wiped under the library', () => {
   it('reopens after the browser force-closed it (close event), without a reload', async () => {
     const connection = new Connection(freshIndexedDB(), uniqueDbName());
     const first = await connection.get();
-    forceCloseDatabase(unwrap(first));
+    forceCloseDatabase(unwrap(first) as never);
     const second = await connection.get();
     expect(second).not.toBe(first);
     expect(await second.count('events')).toBe(0);
@@ -57,7 +57,7 @@ describe('Connection: a connection closed or wiped under the library', () => {
     // ...and a close under the older tab is survived too.
     const raw = unwrap(await older.get());
     const closed = new Promise((resolve) => raw.addEventListener('close', resolve));
-    forceCloseDatabase(raw);
+    forceCloseDatabase(raw as never);
     await closed;
     expect(unwrap(await older.get())).not.toBe(raw);
     expect(await count(older)).toBe(0);
@@ -70,7 +70,7 @@ describe('Connection: a connection closed or wiped under the library', () => {
     const connection = new Connection(factory, name, (error) => lost.push(error));
     const db = await connection.get();
     connection.known = 7230;
-    forceCloseDatabase(unwrap(db));
+    forceCloseDatabase(unwrap(db) as never);
     await new Promise<void>((resolve, reject) => {
       const request = factory.deleteDatabase(name);
       request.onsuccess = () => resolve();
@@ -87,7 +87,7 @@ describe('Connection: a connection closed or wiped under the library', () => {
     const name = uniqueDbName();
     const lost: StorageError[] = [];
     const connection = new Connection(factory, name, (error) => lost.push(error));
-    forceCloseDatabase(unwrap(await connection.get()));
+    forceCloseDatabase(unwrap(await connection.get()) as never);
     factory.deleteDatabase(name);
     await count(connection);
     expect(lost).toEqual([]);

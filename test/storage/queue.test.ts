@@ -522,7 +522,7 @@ describe('append', () => {
     expect((self as EventValidationError).failures[0]).toMatchObject({ path: ['parentId'] });
     expect(ok).toHaveLength(1);
     const within = (await add(db, [[rec(4, { externalId: 'x', parentId: 'y' }), rec(5, { externalId: 'y', parentId: 'x' })]])).results[0];
-    expect((within as EventValidationError).failures.map((f) => f.index)).toEqual([0, 1]);
+    expect((within as EventValidationError).failures.map((f) => (f as { index?: number }).index)).toEqual([0, 1]);
     expect(await pendingCount(db)).toBe(2);
     db.close();
   });
