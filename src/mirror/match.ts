@@ -46,12 +46,20 @@ export function customerKeysOf(event: UserEvent): string[] {
 /**
  * Builds the mirror record of a validated UserEvent. `wireTimestamp` is the item's raw
  * `timestamp` (for microseconds). Its fingerprints cover each customer key it carries, because the
- * local event was tracked with one of them (externalCustomerId or customerId).
+ * local event was tracked with one of them (externalCustomerId or customerId), each with each of
+ * its members, and without one: a relay sets the session's member on an event tracked without.
  */
 export function prepareServerEvent(event: UserEvent, wireTimestamp: unknown): MirrorItem {
   const customerKeys = customerKeysOf(event);
   const timestampMs = event.timestamp.getTime();
-  const fingerprints = [...new Set(customerKeys.map((customerKey) => fingerprintOf({ name: event.name, customerKey, timestampMs, metadata: event.metadata })))];
+  const members = [{}, { memberId: event.memberId }, { externalMemberId: event.externalMemberId }];
+  const fingerprints = [
+    ...new Set(
+      customerKeys.flatMap((customerKey) =>
+        members.map((member) => fingerprintOf({ name: event.name, customerKey, timestampMs, metadata: event.metadata, ...member })),
+      ),
+    ),
+  ];
   return {
     record: {
       id: event.id,
@@ -66,14 +74,22 @@ export function prepareServerEvent(event: UserEvent, wireTimestamp: unknown): Mi
   };
 }
 
+/** Whether a local event names a member (its fingerprint then matches only that member's copies). */
+const hasMember = (record: EventRecord): boolean => !!(record.memberId ?? record.externalMemberId);
+
 /**
- * Which local event a server event confirms: a `sent` one (an ingest answer covered it), the
- * oldest first. A waiting or in-flight event is never one, even with the same content: that copy
- * may be another device's twin, and only the event's own ingest answer may move it.
+ * Which local event a server event confirms: a `sent` one (an ingest answer covered it), one of
+ * the server event's member before one without a member, the oldest first. A waiting or in-flight
+ * event is never one, even with the same content: that copy may be another device's twin, and only
+ * the event's own ingest answer may move it.
  */
 export function chooseCandidate(candidates: readonly EventRecord[]): EventRecord | undefined {
   let best: EventRecord | undefined;
-  for (const candidate of candidates) if (candidate.status === 'sent' && (best === undefined || candidate.seq < best.seq)) best = candidate;
+  for (const candidate of candidates) {
+    if (candidate.status !== 'sent') continue;
+    const better = best === undefined || (hasMember(candidate) === hasMember(best) ? candidate.seq < best.seq : hasMember(candidate));
+    if (better) best = candidate;
+  }
   return best;
 }
 
