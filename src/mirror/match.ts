@@ -2,7 +2,8 @@ import type { Matcher, MirrorItem } from '../storage/mirror-store.js';
 import { confirmedBy } from '../storage/queue.js';
 import type { EventRecord } from '../storage/schema.js';
 import { customerKeyOf, fingerprintOf, toStorable } from '../storage/serialize.js';
-import { parseIsoTimestamp, type UserEvent } from './structs.js';
+import { parseIso } from '../validation/structs.js';
+import type { UserEvent } from './structs.js';
 
 /**
  * Pure matching of server UserEvents to the local events that produced them. Polar never returns
@@ -18,11 +19,8 @@ import { parseIsoTimestamp, type UserEvent } from './structs.js';
 export function wireMicros(wire: unknown, fallback: Date): number {
   const base = fallback.getTime() * 1000;
   if (typeof wire !== 'string') return base;
-  const parsed = parseIsoTimestamp(wire);
-  if (!parsed) return base;
-  const fraction = /[T ]\d{2}:\d{2}:\d{2}[.,](\d+)/.exec(wire)?.[1] ?? '';
-  const extra = Number(`${fraction}000000`.slice(3, 6));
-  return parsed.getTime() * 1000 + extra;
+  const parsed = parseIso(wire);
+  return parsed ? parsed[0] * 1000 + parsed[1] : base;
 }
 
 /** `2025-06-02T14:03:07.123456Z` from microseconds since the epoch. */
