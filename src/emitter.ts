@@ -16,10 +16,6 @@ export class Emitter<Events extends { [K in keyof Events]: unknown }> {
     };
   }
 
-  has(name: keyof Events): boolean {
-    return (this.#handlers.get(name)?.size ?? 0) > 0;
-  }
-
   emit<K extends keyof Events>(name: K, payload: Events[K]): void {
     const set = this.#handlers.get(name);
     if (!set) return;

@@ -1,13 +1,15 @@
 import type { Struct } from 'superstruct';
 import { ClosedError, EventValidationError, NoIndexedDBError, StorageError, type PolarEventBufferError } from './errors.js';
 import { Emitter } from './emitter.js';
+import { env, listen } from './env.js';
 import { Flusher, type FlushReport } from './flush/flusher.js';
 import { PageExitSender } from './flush/page-exit.js';
 import { Scheduler, probeTransport } from './flush/scheduler.js';
 import { ServerClock } from './flush/server-clock.js';
 import { ChangeChannel } from './coordination/channel.js';
 import { withFlushLock } from './coordination/flush-lock.js';
-import { optionError, resolveOptions, type EventBufferOptions, type ResolvedOptions } from './options.js';
+import { argError, enumArg, isObject, numberArg } from './check.js';
+import { resolveOptions, type EventBufferOptions, type ResolvedOptions } from './options.js';
 import { randomId, uuidv7 } from './ids.js';
 import { Connection, connectionWasClosed } from './storage/db.js';
 import { append, clearCustomers, countByStatus, editDead, listByStatus, timeGiven, waitingSnapshot, type InputFailure } from './storage/queue.js';
@@ -30,8 +32,7 @@ const EXIT_LIMIT = 400;
 const leavingError = () =>
   new StorageError('track', 'the page is going away (pagehide): IndexedDB can no longer commit; track before it hides (visibilitychange) or on the next page');
 
-type StorageManagerLike = { persist?(): Promise<boolean>; persisted?(): Promise<boolean>; estimate?(): Promise<{ usage?: number; quota?: number }> };
-const storageManager = (): StorageManagerLike | undefined => (globalThis as { navigator?: { storage?: StorageManagerLike } }).navigator?.storage;
+const storageManager = () => env().navigator?.storage;
 
 /**
  * Creates a buffer over one IndexedDB database. Every option is checked here (a wrong one throws a
@@ -126,21 +127,18 @@ class PolarEventBuffer {
    * a retry idempotent). Capture listeners run before the app's own pagehide handlers.
    */
   #watchExit(): () => void {
-    const g = globalThis as { addEventListener?: EventTarget['addEventListener']; removeEventListener?: EventTarget['removeEventListener'] };
-    if (typeof g.addEventListener !== 'function' || typeof (globalThis as { document?: unknown }).document !== 'object') return () => undefined;
+    const { window, document } = env();
+    if (!document) return () => undefined;
     const hide = () => {
       this.#leaving = true;
+      this.#connection.release();
       const waiting = [...this.#queue, ...this.#inFlight];
       this.#queue = [];
       for (const w of waiting) w.reject(leavingError());
     };
     const show = () => void (this.#leaving = false);
-    g.addEventListener('pagehide', hide, true);
-    g.addEventListener('pageshow', show, true);
-    return () => {
-      g.removeEventListener?.('pagehide', hide, true);
-      g.removeEventListener?.('pageshow', show, true);
-    };
+    const off = [listen(window, 'pagehide', hide, true), listen(window, 'pageshow', show, true)];
+    return () => off.forEach((f) => f());
   }
 
   // ----- track --------------------------------------------------------------------------------
@@ -357,8 +355,7 @@ class PolarEventBuffer {
 
   async deadLetters(options: { limit?: number } = {}): Promise<BufferedEvent[]> {
     this.#open('deadLetters');
-    const limit = options.limit ?? 1000;
-    if (!Number.isInteger(limit) || limit < 1) throw optionError('limit', 'a positive integer', limit);
+    const limit = numberArg('limit', options.limit, [1, Number.MAX_SAFE_INTEGER, 1000, 1]);
     return (await listByStatus(await this.#connection.get(), 'dead', limit)).map(toLocalEvent);
   }
 
@@ -374,7 +371,7 @@ class PolarEventBuffer {
 
   async #editDead(operation: string, ids: unknown, revive: boolean): Promise<number> {
     this.#open(operation);
-    if (ids !== undefined && (!Array.isArray(ids) || ids.some((id) => typeof id !== 'string'))) throw optionError('externalIds', 'an array of strings', ids);
+    if (ids !== undefined && (!Array.isArray(ids) || ids.some((id) => typeof id !== 'string'))) throw argError('externalIds', 'an array of strings', ids);
     const count = await editDead(await this.#connection.get(), ids as string[] | undefined, revive, this.#o.durability);
     if (count > 0) this.#changed(revive ? 'retry' : 'purge');
     return count;
@@ -382,7 +379,7 @@ class PolarEventBuffer {
 
   async clear(ref?: { externalCustomerId?: string; customerId?: string }): Promise<void> {
     this.#open('clear');
-    if (ref !== undefined && (typeof ref !== 'object' || ref === null)) throw optionError('clear()', 'nothing, { externalCustomerId } or { customerId }', ref);
+    if (ref !== undefined && !isObject(ref)) throw argError('clear()', 'nothing, { externalCustomerId } or { customerId }', ref);
     let keys: string[] | undefined;
     if (ref?.externalCustomerId !== undefined || ref?.customerId !== undefined) {
       keys = [
@@ -398,8 +395,8 @@ class PolarEventBuffer {
   }
 
   on<K extends keyof BufferEvents>(eventName: K, handler: (payload: BufferEvents[K]) => void): () => void {
-    if (!['flush', 'deadletter', 'error', 'change'].includes(eventName)) throw optionError('eventName', 'flush, deadletter, error or change', eventName);
-    if (typeof handler !== 'function') throw optionError('handler', 'a function', handler);
+    enumArg('eventName', eventName, ['flush', 'deadletter', 'error', 'change']);
+    if (typeof handler !== 'function') throw argError('handler', 'a function', handler);
     return this.#emitter.on(eventName, handler);
   }
 

@@ -5,6 +5,7 @@ export type { SyncEventLike } from './coordination/sync.js';
 export type { HttpTransportOptions } from './transport/http.js';
 export type { Transport, EventCreateWire, IngestResult, ListResult } from './transport/transport.js';
 export type { EventBufferOptions, RetryOptions, Clock } from './options.js';
+export type { Durability } from './storage/schema.js';
 export type {
   BufferedEvent,
   FlushReport,
@@ -30,4 +31,4 @@ export {
 } from './errors.js';
 export type { ErrorCode, ValidationFailure, ValidationDetail } from './errors.js';
 export { EventCreateStruct, MetadataStruct, TrackInputStruct } from './validation/structs.js';
-export type { Metadata, MetadataValue } from './validation/structs.js';
+export type { EventCreate, Metadata, MetadataValue } from './validation/structs.js';

@@ -1,6 +1,7 @@
 import type { Struct } from 'superstruct';
 import type { Transport } from './transport/transport.js';
 import type { Durability } from './storage/schema.js';
+import { argError, enumArg, isObject, numberArg, objectArg, oneOf, stringArg, type Range } from './check.js';
 
 /**
  * p-retry options for one batch (all durations in ms).
@@ -110,128 +111,77 @@ export interface ResolvedOptions {
 /** The ingest body limit of Polar's API. */
 export const MAX_BODY_BYTES = 10 * 1024 * 1024;
 
-// [min, max, default, integer?] per numeric option; Infinity as max also allows Infinity itself.
-const NUMBERS: Record<string, [number, number, number, 1?]> = {
+const MAX_MS = 2 ** 31 - 1;
+const NUMBERS: Record<string, Range> = {
   batchSize: [1, 1000, 100, 1],
-  flushInterval: [0, 2 ** 31 - 1, 5000],
+  flushInterval: [0, MAX_MS, 5000],
   maxQueueSize: [1, Number.MAX_SAFE_INTEGER, 10_000, 1],
   maxBatchBytes: [1024, MAX_BODY_BYTES, 60_000, 1],
-  leaseDuration: [1, 2 ** 31 - 1, 30_000],
-  'retry.retries': [0, Infinity, 5, 1],
-  'retry.minTimeout': [0, 2 ** 31 - 1, 1000],
-  'retry.maxTimeout': [0, 2 ** 31 - 1, 30_000],
-  'retry.factor': [1, 100, 2],
-  'retry.maxRetryTime': [0, Infinity, Infinity],
-  'retry.maxRetryAfter': [0, 2 ** 31 - 1, 900_000],
+  leaseDuration: [1, MAX_MS, 30_000],
 };
-const OTHERS = ['transport', 'indexedDB', 'dbName', 'autoFlush', 'retry', 'durability', 'schemas', 'defaults', 'persist', 'clock'];
-const RENAMED: Record<string, string> = {
-  flushIntervalMs: 'flushInterval',
-  maxBatchSize: 'batchSize',
-  queueSize: 'maxQueueSize',
-  leaseMs: 'leaseDuration',
-  'retry.forever': 'retry.retries: Infinity',
+const RETRY: Record<string, Range> = {
+  retries: [0, Infinity, 5, 1],
+  minTimeout: [0, MAX_MS, 1000],
+  maxTimeout: [0, MAX_MS, 30_000],
+  factor: [1, 100, 2],
+  maxRetryTime: [0, Infinity, Infinity],
+  maxRetryAfter: [0, MAX_MS, 900_000],
+};
+const KEYS = [...Object.keys(NUMBERS), 'transport', 'indexedDB', 'dbName', 'autoFlush', 'retry', 'durability', 'schemas', 'defaults', 'persist', 'clock'];
+/** Options that belong to another call. */
+const MOVED: Record<string, string> = {
   confirmGracePeriod: 'createMirror(buffer, { confirmGracePeriod })',
   retention: 'createMirror(buffer, { retention })',
-  baseUrl: 'transport: httpTransport({ baseUrl })',
-  fetch: 'transport: httpTransport({ fetch })',
+  baseUrl: 'httpTransport({ baseUrl })',
+  fetch: 'httpTransport({ fetch })',
 };
-const DEFAULT_KEYS = ['externalCustomerId', 'customerId', 'organizationId', 'memberId', 'externalMemberId'];
+const DEFAULT_KEYS = ['externalCustomerId', 'customerId', 'organizationId', 'memberId', 'externalMemberId'] as const;
 
-const shown = (v: unknown): string =>
-  typeof v === 'string' ? JSON.stringify(v) : typeof v === 'object' && v ? (Array.isArray(v) ? 'an array' : 'an object') : String(v);
-
-/** A TypeError naming the option: "Expected `x` to be ..., got ...". */
-export const optionError = (name: string, what: string, ...got: unknown[]): TypeError =>
-  new TypeError(`Expected \`${name}\` to be ${what}${got.length ? `, got ${shown(got[0])}` : ''}`);
-
-function keysOf(object: object, known: string[], prefix: string): void {
-  for (const key of Object.keys(object)) {
-    const name = prefix + key;
-    if (RENAMED[name]) throw new TypeError(`Unknown option \`${name}\`: use \`${RENAMED[name]}\``);
-    if (!known.includes(key)) throw new TypeError(`Unknown option \`${name}\``);
-  }
-}
-
-const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
-
-function number(options: Record<string, unknown>, name: string): number {
-  const [min, max, fallback, int] = NUMBERS[name]!;
-  const value = options[name.slice(name.indexOf('.') + 1)];
-  if (value === undefined) return fallback;
-  if (typeof value !== 'number' || !(value >= min && value <= max) || (int && value !== Infinity && !Number.isInteger(value))) {
-    throw optionError(name, `${int ? 'an integer' : 'a number'} from ${min} to ${max}`, value);
-  }
-  return value;
-}
+const boolArg = (name: string, value: unknown, fallback: boolean): boolean => {
+  if (value !== undefined && typeof value !== 'boolean') throw argError(name, 'a boolean', value);
+  return (value as boolean | undefined) ?? fallback;
+};
 
 /** Checks every option up front; a wrong one throws a TypeError that names it. */
 export function resolveOptions(options: EventBufferOptions<any>): ResolvedOptions {
-  if (!isObject(options)) throw optionError('options', 'an object with `transport`');
-  const o = options as Record<string, unknown>;
-  const top = Object.keys(NUMBERS).filter((k) => !k.includes('.'));
-  keysOf(o, [...top, ...OTHERS], '');
-  const { transport, defaults = {}, schemas = {}, retry = {}, clock = defaultClock() } = options;
+  if (!isObject(options)) throw argError('options', 'an object with `transport`');
+  const o = objectArg('options', options, KEYS, '', MOVED);
+  const { transport, clock = defaultClock() } = options;
   if (!isObject(transport) || typeof transport.ingest !== 'function')
-    throw optionError('transport', 'an object with ingest(), such as httpTransport({ baseUrl })');
-  if (transport.list !== undefined && typeof transport.list !== 'function') throw optionError('transport.list', 'a function');
-  if (o.indexedDB !== undefined && typeof (o.indexedDB as IDBFactory | null)?.open !== 'function') throw optionError('indexedDB', 'an IDBFactory');
-  const dbName = options.dbName ?? 'polar-event-buffer';
-  if (typeof dbName !== 'string' || !dbName) throw optionError('dbName', 'a non-empty string', dbName);
-  for (const key of ['autoFlush', 'persist'] as const) if (o[key] !== undefined && typeof o[key] !== 'boolean') throw optionError(key, 'a boolean', o[key]);
-  const durability = options.durability ?? 'strict';
-  if (durability !== 'strict' && durability !== 'relaxed') throw optionError('durability', '"strict" or "relaxed"', durability);
-  if (!isObject(retry)) throw optionError('retry', 'an object of p-retry options', retry);
-  keysOf(
-    retry,
-    [
-      'randomize',
-      ...Object.keys(NUMBERS)
-        .filter((k) => k.startsWith('retry.'))
-        .map((k) => k.slice(6)),
-    ],
-    'retry.',
-  );
-  if (retry.randomize !== undefined && typeof retry.randomize !== 'boolean') throw optionError('retry.randomize', 'a boolean', retry.randomize);
-  const r = Object.fromEntries(
-    Object.keys(NUMBERS)
-      .filter((k) => k.startsWith('retry.'))
-      .map((k) => [k.slice(6), number(retry, k)]),
-  );
-  if (r.maxTimeout! < r.minTimeout!) throw optionError('retry.maxTimeout', '≥ `retry.minTimeout`', r.maxTimeout);
-  if (!isObject(schemas)) throw optionError('schemas', 'an object of superstruct structs', schemas);
+    throw argError('transport', 'an object with ingest(), such as httpTransport({ baseUrl })');
+  if (transport.list !== undefined && typeof transport.list !== 'function') throw argError('transport.list', 'a function');
+  if (o.indexedDB !== undefined && typeof (o.indexedDB as IDBFactory | null)?.open !== 'function') throw argError('indexedDB', 'an IDBFactory');
+  const retry = objectArg('retry', o.retry, [...Object.keys(RETRY), 'randomize']);
+  const r = Object.fromEntries(Object.entries(RETRY).map(([k, range]) => [k, numberArg(`retry.${k}`, retry[k], range)])) as unknown as Required<RetryOptions>;
+  if (r.maxTimeout < r.minTimeout) throw argError('retry.maxTimeout', '≥ `retry.minTimeout`', r.maxTimeout);
+  r.randomize = boolArg('retry.randomize', retry.randomize, true);
+  const schemas = objectArg('schemas', o.schemas);
   for (const [name, struct] of Object.entries(schemas)) {
-    if (typeof (struct as Struct | null)?.validate !== 'function') throw optionError(`schemas.${name}`, 'a superstruct Struct', struct);
+    if (typeof (struct as Struct | null)?.validate !== 'function') throw argError(`schemas.${name}`, 'a superstruct Struct', struct);
   }
-  if (!isObject(defaults)) throw optionError('defaults', 'an object', defaults);
-  keysOf(defaults, DEFAULT_KEYS, 'defaults.');
-  for (const [key, value] of Object.entries(defaults)) {
-    if (value !== undefined && (typeof value !== 'string' || !value)) throw optionError(`defaults.${key}`, 'a non-empty string', value);
-  }
-  for (const [a, b] of [
-    ['externalCustomerId', 'customerId'],
-    ['memberId', 'externalMemberId'],
-  ] as const) {
-    if (defaults[a] !== undefined && defaults[b] !== undefined) throw new TypeError(`Expected one of \`defaults.${a}\` and \`defaults.${b}\`, not both`);
-  }
+  const defaults = objectArg('defaults', o.defaults, DEFAULT_KEYS);
+  for (const key of DEFAULT_KEYS) stringArg(`defaults.${key}`, defaults[key]);
+  oneOf(defaults, 'externalCustomerId', 'customerId', 'defaults.');
+  oneOf(defaults, 'memberId', 'externalMemberId', 'defaults.');
   if (!isObject(clock) || ['now', 'setTimeout', 'clearTimeout'].some((k) => typeof clock[k as keyof Clock] !== 'function')) {
-    throw optionError('clock', 'an object with now(), setTimeout() and clearTimeout()');
+    throw argError('clock', 'an object with now(), setTimeout() and clearTimeout()');
   }
+  const n = (name: string) => numberArg(name, o[name], NUMBERS[name]!);
   return {
     transport,
     indexedDB: o.indexedDB as IDBFactory,
-    dbName,
-    batchSize: number(o, 'batchSize'),
-    flushInterval: number(o, 'flushInterval'),
-    autoFlush: options.autoFlush ?? true,
-    retry: { ...(r as Required<Omit<RetryOptions, 'randomize'>>), randomize: retry.randomize ?? true },
-    maxQueueSize: number(o, 'maxQueueSize'),
-    maxBatchBytes: number(o, 'maxBatchBytes'),
-    leaseDuration: number(o, 'leaseDuration'),
-    durability,
+    dbName: stringArg('dbName', o.dbName) ?? 'polar-event-buffer',
+    batchSize: n('batchSize'),
+    flushInterval: n('flushInterval'),
+    autoFlush: boolArg('autoFlush', o.autoFlush, true),
+    retry: r,
+    maxQueueSize: n('maxQueueSize'),
+    maxBatchBytes: n('maxBatchBytes'),
+    leaseDuration: n('leaseDuration'),
+    durability: o.durability === undefined ? 'strict' : enumArg('durability', o.durability, ['strict', 'relaxed'] as const),
     schemas: schemas as ResolvedOptions['schemas'],
-    defaults,
-    persist: options.persist ?? false,
+    defaults: defaults as TrackDefaults,
+    persist: boolArg('persist', o.persist, false),
     clock,
   };
 }

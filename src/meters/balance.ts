@@ -3,7 +3,7 @@ import type { Mirror } from '../mirror/types.js';
 import { compileMeter, type CompiledMeter } from './evaluate.js';
 import { readMeterRecords } from '../storage/meter-read.js';
 import type { BufferDatabase } from '../storage/db.js';
-import type { EventRecord } from '../storage/schema.js';
+import type { EventRecord, EventStatus } from '../storage/schema.js';
 import type { CustomerMeter, CustomerPortal } from './portal.js';
 import { connect, localEvent, usageFilter } from './usage.js';
 
@@ -83,7 +83,7 @@ export interface PortalReading {
  * while Polar's meter lags it errs low, never high. Only a dead letter or clear() lifts it: Polar
  * never bills those.
  */
-export function countedByPortal(record: Pick<EventRecord, 'status' | 'sentAt' | 'confirmedAt'>, reading: PortalReading): boolean {
+export function countedByPortal(record: { status: EventStatus; sentAt: number | null; confirmedAt?: number | undefined }, reading: PortalReading): boolean {
   // Versions before revision 3 confirmed some events never answered (no sentAt): Polar held them by the confirmation.
   const heldSince = record.status === 'sent' ? record.sentAt : record.status === 'confirmed' ? (record.sentAt ?? record.confirmedAt ?? null) : null;
   if (heldSince === null || !reading.meter) return false;

@@ -1,17 +1,7 @@
 import { mirrorSeam } from '../mirror/mirror.js';
 import type { Mirror } from '../mirror/types.js';
 import type { EventRecord } from '../storage/schema.js';
-import {
-  balanceOf,
-  balanceSetup,
-  countedByPortal,
-  readHeld,
-  readPortal,
-  uncounted,
-  type BalanceCustomer,
-  type MeterBalance,
-  type PortalReading,
-} from './balance.js';
+import { balanceOf, balanceSetup, readHeld, readPortal, uncounted, type BalanceCustomer, type MeterBalance, type PortalReading } from './balance.js';
 import { compileMeter } from './evaluate.js';
 import type { CustomerPortal } from './portal.js';
 import { connect, read, readAll, usageFilter, usageOf, type MeterUsage, type Parts, type UsageOptions } from './usage.js';
@@ -41,7 +31,7 @@ export function watchMeterUsage(mirror: Mirror, meter: unknown, options: UsageOp
   const compiled = compileMeter(meter);
   const where = usageFilter(options);
   let parts: Parts | undefined;
-  const { stop } = watch(
+  return watch(
     mirror,
     options,
     listener,
@@ -65,14 +55,13 @@ export function watchMeterUsage(mirror: Mirror, meter: unknown, options: UsageOp
       return usageOf(compiled, parts!);
     },
   );
-  return stop;
 }
 
 /**
  * Calls `listener` with the customer's balance now and whenever it changes: local changes re-read
  * the events not confirmed (the customer's confirmed history only when one of them left, and after a
- * clear()); a flush or reconcile asks the portal again, and so does a timer while Polar
- * holds events its meter may not count yet (20 s, then twice as long each time, up to 5 min). While
+ * clear()); a flush or reconcile asks the portal again (Polar's meter counts sent events 15 s
+ * or more after their ingest: a reconcile now and then lets the balance catch up). While
  * the portal cannot be reached the last answer stays in use, so the balance still drops with each
  * tracked event. The rule is `countedByPortal`'s: under one portal answer the balance never rises
  * as events move on.
@@ -94,12 +83,7 @@ export function watchMeterBalance(
   // events not confirmed left them, or a clear(); else only the events not confirmed are read.
   let scan = true;
   let held: EventRecord[] = [];
-  // While Polar holds events its meter may not count yet, the portal is asked again (backing off).
-  const { clock } = mirrorSeam(mirror, 'watch');
-  let timer: unknown;
-  let delay = RECHECK_MS;
-  let rechecking = false;
-  const handle = watch(
+  return watch(
     mirror,
     customer,
     listener,
@@ -132,40 +116,14 @@ export function watchMeterBalance(
           (customer.onError ?? report)(error);
         }
       }
-      if (full) {
-        if (timer !== undefined) clock.clearTimeout(timer);
-        timer = undefined;
-        delay = rechecking ? Math.min(delay * 2, RECHECK_MAX_MS) : RECHECK_MS;
-        rechecking = false;
-        if (records.some((r) => (r.status === 'sent' || r.status === 'confirmed') && !countedByPortal(r, reading!))) {
-          timer = clock.setTimeout(() => {
-            timer = undefined;
-            rechecking = true;
-            handle.refresh();
-          }, delay);
-        }
-      }
       return balanceOf(reading!, uncounted(compiled, records, reading!));
     },
   );
-  return () => {
-    handle.stop();
-    if (timer !== undefined) clock.clearTimeout(timer);
-  };
 }
 
 /**
- * When the portal is asked again while Polar's meter may still miss events it holds: Polar
- * recomputes at least 15 s after the customer's last event, and the balance rule waits RECOUNT_MS
- * past each ingest answer; then twice as long each time, up to 5 minutes (Polar may take longer
- * under steady traffic).
- */
-const RECHECK_MS = 20_000;
-const RECHECK_MAX_MS = 300_000;
-
-/**
  * The shared loop of the watches: one read at a time; changes during a read make one more read
- * (a full one if any of them asked for it, or `refresh()`); the listener hears only values that differ.
+ * (a full one if any of them asked for it); the listener hears only values that differ.
  */
 function watch<T extends object>(
   mirror: Mirror,
@@ -173,7 +131,7 @@ function watch<T extends object>(
   listener: (value: T) => void,
   isFull: (change: { reason: string }) => boolean,
   read: (full: boolean) => Promise<T>,
-): { stop: () => void; refresh: () => void } {
+): () => void {
   mirrorSeam(mirror, 'watch');
   if (typeof listener !== 'function') throw new TypeError('Expected the listener to be a function.');
   const onError = options.onError ?? report;
@@ -203,18 +161,14 @@ function watch<T extends object>(
     }
     running = false;
   };
-  const want = (full: boolean) => {
-    wanted = wanted === true || full;
+  const off = mirror.on('change', (change) => {
+    wanted = wanted === true || isFull(change);
     if (!running) void pump();
-  };
-  const off = mirror.on('change', (change) => want(isFull(change)));
+  });
   void pump();
-  return {
-    stop: () => {
-      stopped = true;
-      off();
-    },
-    refresh: () => want(true),
+  return () => {
+    stopped = true;
+    off();
   };
 }
 

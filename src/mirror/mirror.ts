@@ -1,4 +1,5 @@
 import { ClosedError } from '../errors.js';
+import { argError, enumArg, numberArg, objectArg } from '../check.js';
 import { Emitter } from '../emitter.js';
 import { seamOf, type Seam } from '../seam.js';
 import { relieveQuota } from '../storage/mirror-store.js';
@@ -9,7 +10,7 @@ import type { LocalEvent, Mirror, MirrorEvents, MirrorOptions, QueryFilter, Reco
 
 const EVENT_NAMES = ['reconcile', 'change', 'error'];
 
-/** Each open mirror's seam, for the internal readers of `./meters` (see merged.ts). */
+/** Each open mirror's seam, for the internal readers of `./meters`. */
 const seams = new WeakMap<object, (operation: string) => Seam>();
 
 /**
@@ -79,10 +80,8 @@ class PolarMirror implements Mirror {
   }
 
   on<K extends keyof MirrorEvents>(eventName: K, handler: (payload: MirrorEvents[K]) => void): () => void {
-    if (!EVENT_NAMES.includes(eventName)) {
-      throw new TypeError(`Unknown event "${String(eventName)}": expected reconcile, change or error.`);
-    }
-    if (typeof handler !== 'function') throw new TypeError('Expected the handler to be a function.');
+    enumArg('eventName', eventName, EVENT_NAMES);
+    if (typeof handler !== 'function') throw argError('handler', 'a function', handler);
     return this.#emitter.on(eventName, handler);
   }
 
@@ -108,42 +107,19 @@ interface CheckedOptions {
   retention: { maxAge: number; maxEvents: number };
 }
 
-const OPTION_KEYS = ['retention', 'confirmGracePeriod', 'lookBack'];
+const MS = Number.MAX_VALUE;
 
 function checkOptions(options: unknown): CheckedOptions {
-  if (typeof options !== 'object' || options === null || Array.isArray(options)) {
-    throw new TypeError('Expected createMirror() options: an object { retention?, confirmGracePeriod?, lookBack? }.');
-  }
-  const o = options as Record<string, unknown>;
-  for (const key of Object.keys(o)) {
-    if (!OPTION_KEYS.includes(key)) throw new TypeError(`Unknown option \`${key}\`. Known options: ${OPTION_KEYS.join(', ')}.`);
-  }
-  const retention = (o['retention'] ?? {}) as Record<string, unknown>;
-  if (typeof retention !== 'object' || retention === null || Array.isArray(retention)) {
-    throw new TypeError('Expected `retention` to be an object { maxAge?, maxEvents? }.');
-  }
-  for (const key of Object.keys(retention)) {
-    if (key !== 'maxAge' && key !== 'maxEvents') throw new TypeError(`Unknown option \`retention.${key}\`. Known: maxAge, maxEvents.`);
-  }
+  const o = objectArg('options', options, ['retention', 'confirmGracePeriod', 'lookBack'], '');
+  const retention = objectArg('retention', o['retention'], ['maxAge', 'maxEvents']);
   return {
     // Polar's list lags minutes behind ingest: 30 minutes before a resend (see MirrorOptions).
-    confirmGracePeriod: number('confirmGracePeriod', o['confirmGracePeriod'], 0, 1_800_000),
+    confirmGracePeriod: numberArg('confirmGracePeriod', o['confirmGracePeriod'], [0, MS, 1_800_000]),
     // A day of backdated events from other devices (see MirrorOptions).
-    lookBack: number('lookBack', o['lookBack'], 0, 86_400_000),
+    lookBack: numberArg('lookBack', o['lookBack'], [0, MS, 86_400_000]),
     retention: {
-      maxAge: number('retention.maxAge', retention['maxAge'], 1, 7_776_000_000, true),
-      maxEvents: number('retention.maxEvents', retention['maxEvents'], 1, 50_000, true, true),
+      maxAge: numberArg('retention.maxAge', retention['maxAge'], [1, Infinity, 7_776_000_000]),
+      maxEvents: numberArg('retention.maxEvents', retention['maxEvents'], [1, Infinity, 50_000, 1]),
     },
   };
-}
-
-function number(name: string, value: unknown, min: number, fallback: number, infinity = false, integer = false): number {
-  if (value === undefined) return fallback;
-  const ok = typeof value === 'number' && value >= min && (Number.isFinite(value) ? !integer || Number.isInteger(value) : infinity && value === Infinity);
-  if (!ok) {
-    const what = integer ? `an integer ≥ ${min}` : `a number of milliseconds ≥ ${min}`;
-    const shown = typeof value === 'string' ? JSON.stringify(value) : typeof value === 'object' && value !== null ? 'an object' : String(value);
-    throw new TypeError(`Expected \`${name}\` to be ${what}${infinity ? ' (or Infinity)' : ''}, got ${shown}.`);
-  }
-  return value as number;
 }

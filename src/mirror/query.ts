@@ -1,10 +1,11 @@
+import { dateArg, enumArg, numberArg, objectArg, oneOf, stringArg } from '../check.js';
 import type { BufferDatabase } from '../storage/db.js';
 import { customerKeysFor, readMerged, type MemberRef } from '../storage/mirror-store.js';
 import { STATUSES, type EventRecord, type EventStatus, type MirrorRecord } from '../storage/schema.js';
 import { customerKeyOf, mirrorEventOf, toLocalEvent } from '../storage/serialize.js';
 import type { LocalEvent, QueryFilter } from './types.js';
 import type { Metadata } from '../validation/structs.js';
-import { isValidDate, type UserEvent } from './structs.js';
+import type { UserEvent } from './structs.js';
 
 /** Entries returned when the filter sets no `limit`. */
 export const DEFAULT_QUERY_LIMIT = 1000;
@@ -12,7 +13,7 @@ export const DEFAULT_QUERY_LIMIT = 1000;
 /** Without a `status` filter: everything but dead letters (see `deadLetters()` for those). */
 const DEFAULT_STATUSES: readonly EventStatus[] = ['pending', 'sending', 'sent', 'confirmed'];
 
-const FILTER_KEYS = new Set(['externalCustomerId', 'customerId', 'name', 'memberId', 'externalMemberId', 'since', 'until', 'status', 'limit']);
+const FILTER_KEYS = ['externalCustomerId', 'customerId', 'name', 'memberId', 'externalMemberId', 'since', 'until', 'status', 'limit'];
 
 /**
  * The merged view: mirrored server events and local events not yet confirmed, each once, oldest
@@ -73,46 +74,19 @@ export interface CheckedFilter {
 }
 
 export function checkFilter(filter: unknown): CheckedFilter {
-  if (typeof filter !== 'object' || filter === null || Array.isArray(filter)) {
-    throw new TypeError('Expected query() to get nothing or a filter object { externalCustomerId?, customerId?, name?, since?, until?, status?, limit? }.');
-  }
-  const f = filter as Record<string, unknown>;
-  for (const key of Object.keys(f)) {
-    if (!FILTER_KEYS.has(key)) throw new TypeError(`Unknown query() filter \`${key}\`. Known: ${[...FILTER_KEYS].join(', ')}.`);
-  }
-  const optionalString = (key: string): string | undefined => {
-    const v = f[key];
-    if (v !== undefined && (typeof v !== 'string' || v.length === 0)) throw new TypeError(`Expected \`${key}\` to be a non-empty string.`);
-    return v as string | undefined;
-  };
-  const ext = optionalString('externalCustomerId');
-  const cus = optionalString('customerId');
-  if (ext !== undefined && cus !== undefined) {
-    throw new TypeError(
-      'Expected only one of `externalCustomerId` and `customerId` (either finds the events of that customer tracked or returned with the other).',
-    );
-  }
-  const name = optionalString('name');
-  const memberId = optionalString('memberId');
-  const externalMemberId = optionalString('externalMemberId');
-  if (memberId !== undefined && externalMemberId !== undefined) throw new TypeError('Expected only one of `memberId` and `externalMemberId`.');
-  const date = (key: string, fallback: number): number => {
-    const v = f[key];
-    if (v === undefined) return fallback;
-    if (!isValidDate(v)) throw new TypeError(`Expected \`${key}\` to be a valid Date.`);
-    return v.getTime();
-  };
+  const f = objectArg('filter', filter, FILTER_KEYS, '');
+  const ext = stringArg('externalCustomerId', f['externalCustomerId']);
+  const cus = stringArg('customerId', f['customerId']);
+  oneOf(f, 'externalCustomerId', 'customerId');
+  const name = stringArg('name', f['name']);
+  const memberId = stringArg('memberId', f['memberId']);
+  const externalMemberId = stringArg('externalMemberId', f['externalMemberId']);
+  oneOf(f, 'memberId', 'externalMemberId');
+  const date = (key: string, fallback: number): number => dateArg(key, f[key])?.getTime() ?? fallback;
   const status = f['status'];
   const list = status === undefined ? DEFAULT_STATUSES : Array.isArray(status) ? status : [status];
-  for (const s of list) {
-    if (!STATUSES.includes(s as EventStatus)) {
-      throw new TypeError(`Expected \`status\` to be one of ${STATUSES.join(', ')} (or an array of them), got ${JSON.stringify(s)}.`);
-    }
-  }
-  const limit = f['limit'] ?? DEFAULT_QUERY_LIMIT;
-  if (limit !== Infinity && (typeof limit !== 'number' || !Number.isInteger(limit) || limit < 1)) {
-    throw new TypeError('Expected `limit` to be a positive integer (or Infinity).');
-  }
+  for (const s of list) enumArg('status', s, STATUSES);
+  const limit = numberArg('limit', f['limit'], [1, Infinity, DEFAULT_QUERY_LIMIT, 1]);
   return {
     customerKey: ext !== undefined ? customerKeyOf({ externalCustomerId: ext }) : cus !== undefined ? customerKeyOf({ customerId: cus }) : null,
     name,

@@ -4,7 +4,8 @@ import type { Seam } from '../seam.js';
 import { applyPage, customerKeysFor, earliestUnconfirmed, pruneRetention, readCursor, resendUnconfirmed, type MirrorItem } from '../storage/mirror-store.js';
 import { customerKeyOf } from '../storage/serialize.js';
 import type { ReconcileOptions, ReconcileReport } from './types.js';
-import { isSystemEvent, isValidDate, UserEventStruct } from './structs.js';
+import { isSystemEvent, UserEventStruct } from './structs.js';
+import { dateArg, objectArg, oneOf, stringArg } from '../check.js';
 import { validationFailures } from '../validation/validate.js';
 import { withRetry } from '../flush/retry-policy.js';
 import { formatMicros, matcher, prepareServerEvent, wireMicros } from './match.js';
@@ -303,24 +304,11 @@ interface ScopeOptions {
 
 function checkOptions(arg: unknown): ScopeOptions {
   if (arg === undefined) return { externalCustomerId: undefined, customerId: undefined, since: undefined, customerKey: null, cursorScope: 'all' };
-  if (typeof arg !== 'object' || arg === null) {
-    throw new TypeError('Expected reconcile() to get nothing, { externalCustomerId?, customerId?, since? }, or an array of UserEvents.');
-  }
-  const o = arg as Record<string, unknown>;
-  for (const key of Object.keys(o)) {
-    if (!['externalCustomerId', 'customerId', 'since'].includes(key)) {
-      throw new TypeError(`Unknown reconcile() option \`${key}\`: expected externalCustomerId, customerId or since.`);
-    }
-  }
-  const ext = o['externalCustomerId'];
-  const cus = o['customerId'];
-  const since = o['since'];
-  if (ext !== undefined && (typeof ext !== 'string' || ext.length === 0)) throw new TypeError('Expected `externalCustomerId` to be a non-empty string.');
-  if (cus !== undefined && (typeof cus !== 'string' || cus.length === 0)) throw new TypeError('Expected `customerId` to be a non-empty string.');
-  if (ext !== undefined && cus !== undefined) {
-    throw new TypeError('Expected only one of `externalCustomerId` and `customerId`: reconcile one customer at a time (or every customer, with neither).');
-  }
-  if (since !== undefined && !isValidDate(since)) throw new TypeError('Expected `since` to be a valid Date.');
+  const o = objectArg('reconcile()', arg, ['externalCustomerId', 'customerId', 'since'], '');
+  const ext = stringArg('externalCustomerId', o['externalCustomerId']);
+  const cus = stringArg('customerId', o['customerId']);
+  oneOf(o, 'externalCustomerId', 'customerId');
+  const since = dateArg('since', o['since']);
   const customerKey =
     ext !== undefined ? customerKeyOf({ externalCustomerId: ext as string }) : cus !== undefined ? customerKeyOf({ customerId: cus as string }) : null;
   return {

@@ -32,7 +32,7 @@ export interface ReconcileReport {
   updated: number;
   /** Items the mirror already held as they are (re-read at the cursor, where timestamps repeat). */
   unchanged: number;
-  /** Mirrored events (and the confirmed local events they matched) removed by `retention`. */
+  /** Mirrored events removed by `retention` (local events are never pruned). */
   pruned: number;
   /** Items refused by UserEventStruct (never written). */
   invalid: number;

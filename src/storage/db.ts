@@ -12,7 +12,8 @@ import { DB_VERSION, type BufferDBSchema } from './schema.js';
  */
 export type BufferDatabase = IDBPDatabase<BufferDBSchema>;
 
-export { unwrap };
+/** The IDBTransaction under idb's wrapper: a request on it needs no promise (the raw fast path). */
+export const rawTx = (tx: object): IDBTransaction => unwrap(tx as never) as unknown as IDBTransaction;
 
 const closedUnderUs = new WeakSet<object>();
 
@@ -30,6 +31,9 @@ export class Connection {
   #opened = false;
   /** What the buffer last knew the database held (waiting and in-flight events): what a wipe loses. */
   known = 0;
+  /** The open request in flight, and a count of release() calls (an open from before one is not retried). */
+  #request: IDBOpenDBRequest | undefined;
+  #releases = 0;
 
   /** `onLost`: told when the database vanished under us (the browser wiped it) and was created again empty. */
   constructor(factory: IDBFactory, name: string, onLost?: (error: StorageError) => void) {
@@ -45,9 +49,10 @@ export class Connection {
       const drop = () => {
         if (this.#db === pending) this.#db = undefined;
       };
+      const releases = this.#releases;
       this.#db = pending = this.#open(drop)
         // An open the browser aborted (it was closing every connection: storage being cleared) is tried once more.
-        .catch((error: unknown) => ((error as Error)?.name === 'AbortError' ? this.#open(drop) : Promise.reject(error)))
+        .catch((error: unknown) => ((error as Error)?.name === 'AbortError' && releases === this.#releases ? this.#open(drop) : Promise.reject(error)))
         .catch((error: unknown) => {
           drop();
           throw storageError('open', error);
@@ -83,6 +88,12 @@ export class Connection {
     let opened: Promise<BufferDatabase>;
     try {
       const request = this.#factory.open(this.#name, DB_VERSION);
+      this.#request = request;
+      const done = () => {
+        if (this.#request === request) this.#request = undefined;
+      };
+      request.addEventListener('success', done);
+      request.addEventListener('error', done);
       request.onupgradeneeded = (e) => {
         if (e.oldVersion === 0 && this.#opened && this.known > 0) {
           const lost = this.known;
@@ -111,6 +122,27 @@ export class Connection {
         return adopt(db);
       });
     });
+  }
+
+  /**
+   * The page is going away (pagehide): let go of the database so that no later page waits on this
+   * one, which may be frozen in a back/forward cache (WebKit keeps a page that was creating the
+   * database holding it: the next page's open hangs). An upgrade still running is aborted, an open
+   * connection closed once its transactions end; the next use reopens.
+   */
+  release(): void {
+    this.#releases++;
+    const db = this.#db;
+    this.#db = undefined;
+    try {
+      this.#request?.transaction?.abort();
+    } catch {
+      // the upgrade already ended
+    }
+    void db?.then(
+      (d) => d.close(),
+      () => undefined,
+    );
   }
 
   async close(): Promise<void> {

@@ -1,6 +1,6 @@
 import type { IDBPTransaction } from 'idb';
 import { QueueFullError, type ValidationFailure } from '../errors.js';
-import { storageError, unwrap, type BufferDatabase } from './db.js';
+import { rawTx, storageError, type BufferDatabase } from './db.js';
 import {
   BY_CUSTOMER,
   BY_FINGERPRINT,
@@ -53,7 +53,7 @@ export async function inTx<T>(db: BufferDatabase, stores: Store[], durability: D
   }
 }
 
-const raw = (tx: Tx, store: Store): IDBObjectStore => unwrap(tx.objectStore(store)) as unknown as IDBObjectStore;
+const raw = (tx: Tx, store: Store): IDBObjectStore => rawTx(tx).objectStore(store);
 
 // ----- the waiting count (maxQueueSize across tabs) -----------------------------------------
 // A counter in `meta`, read and written in the transaction that moves events into or out of
@@ -184,7 +184,7 @@ export function append<G>(
       }
       raw(tx, META).put({ key: WAITING, value: waiting + first.length });
       // Nothing more comes: commit with this put instead of a round trip after it.
-      (unwrap(tx) as IDBTransaction).commit?.();
+      rawTx(tx).commit?.();
       return { results: [first], waiting: waiting + first.length };
     }
     let waiting = await readWaiting(tx);

@@ -12,8 +12,6 @@ export const DB_VERSION = 3;
 /** IndexedDB transaction durability: "strict" is on disk before the write resolves. */
 export type Durability = 'strict' | 'relaxed';
 
-export const DEFAULT_DB_NAME = 'polar-event-buffer';
-
 export const EVENTS = 'events';
 export const MIRROR = 'mirror';
 /** Small records: reconcile cursors and aliases, the flush lease, the waiting count, the claim of the batch on the wire. */
@@ -33,12 +31,10 @@ export const BY_TIME = 'byTime';
 /**
  * Where an event is in its life: `pending` (waiting), `sending` (on the wire: stored `pending`, named by the live claim in `meta`), `sent` (the server answered 2xx), `confirmed` (a reconcile found it on the server), `dead` (the server refused it).
  * @example
- * const failed = await buffer.query({ status: 'dead' satisfies EventStatus });
+ * const failed = await mirror.query({ status: 'dead' satisfies EventStatus });
  */
 export type EventStatus = 'pending' | 'sending' | 'sent' | 'confirmed' | 'dead';
 export const STATUSES: readonly EventStatus[] = ['pending', 'sending', 'sent', 'confirmed', 'dead'];
-
-export type MetadataRecord = Metadata;
 
 /** One tracked event as stored in `events`. */
 export interface EventRecord {
@@ -53,7 +49,7 @@ export interface EventRecord {
   /** The member of the customer's team who caused the event (one of the two, or neither). */
   memberId?: string | null;
   externalMemberId?: string | null;
-  metadata: MetadataRecord;
+  metadata: Metadata;
   /** The event's time (given to track(), or the time of track()). */
   timestampMs: number;
   /**

@@ -1,5 +1,7 @@
 import type { BufferedEvent } from '../types.js';
-import type { EventRecord, MetadataRecord, MirrorRecord } from './schema.js';
+import type { EventRecord, MirrorRecord } from './schema.js';
+import type { TrackInput } from '../validation/structs.js';
+import type { EventCreateWire } from '../transport/transport.js';
 
 /**
  * The one serialization boundary: domain objects ⇄ structured-clone-safe records (plain objects,
@@ -69,26 +71,12 @@ export function fingerprintOf(event: {
   return hash64(JSON.stringify(parts));
 }
 
-/** Polar's EventCreate as sent on the wire. */
-export interface EventCreateWireShape {
-  name: string;
-  external_customer_id?: string;
-  customer_id?: string;
-  timestamp: string;
-  metadata?: MetadataRecord;
-  organization_id?: string;
-  member_id?: string;
-  external_member_id?: string;
-  external_id: string;
-  parent_id?: string;
-}
-
 /** The wire timestamp of a stored event (fixed when it was made; see `EventRecord.wireMs`). */
 export const wireMsOf = (record: Pick<EventRecord, 'timestampMs' | 'wireMs'>): number => record.wireMs ?? record.timestampMs;
 
 /** The wire form of a stored event: the same bytes at every send. */
-export function toWire(record: EventRecord): EventCreateWireShape {
-  const wire: EventCreateWireShape = {
+export function toWire(record: EventRecord): EventCreateWire {
+  const wire: EventCreateWire = {
     name: record.name,
     timestamp: new Date(wireMsOf(record)).toISOString(),
     external_id: record.externalId,
@@ -130,18 +118,8 @@ export function jsonBytes(value: unknown): number {
 /** Bytes of `{"events":[` + `]}`, and of each comma between events. */
 export const BODY_OVERHEAD_BYTES = 13;
 
-export interface NewEventInput {
-  name: string;
-  externalCustomerId?: string | undefined;
-  customerId?: string | undefined;
-  organizationId?: string | undefined;
-  memberId?: string | undefined;
-  externalMemberId?: string | undefined;
-  metadata?: MetadataRecord | undefined;
-  timestamp?: Date | undefined;
-  externalId?: string | undefined;
-  parentId?: string | undefined;
-}
+/** Validated track() input (after `defaults`). */
+export type NewEventInput = TrackInput;
 
 /**
  * A new `pending` record from validated track() input. `limit` is the latest timestamp the server

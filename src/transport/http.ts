@@ -1,5 +1,5 @@
 import { TransportError, type ValidationDetail } from '../errors.js';
-import { optionError } from '../options.js';
+import { argError } from '../check.js';
 import type { EventCreateWire, IngestResult, ListResult, Transport } from './transport.js';
 
 /**
@@ -30,10 +30,10 @@ export interface HttpTransportOptions {
  */
 export function httpTransport(options: HttpTransportOptions): Transport {
   const { baseUrl, headers, timeout = 10_000, maxResponseBytes = 5_000_000 } = options ?? ({} as HttpTransportOptions);
-  if (typeof baseUrl !== 'string' || !baseUrl) throw optionError('baseUrl', 'a URL such as "https://api.polar.sh"', baseUrl);
-  if (headers !== undefined && typeof headers !== 'function') throw optionError('headers', 'a function returning headers', headers);
-  if (options.fetch !== undefined && typeof options.fetch !== 'function') throw optionError('fetch', 'a fetch function', options.fetch);
-  if (typeof timeout !== 'number' || !(timeout > 0)) throw optionError('timeout', 'a positive number of ms', timeout);
+  if (typeof baseUrl !== 'string' || !baseUrl) throw argError('baseUrl', 'a URL such as "https://api.polar.sh"', baseUrl);
+  if (headers !== undefined && typeof headers !== 'function') throw argError('headers', 'a function returning headers', headers);
+  if (options.fetch !== undefined && typeof options.fetch !== 'function') throw argError('fetch', 'a fetch function', options.fetch);
+  if (typeof timeout !== 'number' || !(timeout > 0)) throw argError('timeout', 'a positive number of ms', timeout);
   const base = baseUrl.replace(/\/+$/, '');
 
   async function request(

@@ -1,11 +1,11 @@
-import type { EventCreateWireShape } from '../storage/serialize.js';
+import type { EventCreate } from '../validation/structs.js';
 
 /**
  * Polar's EventCreate as sent on the wire (snake_case).
  * @example
  * const wire: EventCreateWire = { name: 'api_call', external_customer_id: 'user_42', external_id: '0190...', metadata: { tokens: 12 } };
  */
-export type EventCreateWire = EventCreateWireShape;
+export type EventCreateWire = EventCreate & { timestamp: string; external_id: string };
 
 /**
  * What `Transport.ingest()` resolves with: Polar's `{ inserted, duplicates }`.

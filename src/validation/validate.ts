@@ -8,14 +8,7 @@ import { EventValidationError } from '../errors.js';
 import type { ValidationFailure } from '../errors.js';
 import { createTrackInputStruct, isPlainObject, TrackInputStruct } from './structs.js';
 import type { TrackInput } from './structs.js';
-
-export interface TrackDefaults {
-  externalCustomerId?: string | undefined;
-  customerId?: string | undefined;
-  organizationId?: string | undefined;
-  memberId?: string | undefined;
-  externalMemberId?: string | undefined;
-}
+import type { TrackDefaults } from '../options.js';
 
 export interface ValidateTrackInputOptions {
   /** `{ [eventName]: Struct }`: the metadata of that event must also pass the struct. */

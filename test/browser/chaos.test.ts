@@ -212,6 +212,6 @@ describe(`crash campaign in ${ENGINE} (${RUNS} seeded runs from seed ${SEED})`, 
         });
       }
     },
-    60_000 + RUNS * 60_000,
+    60_000 + RUNS * 120_000,
   );
 });

@@ -63,6 +63,8 @@ export interface Tab {
   /** The same with an expression's source (its value, awaited). */
   evaluate<R = any>(expression: string): Promise<R>;
   goto(url: string): Promise<void>;
+  /** The tab's URL, read without running script (a page that is navigating still answers). */
+  url(): Promise<string>;
   reload(): Promise<void>;
   close(): Promise<void>;
   screenshot(): Promise<Buffer>;
@@ -94,6 +96,7 @@ function playwrightTab(page: Page, context: BrowserContext): Tab {
   return {
     evaluate: ((fn: never, arg: never) => page.evaluate(fn, arg)) as Tab['evaluate'],
     goto: async (url) => void (await page.goto(url)),
+    url: async () => page.url(),
     reload: async () => void (await page.reload()),
     close: () => page.close(),
     screenshot: () => page.screenshot(),
@@ -254,6 +257,7 @@ async function webkitEngine(): Promise<Engine> {
             return result.value;
           },
           goto: (url) => run(h, () => wd(base, 'POST', `${s}/url`, { url })),
+          url: () => run(h, () => wd(base, 'GET', `${s}/url`)),
           reload: () => run(h, () => wd(base, 'POST', `${s}/refresh`, {})),
           close: () =>
             run(h, async () => {

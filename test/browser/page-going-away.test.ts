@@ -154,7 +154,7 @@ describe(`the page going away, in ${ENGINE}`, () => {
           location.href = '/pages/away.html';
         });
       }, opened);
-      await waitFor('the next page', () => page.evaluate(() => location.pathname === '/pages/away.html').catch(() => false));
+      await waitFor('the next page', async () => (await page.url()).endsWith('/pages/away.html'));
       const outcome = await waitFor('the track() to settle', () =>
         page.evaluate(() => localStorage.getItem('outcome') !== 'pending' && localStorage.getItem('outcome')),
       );

@@ -5,21 +5,15 @@ import type { EventBuffer, FlushReport } from '../../src/types.js';
 import { autoClose, freshIndexedDB } from '../helpers/fresh-db.js';
 import { useMockPolar } from '../helpers/mock-server.js';
 import { createMirror } from '../../src/mirror/index.js';
+import { setEnvironment } from '../../src/env.js';
 
-// Node has no window: give globalThis the `online` event of a page for these tests.
-const g = globalThis as unknown as Record<string, unknown>;
-let target: EventTarget | undefined;
+// Node has no window: the environment seam gives the buffer one whose `online` event the test fires.
 function pretendToBeAPage(): EventTarget {
-  target = new EventTarget();
-  g['addEventListener'] = target.addEventListener.bind(target);
-  g['removeEventListener'] = target.removeEventListener.bind(target);
-  return target;
+  const window = new EventTarget();
+  setEnvironment({ window });
+  return window;
 }
-afterEach(() => {
-  delete g['addEventListener'];
-  delete g['removeEventListener'];
-  target = undefined;
-});
+afterEach(() => setEnvironment(undefined));
 // Registered after the hook above, so (after-hooks run in reverse) buffers close before the page goes.
 const startPolar = useMockPolar();
 const closeLater = autoClose();

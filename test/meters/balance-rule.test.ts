@@ -5,9 +5,9 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { countedByPortal, RECOUNT_MS, type PortalReading } from '../../src/meters/balance.js';
 import type { CustomerMeter } from '../../src/meters/portal.js';
-import type { EventRecord, EventStatus } from '../../src/storage/schema.js';
+import type { EventStatus } from '../../src/storage/schema.js';
 
-type Held = Pick<EventRecord, 'status' | 'sentAt' | 'confirmedAt'>;
+type Held = { status: EventStatus; sentAt: number | null; confirmedAt?: number | undefined };
 const T = Date.UTC(2026, 11, 6, 12);
 
 function reading(askedAt: number, modifiedAt: number | null, createdAt = T - 86_400_000): PortalReading {

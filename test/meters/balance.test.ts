@@ -5,7 +5,6 @@ import { meterBalance, type MeterBalance } from '../../src/meters/balance.js';
 import { watchMeterBalance } from '../../src/meters/live.js';
 import { customerPortalTransport, type CustomerMeter } from '../../src/meters/portal.js';
 import type { MockPolarOptions, MockPolarServer } from '../../src/mock-server/index.js';
-import { ManualClock } from '../event-buffer/support.js';
 import { MovableClock, useRig } from '../mirror/support.js';
 
 const rig = useRig();
@@ -181,32 +180,6 @@ describe('the balance never rises because an event moved on', () => {
 });
 
 describe('watchMeterBalance', () => {
-  it('asks the portal again, backing off, while Polar holds events its meter may not count yet', async () => {
-    const clock = new ManualClock();
-    const { buffer, mirror } = await rig({ clock });
-    const { portal, meter, asked } = laggingPortal();
-    const values: MeterBalance[] = [];
-    watchMeterBalance(mirror, portal, TOKENS.id, USER, (b) => values.push(b));
-    await vi.waitFor(() => expect(values).toHaveLength(1), { timeout: 10_000 });
-    await buffer.track(llm(100));
-    await buffer.flush();
-    await vi.waitFor(() => expect(asked()).toBe(2), { timeout: 10_000 }); // the flush's change
-    await vi.waitFor(() => expect(values.at(-1)).toEqual({ credited: 1000, consumed: 100, balance: 900, uncounted: 100 }), { timeout: 10_000 });
-    const rechecks = () => [...clock.timers.values()].filter((t) => t.ms >= 20_000).map((t) => t.ms);
-    await vi.waitFor(() => expect(rechecks()).toEqual([20_000]), { timeout: 10_000 });
-
-    clock.advance(20_000); // Polar's job has not run yet
-    await vi.waitFor(() => expect(asked()).toBe(3), { timeout: 10_000 });
-    await vi.waitFor(() => expect(rechecks()).toEqual([40_000]), { timeout: 10_000 });
-    meter.consumed = 100; // now it has, well after the ingest
-    meter.modifiedAt = clock.now();
-    clock.advance(40_000);
-    await vi.waitFor(() => expect(values.at(-1)).toEqual({ credited: 1000, consumed: 100, balance: 900, uncounted: 0 }), { timeout: 10_000 });
-    expect(asked()).toBe(4);
-    expect(values.map((v) => v.balance)).toEqual([1000, 900, 900]); // the portal's count took over: no jump
-    await vi.waitFor(() => expect(rechecks()).toEqual([]), { timeout: 10_000 }); // nothing left to wait for
-  });
-
   it("reads the customer's confirmed history only when it may have changed: a confirmation, a clear()", async () => {
     const { buffer, mirror } = await rig();
     const { portal } = laggingPortal();

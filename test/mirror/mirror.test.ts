@@ -92,7 +92,7 @@ describe('createMirror()', () => {
 
   it('refuses unknown event names and handlers that are not functions', async () => {
     const { mirror } = await rig();
-    expect(() => mirror.on('flush' as never, () => undefined)).toThrow(/Unknown event "flush"/);
+    expect(() => mirror.on('flush' as never, () => undefined)).toThrow(/`eventName` to be one of reconcile, change, error, got "flush"/);
     expect(() => mirror.on('change', 'handler' as never)).toThrow(TypeError);
   });
 });

@@ -19,12 +19,9 @@ beforeAll(() => {
   g['document'] = page.document;
   g['IS_REACT_ACT_ENVIRONMENT'] = true;
 });
-afterAll(async () => {
-  delete g['window'];
-  delete g['document'];
-  delete g['IS_REACT_ACT_ENVIRONMENT'];
-  await page.happyDOM.close();
-});
+// The globals stay: React's scheduler may run once more after the last test (a late value), and
+// reads `window` then; each test file runs in a process of its own.
+afterAll(() => page.happyDOM.close());
 
 const startPolar = useMockPolar();
 const close = autoClose();

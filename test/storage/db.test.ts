@@ -4,7 +4,8 @@
 import { forceCloseDatabase } from 'fake-indexeddb';
 import { describe, expect, it } from 'vitest';
 import type { StorageError } from '../../src/errors.js';
-import { Connection, unwrap } from '../../src/storage/db.js';
+import { unwrap } from 'idb';
+import { Connection } from '../../src/storage/db.js';
 import { DB_VERSION } from '../../src/storage/schema.js';
 import { freshIndexedDB, uniqueDbName } from '../helpers/fresh-db.js';
 
