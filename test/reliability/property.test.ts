@@ -398,7 +398,8 @@ describe('bad input, property-based', () => {
             }
             // An externalId an earlier accepted input of this batch holds, for other content, is refused (contract rev. 3).
             const taken =
-              failures.every((f) => f.path.join('.') === 'externalId') && [...accepted.values()].some((a) => a.event.externalId === c.input['externalId']);
+              failures.every((f) => f.path.join('.') === 'externalId') &&
+              [...accepted.values()].some((a) => a.event.externalId === (c.input as Record<string, unknown>)['externalId']);
             if (c.expectValid && !taken) problems.push(`refused a valid input: ${o.error.message.slice(0, 300)}`);
             if (c.paths && !failures.some((f) => c.paths!.some((p) => startsWith(f.path, p)))) {
               problems.push(`the planted defect at ${JSON.stringify(c.paths)} was not named; failures: ${JSON.stringify(failures.map((f) => f.path))}`);
