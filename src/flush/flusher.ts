@@ -164,8 +164,8 @@ export class Flusher {
     if (status === 422 || status === 413) {
       const named = namedIndexes((error as TransportError).detail, records.length);
       if (status === 422 && named.size > 0) {
-        const serverDate = (error as TransportError).serverDate;
-        if (serverDate && [...named.values()].flat().some(isFutureTimestamp)) this.#clock.correct(serverDate, now);
+        const refused = records.filter((_, i) => named.get(i)?.some(isFutureTimestamp)).map(wireMsOf);
+        if (refused.length) this.#clock.correct((error as TransportError).serverDate, now, Math.min(...refused));
         const limit = this.#clock.clampLimit(now);
         const settlements: Settlement[] = [];
         records.forEach((r, i) => {

@@ -2,7 +2,8 @@ import type { Matcher, MirrorItem } from '../storage/mirror-store.js';
 import { confirmedBy } from '../storage/queue.js';
 import type { EventRecord } from '../storage/schema.js';
 import { customerKeyOf, fingerprintOf, toStorable } from '../storage/serialize.js';
-import { parseIsoTimestamp, type UserEvent } from './structs.js';
+import { parseIso } from '../validation/structs.js';
+import type { UserEvent } from './structs.js';
 
 /**
  * Pure matching of server UserEvents to the local events that produced them. Polar never returns
@@ -18,11 +19,8 @@ import { parseIsoTimestamp, type UserEvent } from './structs.js';
 export function wireMicros(wire: unknown, fallback: Date): number {
   const base = fallback.getTime() * 1000;
   if (typeof wire !== 'string') return base;
-  const parsed = parseIsoTimestamp(wire);
-  if (!parsed) return base;
-  const fraction = /[T ]\d{2}:\d{2}:\d{2}[.,](\d+)/.exec(wire)?.[1] ?? '';
-  const extra = Number(`${fraction}000000`.slice(3, 6));
-  return parsed.getTime() * 1000 + extra;
+  const parsed = parseIso(wire);
+  return parsed ? parsed[0] * 1000 + parsed[1] : base;
 }
 
 /** `2025-06-02T14:03:07.123456Z` from microseconds since the epoch. */
@@ -46,12 +44,20 @@ export function customerKeysOf(event: UserEvent): string[] {
 /**
  * Builds the mirror record of a validated UserEvent. `wireTimestamp` is the item's raw
  * `timestamp` (for microseconds). Its fingerprints cover each customer key it carries, because the
- * local event was tracked with one of them (externalCustomerId or customerId).
+ * local event was tracked with one of them (externalCustomerId or customerId), each with each of
+ * its members, and without one: a relay sets the session's member on an event tracked without.
  */
 export function prepareServerEvent(event: UserEvent, wireTimestamp: unknown): MirrorItem {
   const customerKeys = customerKeysOf(event);
   const timestampMs = event.timestamp.getTime();
-  const fingerprints = [...new Set(customerKeys.map((customerKey) => fingerprintOf({ name: event.name, customerKey, timestampMs, metadata: event.metadata })))];
+  const members = [{}, { memberId: event.memberId }, { externalMemberId: event.externalMemberId }];
+  const fingerprints = [
+    ...new Set(
+      customerKeys.flatMap((customerKey) =>
+        members.map((member) => fingerprintOf({ name: event.name, customerKey, timestampMs, metadata: event.metadata, ...member })),
+      ),
+    ),
+  ];
   return {
     record: {
       id: event.id,
@@ -66,14 +72,22 @@ export function prepareServerEvent(event: UserEvent, wireTimestamp: unknown): Mi
   };
 }
 
+/** Whether a local event names a member (its fingerprint then matches only that member's copies). */
+const hasMember = (record: EventRecord): boolean => !!(record.memberId ?? record.externalMemberId);
+
 /**
- * Which local event a server event confirms: a `sent` one (an ingest answer covered it), the
- * oldest first. A waiting or in-flight event is never one, even with the same content: that copy
- * may be another device's twin, and only the event's own ingest answer may move it.
+ * Which local event a server event confirms: a `sent` one (an ingest answer covered it), one of
+ * the server event's member before one without a member, the oldest first. A waiting or in-flight
+ * event is never one, even with the same content: that copy may be another device's twin, and only
+ * the event's own ingest answer may move it.
  */
 export function chooseCandidate(candidates: readonly EventRecord[]): EventRecord | undefined {
   let best: EventRecord | undefined;
-  for (const candidate of candidates) if (candidate.status === 'sent' && (best === undefined || candidate.seq < best.seq)) best = candidate;
+  for (const candidate of candidates) {
+    if (candidate.status !== 'sent') continue;
+    const better = best === undefined || (hasMember(candidate) === hasMember(best) ? candidate.seq < best.seq : hasMember(candidate));
+    if (better) best = candidate;
+  }
   return best;
 }
 

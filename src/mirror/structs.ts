@@ -5,6 +5,7 @@
  */
 import { array, boolean, coerce, date, defaulted, integer, literal, nullable, number, optional, record, string, type, union, unknown } from 'superstruct';
 import type { Struct } from 'superstruct';
+import { parseIso } from '../validation/structs.js';
 
 /**
  * The server's billing address of a Customer, in camelCase.
@@ -91,25 +92,13 @@ export function isValidDate(value: unknown): value is Date {
   }
 }
 
-const ISO_RE = /^(\d{4})-(\d\d)-(\d\d)[Tt ](\d\d):(\d\d)(?::(\d\d)(?:[.,](\d+))?)?(?:[Zz]|([+-])(\d\d)(?::?(\d\d))?)$/;
-
 /**
- * Parses the server's ISO 8601 date-times: `Z` or `±hh[:mm]` offsets, fractions beyond
- * milliseconds (its microseconds) truncated. Undefined for a naive or impossible time.
+ * The server's ISO 8601 date-time as a Date (its microseconds truncated to milliseconds), or
+ * undefined for a naive or impossible time; the grammar is `parseIso`'s, shared with what we send.
  */
 export function parseIsoTimestamp(text: string): Date | undefined {
-  const m = ISO_RE.exec(text);
-  if (!m) return undefined;
-  const [, y, mo, d, h, mi, s = '0', frac = '', sign, oh = '0', om = '0'] = m as unknown as string[];
-  const date = new Date(0);
-  date.setUTCFullYear(+y!, +mo! - 1, +d!);
-  // The Date rolls an impossible day (02-30) or hour over: compare to catch it.
-  if (date.getUTCMonth() !== +mo! - 1 || date.getUTCDate() !== +d! || +h! > 23 || +mi! > 59 || +s > 59 || +oh > 23 || +om > 59) {
-    return undefined;
-  }
-  date.setUTCHours(+h!, +mi!, +s, +`${frac}00`.slice(0, 3));
-  const time = date.getTime() - (sign === '-' ? -1 : 1) * (+oh * 60 + +om) * 60_000;
-  return Number.isNaN(time) ? undefined : new Date(time);
+  const parsed = parseIso(text);
+  return parsed && new Date(parsed[0]);
 }
 
 /** `some_new_field` → `someNewField` (a leading underscore and `_2` stay as they are). */

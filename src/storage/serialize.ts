@@ -55,9 +55,20 @@ function hash64(text: string): string {
   return (h1 >>> 0).toString(16).padStart(8, '0') + (h2 >>> 0).toString(16).padStart(8, '0');
 }
 
-/** Content fingerprint: name, customer reference, timestamp in ms and canonical metadata. */
-export function fingerprintOf(event: { name: string; customerKey: string; timestampMs: number; metadata: unknown }): string {
-  return hash64(JSON.stringify([event.name, event.customerKey, event.timestampMs, canonicalMetadata(event.metadata ?? {}) ?? {}]));
+/** Content fingerprint: name, customer and member references, timestamp in ms and canonical metadata. */
+export function fingerprintOf(event: {
+  name: string;
+  customerKey: string;
+  timestampMs: number;
+  metadata: unknown;
+  memberId?: string | null | undefined;
+  externalMemberId?: string | null | undefined;
+}): string {
+  const parts: unknown[] = [event.name, event.customerKey, event.timestampMs, canonicalMetadata(event.metadata ?? {}) ?? {}];
+  // Only an event with a member adds it (JSON writes an absent one as null): a fingerprint stored
+  // before members existed stays valid.
+  if (event.memberId ?? event.externalMemberId) parts.push(event.memberId, event.externalMemberId);
+  return hash64(JSON.stringify(parts));
 }
 
 /** The wire timestamp of a stored event (fixed when it was made; see `EventRecord.wireMs`). */

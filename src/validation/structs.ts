@@ -220,16 +220,25 @@ function referencing<T, S>(struct: Struct<T, S>, external: string, id: string, e
   });
 }
 
-const ISO_RE = /^(\d{4})-(\d\d)-(\d\d)[Tt ](\d\d):(\d\d)(?::(\d\d)(?:[.,]\d{1,9})?)?(?:[Zz]|[+-](\d\d):(\d\d))$/;
+const ISO_RE = /^(\d{4})-(\d\d)-(\d\d)[Tt ](\d\d):(\d\d)(?::(\d\d)(?:[.,](\d+))?)?(?:[Zz]|([+-])(\d\d):?(\d\d))$/;
 
-/** An ISO 8601 date-time with an offset written `Z` or `±hh:mm`, of a real day and time. */
-function isIsoTimestamp(value: string): boolean {
-  const m = ISO_RE.exec(value);
-  if (!m) return false;
-  const [, y, mo, d, h, mi, s = '0', oh = '0', om = '0'] = m as unknown as string[];
-  const day = new Date(0);
-  day.setUTCFullYear(+y!, +mo! - 1, +d!);
-  return day.getUTCMonth() === +mo! - 1 && day.getUTCDate() === +d! && +h! < 24 && +mi! < 60 && +s < 60 && +oh < 24 && +om < 60;
+/**
+ * The one parser of ISO 8601 date-times, for what we send and what Polar sends back: an offset
+ * written `Z`, `±hh:mm` or `±hhmm` (as Polar's pydantic takes them), any fraction of a second.
+ * Gives the epoch milliseconds and the microseconds beyond them (Polar keeps microseconds), or
+ * undefined for a naive or impossible time.
+ */
+export function parseIso(text: string): [ms: number, micros: number] | undefined {
+  const m = ISO_RE.exec(text);
+  if (!m) return undefined;
+  const [, y, mo, d, h, mi, s = '0', frac = '', sign, oh = '0', om = '0'] = m as unknown as string[];
+  const date = new Date(0);
+  date.setUTCFullYear(+y!, +mo! - 1, +d!);
+  // The Date rolls an impossible day (02-30) over: compare to catch it.
+  if (date.getUTCMonth() !== +mo! - 1 || date.getUTCDate() !== +d! || +h! > 23 || +mi! > 59 || +s > 59 || +oh > 23 || +om > 59) return undefined;
+  const digits = `${frac}000000`;
+  const ms = date.setUTCHours(+h!, +mi!, +s, +digits.slice(0, 3)) - (sign === '-' ? -1 : 1) * (+oh * 60 + +om) * 60_000;
+  return Number.isNaN(ms) ? undefined : [ms, +digits.slice(3, 6)];
 }
 
 /**
@@ -247,7 +256,9 @@ export const EventCreateStruct = /* @__PURE__ */ referencing(
     external_customer_id: /* @__PURE__ */ optional(/* @__PURE__ */ text()),
     member_id: /* @__PURE__ */ optional(Uuid),
     external_member_id: /* @__PURE__ */ optional(/* @__PURE__ */ text()),
-    timestamp: /* @__PURE__ */ optional(/* @__PURE__ */ rule(/* @__PURE__ */ string(), 'iso', isIsoTimestamp, 'an ISO 8601 date-time with "Z" or "±hh:mm"')),
+    timestamp: /* @__PURE__ */ optional(
+      /* @__PURE__ */ rule(/* @__PURE__ */ string(), 'iso', (value) => !!parseIso(value), 'an ISO 8601 date-time with "Z" or "±hh:mm"'),
+    ),
     metadata: /* @__PURE__ */ optional(MetadataStruct),
     organization_id: /* @__PURE__ */ optional(Uuid),
     external_id: /* @__PURE__ */ optional(/* @__PURE__ */ text(256)),

@@ -11,7 +11,8 @@ const CUSTOMER = '0b6a1f8e-1111-4a2e-9c41-5e8f7a6b9d20';
 
 describe('members', () => {
   it('sends the member of each event as Polar takes it: member_id beside customer_id, external_member_id beside external_customer_id', async () => {
-    const polar = await startPolar();
+    // Polar refuses a customer_id or member_id it does not know: both exist there first.
+    const polar = await startPolar({ customers: [{ id: CUSTOMER }], members: [{ id: MEMBER, customer_id: CUSTOMER }] });
     const buffer = make(polar, { indexedDB: freshIndexedDB(), defaults: { externalMemberId: 'default-member' } });
     const a = await buffer.track({ name: 'seat.used', externalCustomerId: 'team_1', externalMemberId: 'alice' });
     const b = await buffer.track({ name: 'seat.used', customerId: CUSTOMER, memberId: MEMBER });

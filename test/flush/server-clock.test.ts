@@ -35,3 +35,31 @@ describe('ServerClock', () => {
     expect(clock.clampLimit(NOW)).toBe(NOW + 4250);
   });
 });
+
+describe('ServerClock without a readable Date (a page on another origin)', () => {
+  it('steps back from the refused time, twice as far on each refusal', () => {
+    const clock = new ServerClock();
+    // The device tracked at NOW; the server refused it. All we know: the server is behind NOW.
+    clock.correct(undefined, NOW, NOW);
+    expect(clock.clampLimit(NOW)).toBe(NOW - 1000);
+    clock.correct(undefined, NOW, NOW - 1000);
+    expect(clock.clampLimit(NOW)).toBe(NOW - 3000);
+    clock.correct(undefined, NOW, NOW - 3000);
+    expect(clock.clampLimit(NOW)).toBe(NOW - 7000);
+    // A Date, once readable, is the measure again (only ever lowering the estimate here).
+    clock.correct(new Date(NOW - 60_000), NOW);
+    expect(clock.clampLimit(NOW)).toBe(NOW - 60_000);
+  });
+
+  it('stops stepping at about a year: a clock that far off is broken, and the three-refusal rule ends it', () => {
+    const clock = new ServerClock();
+    let limit = NOW;
+    for (let i = 0; i < 40; i++) {
+      clock.correct(undefined, NOW, limit);
+      limit = clock.clampLimit(NOW)!;
+    }
+    expect(NOW - limit).toBeLessThan(2 * 2 ** 36);
+    clock.correct(undefined, NOW, limit);
+    expect(clock.clampLimit(NOW)).toBe(limit);
+  });
+});

@@ -197,11 +197,10 @@ describe('system events', () => {
 });
 
 describe('parseIsoTimestamp', () => {
-  it('reads Z, +hh:mm, ±hhmm, ±hh and microseconds', () => {
+  it('reads Z, +hh:mm, ±hhmm and microseconds', () => {
     expect(parseIsoTimestamp('2025-06-02T14:03:07.123456Z')?.toISOString()).toBe('2025-06-02T14:03:07.123Z');
     expect(parseIsoTimestamp('2025-06-02T16:03:07+02:00')?.toISOString()).toBe('2025-06-02T14:03:07.000Z');
     expect(parseIsoTimestamp('2025-06-02T16:33:07+0230')?.toISOString()).toBe('2025-06-02T14:03:07.000Z');
-    expect(parseIsoTimestamp('2025-06-02T11:03:07-03')?.toISOString()).toBe('2025-06-02T14:03:07.000Z');
   });
 
   it('returns undefined for naive, malformed or impossible times', () => {
@@ -212,6 +211,8 @@ describe('parseIsoTimestamp', () => {
       '2025-02-30T00:00:00Z',
       '2025-06-02T24:00:00Z',
       '2025-06-02T14:03:07+24:00',
+      // An offset of hours alone: Polar neither writes nor takes it (one grammar with what we send).
+      '2025-06-02T11:03:07-03',
       '',
     ]) {
       expect(parseIsoTimestamp(text)).toBeUndefined();

@@ -450,9 +450,9 @@ describe('6b. library without a readable Date (src/flush/server-clock.ts learns 
   };
 
   // A device whose clock runs 5 minutes ahead: Polar refuses its timestamps as future. With a Date
-  // the flusher clamps them to the server's clock; without one it retries the same timestamp and
-  // dead-letters the event. The fix belongs to src/flush (helper core): fails until then.
-  it.fails('keeps and delivers the events of a device whose clock is ahead', async () => {
+  // the flusher clamps them to the server's clock; without one it steps its estimate of that clock
+  // back from the refused time, twice as far each time, until Polar takes the event.
+  it('keeps and delivers the events of a device whose clock is ahead', async () => {
     const s = await start();
     const clock = {
       now: () => Date.now() + 300_000,
@@ -474,6 +474,15 @@ describe('6b. library without a readable Date (src/flush/server-clock.ts learns 
     }
     expect(await buffer.stats()).toMatchObject({ dead: 0 });
     expect(s.events).toHaveLength(1);
+    // Every refusal was about the time (1 s, 2 s, 4 s... back: nine for five minutes), and the
+    // accepted timestamp is behind the server's clock.
+    const answers = s.ingestRequests().map((r) => r.status);
+    expect(answers.slice(0, -1).every((status) => status === 422)).toBe(true);
+    expect(answers.at(-1)).toBe(200);
+    expect(Date.parse(s.events[0]!.timestamp)).toBeLessThanOrEqual(s.now().getTime());
+    // A later event is clamped when it is tracked: Polar takes it at once.
+    await buffer.track({ name: 'b', externalCustomerId: 'u' });
+    expect(await buffer.flush()).toMatchObject({ sent: 1, requests: 1 });
   });
 });
 

@@ -17,12 +17,16 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { promisify } from 'node:util';
-import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { afterAll, beforeAll, describe, expect, test, vi } from 'vitest';
 
 const run = promisify(execFile);
 const root = resolve(import.meta.dirname, '../..');
 const bin = (name: string) => join(root, 'node_modules', '.bin', name);
 const tsc = join(root, 'node_modules', 'typescript', 'bin', 'tsc');
+
+// Building, packing, attw and tsc spawn processes that take seconds on an idle machine and several
+// times that on a loaded 2-core one: every test and hook of this file may take 4 minutes.
+vi.setConfig({ testTimeout: 240_000, hookTimeout: 240_000 });
 
 let scratch: string;
 let tarball: string;
@@ -55,7 +59,7 @@ beforeAll(async () => {
   // What a TypeScript user of the mock server has anyway: Node's types.
   await mkdir(join(app, 'node_modules', '@types'), { recursive: true });
   await symlink(join(root, 'node_modules', '@types', 'node'), join(app, 'node_modules', '@types', 'node'), 'dir');
-}, 120_000);
+});
 
 afterAll(async () => {
   if (scratch) await rm(scratch, { recursive: true, force: true });

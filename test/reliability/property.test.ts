@@ -29,7 +29,9 @@ const TOKEN = 'prop-token';
 
 let server: MockPolarServer;
 beforeAll(async () => {
-  server = await startMockPolar({ token: TOKEN });
+  // Polar refuses a customer_id or member_id it does not know; the generated ids stand for
+  // customers and members made through its API first.
+  server = await startMockPolar({ token: TOKEN, registerUnknown: true });
 });
 afterAll(async () => {
   await server.close();

@@ -1,7 +1,9 @@
 import { describe, it, expect } from 'vitest';
 import { validate, object, number } from 'superstruct';
 import type { Struct } from 'superstruct';
-import { MetadataStruct, EventCreateStruct, TrackInputStruct, createTrackInputStruct } from '../../src/validation/structs.js';
+import { MetadataStruct, EventCreateStruct, TrackInputStruct, createTrackInputStruct, parseIso } from '../../src/validation/structs.js';
+import { wireMicros } from '../../src/mirror/match.js';
+import { parseIsoTimestamp } from '../../src/mirror/structs.js';
 
 const UUID = '9b4f2c7e-1d0a-4c57-8f6e-2b1f0c9d3a11';
 const UUID2 = '5a0e3b2c-7f41-4d8e-9c16-0b7d2e4f8a90';
@@ -270,8 +272,13 @@ describe('EventCreateStruct', () => {
     expect(pathsOf({ ...valid, timestamp: '2025-06-02T14:03:07.123' }, EventCreateStruct)).toEqual(['timestamp']);
   });
 
-  it('refuses an offset not written Z or ±hh:mm', () => {
-    expect(pathsOf({ ...valid, timestamp: '2025-06-02T14:03:07+0200' }, EventCreateStruct)).toEqual(['timestamp']);
+  it('takes an offset written Z, ±hh:mm or ±hhmm, as Polar does, and refuses others', () => {
+    for (const timestamp of ['2025-06-02T14:03:07Z', '2025-06-02T14:03:07.123456789+02:00', '2025-06-02T14:03:07+0200']) {
+      expect(pathsOf({ ...valid, timestamp }, EventCreateStruct)).toEqual([]);
+    }
+    for (const timestamp of ['2025-06-02T14:03:07+02', '2025-06-02T14:03:07+2:00', '2025-06-02T14:03:07']) {
+      expect(pathsOf({ ...valid, timestamp }, EventCreateStruct)).toEqual(['timestamp']);
+    }
   });
 
   it('refuses a timestamp that is not a real date', () => {
@@ -384,5 +391,33 @@ describe('TrackInputStruct', () => {
   it('with a metadata schema, still applies the metadata rules', () => {
     const struct = createTrackInputStruct(object({ plan: number() }));
     expect(pathsOf({ name: 'a', customerId: UUID, metadata: { plan: Number.POSITIVE_INFINITY } }, struct)).toContain('metadata.plan');
+  });
+});
+
+describe('parseIso, the one ISO 8601 parser', () => {
+  // What we send (EventCreateStruct), how a server event's Date is read (parseIsoTimestamp) and the
+  // reconcile cursor's microseconds (wireMicros) take the same strings, by the same function.
+  const texts = [
+    '2025-06-02T14:03:07.123456Z',
+    '2025-06-02T16:03:07.123456+02:00',
+    '2025-06-02T16:33:07,123456+0230',
+    '2025-06-02 14:03:07z',
+    '2025-06-02T14:03Z',
+    '2025-06-02T11:03:07-03',
+    '2025-06-02T14:03:07',
+    '2025-02-30T00:00:00Z',
+    '2025-06-02T14:03:07+24:00',
+    'yesterday',
+  ];
+  it('gives the same answer to all three readers', () => {
+    const fallback = new Date(0);
+    for (const text of texts) {
+      const parsed = parseIso(text);
+      expect(pathsOf({ name: 'a', external_customer_id: 'u', timestamp: text }, EventCreateStruct), text).toEqual(parsed ? [] : ['timestamp']);
+      expect(parseIsoTimestamp(text)?.getTime(), text).toBe(parsed?.[0]);
+      expect(wireMicros(text, fallback), text).toBe(parsed ? parsed[0] * 1000 + parsed[1] : 0);
+    }
+    expect(texts.filter((t) => parseIso(t)).length).toBe(5);
+    expect(parseIso('2025-06-02T16:33:07,123456+0230')).toEqual([Date.parse('2025-06-02T14:03:07.123Z'), 456]);
   });
 });
