@@ -109,9 +109,9 @@ function watchCredits() {
       // The portal could not be read (server down): the last answer stays, lowered by the local events.
       onError: (error) => log(`credits not refreshed: ${error.message}`),
     },
-    ({ credited, balance, localUnsent }) => {
+    ({ credited, balance, uncounted }) => {
       $('credits-left').textContent = String(balance);
-      $('credits-detail').textContent = `of ${credited} ${meters[0].name}${localUnsent ? `, ${localUnsent} not sent yet` : ''}`;
+      $('credits-detail').textContent = `of ${credited} ${meters[0].name}${uncounted ? `, ${uncounted} not counted by Polar yet` : ''}`;
       $('credits-bar').style.width = `${credited > 0 ? Math.max(0, Math.min(100, (balance / credited) * 100)) : 0}%`;
       $('credits').dataset.balance = String(balance);
     },

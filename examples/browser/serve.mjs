@@ -59,6 +59,7 @@ export async function startDemo({ port = 0, polarPort = 0 } = {}) {
       }
       if (!credited.has(customer)) {
         polar.credit(customer, API_CALLS.id, FREE_CREDITS);
+        polar.runMeterJobs(); // Polar's meter job trails by 15 s; the demo shows the grant at once
         credited.add(customer);
       }
       fetch(`${polar.url}/v1/customer-sessions/`, {

@@ -30,7 +30,7 @@ function Usage({ mirror, meter, customer }) {
 
 function Balance({ mirror, portal, meter, customer }) {
   const state = useMeterBalance(mirror, portal, meter.id, { externalCustomerId: customer });
-  return h(Show, { id: 'balance', state, pick: (b) => `${b.balance} left of ${b.credited} (${b.localUnsent} unsent)` });
+  return h(Show, { id: 'balance', state, pick: (b) => `${b.balance} left of ${b.credited} (${b.uncounted} unsent)` });
 }
 
 function App({ buffer, mirror, portal, meter, customer }) {
