@@ -4,7 +4,7 @@
  * Superstruct's combinators. The rules are the newest Polar server's (server/polar/event/schemas.py,
  * server/polar/kit/schemas.py), stricter only where the server would silently drop or mangle data.
  */
-import { define, intersection, nullable, object, optional, Struct } from 'superstruct';
+import { define, intersection, object, optional, Struct } from 'superstruct';
 
 /**
  * The reserved `_cost` value: `amount` in cents (at most 12 decimal places, under 100,000).
@@ -103,17 +103,19 @@ const chars = (text: string): number => {
   return n;
 };
 
-/** A string without NUL (the server refuses it anywhere) of `min` to `max` characters. */
-const text = (max = Infinity, min = 1): Struct<string, null> =>
+/** A string without NUL (the server refuses it anywhere) of `min` to `max` characters (or null if `orNull`). */
+const text = (max = Infinity, min = 1, orNull = false): Struct<string, null> =>
   define('text', (value) =>
-    typeof value !== 'string'
-      ? `Expected a string, but received ${show(value)}`
-      : value.includes('\u0000')
-        ? `Expected no NUL (\\u0000), but received ${show(value)}`
-        : value.length < min
-          ? 'Expected a non-empty string, but received ""'
-          : // Code points are at most UTF-16 units: count them only when the units pass the limit.
-            value.length <= max || chars(value) <= max || `Expected at most ${max} characters, but received ${chars(value)}`,
+    orNull && value === null
+      ? true
+      : typeof value !== 'string'
+        ? `Expected a string, but received ${show(value)}`
+        : value.includes('\u0000')
+          ? `Expected no NUL (\\u0000), but received ${show(value)}`
+          : value.length < min
+            ? 'Expected a non-empty string, but received ""'
+            : // Code points are at most UTF-16 units: count them only when the units pass the limit.
+              value.length <= max || chars(value) <= max || `Expected at most ${max} characters, but received ${chars(value)}`,
   );
 
 // The server's ids are UUID4 (pydantic refuses other versions).
@@ -141,11 +143,12 @@ const Amount = define<number>('amount', (n) =>
 
 const Cost = object({ amount: Amount, currency: is<'usd'>('usd', (value) => value === 'usd', '"usd"') });
 const Str = text(Infinity, 0);
+const StrOrNull = text(Infinity, 0, true) as Struct<string | null, null>;
 const Llm = object({
   vendor: Str,
   model: Str,
-  prompt: optional(nullable(Str)),
-  response: optional(nullable(Str)),
+  prompt: optional(StrOrNull),
+  response: optional(StrOrNull),
   input_tokens: Int,
   cached_input_tokens: optional(Int),
   output_tokens: Int,
