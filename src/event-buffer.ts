@@ -12,7 +12,7 @@ import { argError, enumArg, isObject, numberArg } from './check.js';
 import { resolveOptions, type EventBufferOptions, type ResolvedOptions } from './options.js';
 import { randomId, uuidv7 } from './ids.js';
 import { Connection, connectionWasClosed } from './storage/db.js';
-import { append, clearCustomers, countByStatus, editDead, listByStatus, timeGiven, waitingSnapshot, type InputFailure } from './storage/queue.js';
+import { append, clearCustomers, countByStatus, editDead, isQuotaError, listByStatus, timeGiven, waitingSnapshot, type InputFailure } from './storage/queue.js';
 import type { EventRecord } from './storage/schema.js';
 import { BODY_OVERHEAD_BYTES, customerKeyOf, newRecord, toLocalEvent } from './storage/serialize.js';
 import { register, type Reader } from './seam.js';
@@ -138,7 +138,9 @@ class PolarEventBuffer {
     };
     const show = () => void (this.#leaving = false);
     const off = [listen(window, 'pagehide', hide, true), listen(window, 'pageshow', show, true)];
-    return () => off.forEach((f) => f());
+    return () => {
+      for (const f of off) f();
+    };
   }
 
   // ----- track --------------------------------------------------------------------------------
@@ -157,15 +159,15 @@ class PolarEventBuffer {
     this.#open('trackMany');
     if (!Array.isArray(inputs)) throw new EventValidationError([{ path: [], message: `Expected an array of events, but received ${typeof inputs}` }]);
     const items: PendingWrite['items'] = [];
-    const failures: EventValidationError['failures'] = [];
+    const failures: InputFailure[] = [];
     inputs.forEach((input, index) => {
       try {
         items.push(this.#item(input));
       } catch (error) {
-        for (const f of (error as EventValidationError).failures) failures.push({ path: [String(index), ...f.path], message: f.message });
+        for (const f of (error as EventValidationError).failures) failures.push({ ...f, index });
       }
     });
-    if (failures.length > 0) throw new EventValidationError(failures);
+    if (failures.length > 0) throw this.#refuse({ many: true }, failures);
     return items.length ? (await this.#write(items, true)).map(toLocalEvent) : [];
   }
 
@@ -255,7 +257,7 @@ class PolarEventBuffer {
             continue;
           }
           // A full disk: an open mirror frees what the server can give back, and the write is tried once more.
-          if (!relieved && (error as StorageError).cause instanceof Error && ((error as StorageError).cause as Error).name === 'QuotaExceededError') {
+          if (!relieved && isQuotaError(error)) {
             relieved = true;
             let freed = 0;
             for (const reader of this.#readers) freed += await reader.relieve().catch(() => 0);

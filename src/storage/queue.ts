@@ -572,9 +572,7 @@ export function clearCustomers(db: BufferDatabase, given: string[] | undefined, 
 }
 
 /** The oldest waiting events as storage holds them now (at most `limit`): what a page-exit send may carry. */
-export function waitingSnapshot(db: BufferDatabase, limit: number): Promise<EventRecord[]> {
-  return inTx(db, [EVENTS], null, 'read', (tx) => tx.objectStore(EVENTS).index(BY_STATUS).getAll(statusRange('pending'), limit));
-}
+export const waitingSnapshot = (db: BufferDatabase, limit: number): Promise<EventRecord[]> => listByStatus(db, 'pending', limit);
 
 /** A full disk: the oldest half of the mirror (which reconcile can pull again) makes room. */
 export function relieveQuota(db: BufferDatabase, durability: Durability): Promise<number> {

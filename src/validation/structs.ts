@@ -4,7 +4,7 @@
  * Superstruct's combinators. The rules are the newest Polar server's (server/polar/event/schemas.py,
  * server/polar/kit/schemas.py), stricter only where the server would silently drop or mangle data.
  */
-import { boolean, date, define, integer, intersection, literal, nullable, object, optional, record, refine, string, Struct } from 'superstruct';
+import { define, intersection, object, optional, Struct } from 'superstruct';
 
 /**
  * The reserved `_cost` value: `amount` in cents (at most 12 decimal places, under 100,000).
@@ -92,9 +92,9 @@ function show(value: unknown): string {
   }
 }
 
-/** `struct` that also passes `test`, else fails with "Expected `expected`, but received …". */
-const rule = <T, S>(struct: Struct<T, S>, name: string, test: (value: T) => boolean, expected: string): Struct<T, S> =>
-  refine(struct, name, (value) => test(value) || `Expected ${expected}, but received ${show(value)}`);
+/** Values that pass `test`, else "Expected `expected`, but received …" (one `define`, no refine layer). */
+const is = <T>(name: string, test: (value: any) => boolean, expected: string): Struct<T, null> =>
+  define<T>(name, (value) => test(value) || `Expected ${expected}, but received ${show(value)}`);
 
 /** Characters as the server counts them: code points, not UTF-16 units. */
 const chars = (text: string): number => {
@@ -103,22 +103,28 @@ const chars = (text: string): number => {
   return n;
 };
 
-/** A string without NUL (the server refuses it anywhere) of `min` to `max` characters. */
-const text = (max = Infinity, min = 1): Struct<string, null> =>
+/** A string without NUL (the server refuses it anywhere) of `min` to `max` characters (or null if `orNull`). */
+const text = (max = Infinity, min = 1, orNull = false): Struct<string, null> =>
   define('text', (value) =>
-    typeof value !== 'string'
-      ? `Expected a string, but received ${show(value)}`
-      : value.includes('\u0000')
-        ? `Expected no NUL (\\u0000), but received ${show(value)}`
-        : value.length < min
-          ? 'Expected a non-empty string, but received ""'
-          : // Code points are at most UTF-16 units: count them only when the units pass the limit.
-            value.length <= max || chars(value) <= max || `Expected at most ${max} characters, but received ${chars(value)}`,
+    orNull && value === null
+      ? true
+      : typeof value !== 'string'
+        ? `Expected a string, but received ${show(value)}`
+        : value.includes('\u0000')
+          ? `Expected no NUL (\\u0000), but received ${show(value)}`
+          : value.length < min
+            ? 'Expected a non-empty string, but received ""'
+            : // Code points are at most UTF-16 units: count them only when the units pass the limit.
+              value.length <= max || chars(value) <= max || `Expected at most ${max} characters, but received ${chars(value)}`,
   );
 
 // The server's ids are UUID4 (pydantic refuses other versions).
-const Uuid = rule(string(), 'uuid', (value) => /^[\da-f]{8}-[\da-f]{4}-4[\da-f]{3}-[89ab][\da-f]{3}-[\da-f]{12}$/i.test(value), 'a UUID v4');
-const Int = rule(integer(), 'safe', Number.isSafeInteger, 'a safe integer');
+const Uuid = is<string>(
+  'uuid',
+  (value) => typeof value === 'string' && /^[\da-f]{8}-[\da-f]{4}-4[\da-f]{3}-[89ab][\da-f]{3}-[\da-f]{12}$/i.test(value),
+  'a UUID v4',
+);
+const Int = is<number>('safe', Number.isSafeInteger, 'a safe integer');
 
 /** Digits after the point in the shortest form of `n`, which is what JSON carries to the server. */
 const decimals = (n: number): number => {
@@ -135,13 +141,14 @@ const Amount = define<number>('amount', (n) =>
       : decimals(n) <= 12 || `Expected at most 12 decimal places, but received ${n}`,
 );
 
-const Cost = object({ amount: Amount, currency: literal('usd') });
+const Cost = object({ amount: Amount, currency: is<'usd'>('usd', (value) => value === 'usd', '"usd"') });
 const Str = text(Infinity, 0);
+const StrOrNull = text(Infinity, 0, true) as Struct<string | null, null>;
 const Llm = object({
   vendor: Str,
   model: Str,
-  prompt: optional(nullable(Str)),
-  response: optional(nullable(Str)),
+  prompt: optional(StrOrNull),
+  response: optional(StrOrNull),
   input_tokens: Int,
   cached_input_tokens: optional(Int),
   output_tokens: Int,
@@ -150,7 +157,7 @@ const Llm = object({
 });
 
 const MetaText = text(500);
-const Bool = boolean();
+const Bool = is<boolean>('boolean', (value) => typeof value === 'boolean', 'a boolean');
 const Num = define<number>(
   'finite',
   (n) =>
@@ -180,7 +187,8 @@ function metadataValue(key: string, value: unknown): Struct<any, any> {
  * assert({ tokens: 12 }, MetadataStruct); // throws a StructError for { tokens: null }
  */
 export const MetadataStruct = new Struct<Metadata, null>({
-  ...record(string(), NotScalar),
+  type: 'record',
+  schema: null,
   // record() with a struct per entry chosen by its key and value; record() alone would also run
   // one on each key, and dynamic() would choose three times: a third of track()'s validation.
   *entries(value) {
@@ -257,7 +265,7 @@ export const EventCreateStruct = /* @__PURE__ */ referencing(
     member_id: /* @__PURE__ */ optional(Uuid),
     external_member_id: /* @__PURE__ */ optional(/* @__PURE__ */ text()),
     timestamp: /* @__PURE__ */ optional(
-      /* @__PURE__ */ rule(/* @__PURE__ */ string(), 'iso', (value) => !!parseIso(value), 'an ISO 8601 date-time with "Z" or "±hh:mm"'),
+      /* @__PURE__ */ is<string>('iso', (value) => typeof value === 'string' && !!parseIso(value), 'an ISO 8601 date-time with "Z" or "±hh:mm"'),
     ),
     metadata: /* @__PURE__ */ optional(MetadataStruct),
     organization_id: /* @__PURE__ */ optional(Uuid),
@@ -283,7 +291,7 @@ export function createTrackInputStruct(metadataSchema?: Struct<any, any>): Struc
       memberId: optional(Uuid),
       externalMemberId: optional(text()),
       metadata: optional(metadataSchema ? intersection([metadataSchema, MetadataStruct]) : MetadataStruct),
-      timestamp: optional(date()),
+      timestamp: optional(is<Date>('date', (value) => value instanceof Date && !Number.isNaN(value.getTime()), 'a valid Date')),
       externalId: optional(text(256)),
       parentId: optional(text()),
       organizationId: optional(Uuid),
