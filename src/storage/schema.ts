@@ -9,7 +9,11 @@ import type { Metadata } from '../validation/structs.js';
 
 /** 1: `events` by status and `meta`. 2: customer/fingerprint indexes, the `mirror`. 3: batch claims replace per-event leases. */
 export const DB_VERSION = 3;
-/** IndexedDB transaction durability: "strict" is on disk before the write resolves. */
+/**
+ * IndexedDB transaction durability: "strict" is on disk before the write resolves.
+ * @example
+ * createEventBuffer({ transport, durability: 'relaxed' satisfies Durability });
+ */
 export type Durability = 'strict' | 'relaxed';
 
 export const EVENTS = 'events';

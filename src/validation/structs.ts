@@ -61,7 +61,11 @@ export interface TrackInput {
   organizationId?: string;
 }
 
-/** The outgoing `EventCreate` of `POST /v1/events/ingest`. */
+/**
+ * The outgoing `EventCreate` of `POST /v1/events/ingest`.
+ * @example
+ * const event: EventCreate = create({ name: 'api_call', external_customer_id: 'user_42' }, EventCreateStruct);
+ */
 export interface EventCreate {
   name: string;
   customer_id?: string;
