@@ -26,6 +26,7 @@ import * as lib from '../dist/index.js';
 import { startMockPolar } from '../dist/mock-server.js';
 import { ALL_ENTRIES, WRITE_PATH, bundleSize } from './browser-entry-size.mjs';
 import { scenarios, wireBytesOf } from './scenarios.mjs';
+import { CHROMIUM_ARGS } from './chromium-args.mjs';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
@@ -160,15 +161,7 @@ async function chromiumEnv(origins) {
   const context = await chromium.launchPersistentContext(profileDir, {
     executablePath: CHROMIUM,
     headless: true,
-    args: [
-      '--no-sandbox',
-      '--disable-gpu',
-      '--disable-quic',
-      '--disable-background-networking',
-      '--disable-component-update',
-      '--disable-sync',
-      '--no-first-run',
-    ],
+    args: CHROMIUM_ARGS,
   });
   const pageErrors = [];
   const pages = {};

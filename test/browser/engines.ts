@@ -12,6 +12,7 @@ import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { type Browser, type BrowserContext, type CDPSession, chromium, firefox, type Page } from 'playwright-core';
+import { CHROMIUM_ARGS } from '../../bench/chromium-args.mjs';
 import { startXvfb } from './xvfb.mjs';
 
 export type EngineName = 'chromium' | 'firefox' | 'webkit';
@@ -26,15 +27,6 @@ export const BINARIES: Record<EngineName, string> = {
 };
 export const MINIBROWSER = process.env.MINIBROWSER_PATH ?? '/usr/lib/x86_64-linux-gnu/webkit2gtk-4.1/MiniBrowser';
 
-export const CHROMIUM_ARGS = [
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-quic',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-  '--no-first-run',
-];
 const FIREFOX_PREFS = {
   // navigator.storage.persist() would wait on a permission prompt.
   'permissions.default.persistent-storage': 1,
